@@ -1,0 +1,114 @@
+"""The wire: generated stubs are fresh, and proto <-> spec conversion round-trips every field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from wildrobot import convert
+from wildrobot.specs import JobKind, JobState, PpoSpec
+from wildrobot.v1 import jobs_pb2
+
+from .conftest import REPO_ROOT
+
+
+def test_generated_stubs_are_fresh() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "proto" / "generate.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _non_default_ppo() -> PpoSpec:
+    # Every field differs from its default, so a dropped field cannot round-trip by accident.
+    return PpoSpec(
+        task="WildRobotStand",
+        num_envs=64,
+        num_timesteps=123_456,
+        episode_length=500,
+        unroll_length=10,
+        batch_size=32,
+        num_minibatches=4,
+        num_updates_per_batch=2,
+        learning_rate=1e-3,
+        entropy_cost=1e-2,
+        discounting=0.97,
+        gae_lambda=0.9,
+        clipping_epsilon=0.3,
+        max_grad_norm=1.0,
+        reward_scaling=0.5,
+        normalize_observations=False,
+        policy_hidden_sizes=(64, 32),
+        value_hidden_sizes=(128,),
+        seed=7,
+        checkpoint_every=5,
+        num_eval_envs=16,
+        eval_every=3,
+        env_overrides={"reward_weights.alive": 1.5, "push.enabled": False, "episode": 3, "x": "y"},
+    )
+
+
+def test_ppo_spec_round_trips_every_field() -> None:
+    spec = _non_default_ppo()
+    defaults = PpoSpec()
+    differing = {f for f in PpoSpec.model_fields if getattr(spec, f) != getattr(defaults, f)}
+    assert differing == set(PpoSpec.model_fields) - {"kind"}
+    wire = convert.spec_to_proto(spec)
+    back = convert.spec_from_proto(jobs_pb2.JobSpec.FromString(wire.SerializeToString()))
+    assert back == spec
+
+
+def test_unset_proto_fields_take_spec_defaults() -> None:
+    assert convert.spec_from_proto(jobs_pb2.JobSpec(ppo=jobs_pb2.PpoSpec())) == PpoSpec()
+
+
+def test_spec_json_round_trip() -> None:
+    spec = _non_default_ppo()
+    assert PpoSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
+def test_enums_map_both_ways() -> None:
+    for kind in JobKind:
+        assert convert.kind_from_proto(convert.kind_to_proto(kind)) is kind
+    for state in JobState:
+        assert convert.state_from_proto(convert.state_to_proto(state)) is state
+    assert convert.kind_from_proto(jobs_pb2.JOB_KIND_UNSPECIFIED) is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "words"),
+    [
+        ({"num_envs": 0}, "num_envs", "greater than or equal to 1"),
+        ({"num_envs": 10**6}, "num_envs", "less than or equal to 65536"),
+        ({"learning_rate": float("nan")}, "learning_rate", "finite"),
+        ({"task": "fly"}, "task", "WildRobotStand"),
+        ({"num_envs": 3}, "", "must be divisible by num_envs (3)"),
+        ({"policy_hidden_sizes": ()}, "policy_hidden_sizes", "at least 1"),
+        ({"env_overrides": {"a b": 1}}, "env_overrides", "dotted config name"),
+        ({"bogus": 1}, "bogus", "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_fields_are_named(fields: dict, field: str, words: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        PpoSpec(**fields)
+    error = info.value.errors()[0]
+    assert ".".join(str(p) for p in error["loc"]).startswith(field)
+    assert words in str(info.value)
+
+
+def test_task_aliases_and_frozen() -> None:
+    spec = PpoSpec(task="walk")
+    assert spec.task == "WildRobotWalk"
+    with pytest.raises(ValidationError):
+        spec.num_envs = 8  # type: ignore[misc]
+    assert spec.env_steps_per_iteration == 256 * 32 * 20
+
+
+def test_spec_without_kind_is_rejected() -> None:
+    with pytest.raises(ValueError, match="no job kind"):
+        convert.spec_from_proto(jobs_pb2.JobSpec())

@@ -1,0 +1,18 @@
+"""`wildrobot`: operator commands (`wildrobot up` runs the local stack)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["up"]:
+        print("wildrobot up: the job server is not built yet; set-up is complete.")
+        return 0
+    print("usage: wildrobot up", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

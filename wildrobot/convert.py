@@ -1,0 +1,120 @@
+"""The one place that converts between wire messages (wildrobot.v1) and specs (wildrobot.specs).
+
+Unset optional proto fields mean "the spec's default"; converting a spec to proto sets every
+field, so a round trip is exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+
+from wildrobot.specs import JobKind, JobState, PpoSpec
+from wildrobot.v1 import jobs_pb2
+
+_PPO_SCALARS = (
+    "task",
+    "num_envs",
+    "num_timesteps",
+    "episode_length",
+    "unroll_length",
+    "batch_size",
+    "num_minibatches",
+    "num_updates_per_batch",
+    "learning_rate",
+    "entropy_cost",
+    "discounting",
+    "gae_lambda",
+    "clipping_epsilon",
+    "max_grad_norm",
+    "reward_scaling",
+    "normalize_observations",
+    "seed",
+    "checkpoint_every",
+    "num_eval_envs",
+    "eval_every",
+)
+_PPO_REPEATED = ("policy_hidden_sizes", "value_hidden_sizes")
+
+_KIND_TO_PROTO = {
+    JobKind.PPO: jobs_pb2.JOB_KIND_PPO,
+    JobKind.AMP: jobs_pb2.JOB_KIND_AMP,
+    JobKind.INVERSE_DYNAMICS: jobs_pb2.JOB_KIND_INVERSE_DYNAMICS,
+    JobKind.TTA_EVAL: jobs_pb2.JOB_KIND_TTA_EVAL,
+}
+_KIND_FROM_PROTO = {v: k for k, v in _KIND_TO_PROTO.items()}
+_STATE_TO_PROTO = {state: jobs_pb2.JobState.Value(f"JOB_STATE_{state.value}") for state in JobState}
+_STATE_FROM_PROTO = {v: k for k, v in _STATE_TO_PROTO.items()}
+
+
+def kind_to_proto(kind: JobKind) -> int:
+    return _KIND_TO_PROTO[kind]
+
+
+def kind_from_proto(value: int) -> JobKind | None:
+    """None for JOB_KIND_UNSPECIFIED (or an unknown number)."""
+    return _KIND_FROM_PROTO.get(value)
+
+
+def state_to_proto(state: JobState) -> int:
+    return _STATE_TO_PROTO[state]
+
+
+def state_from_proto(value: int) -> JobState | None:
+    return _STATE_FROM_PROTO.get(value)
+
+
+def ppo_spec_to_proto(spec: PpoSpec) -> jobs_pb2.PpoSpec:
+    msg = jobs_pb2.PpoSpec()
+    for name in _PPO_SCALARS:
+        setattr(msg, name, getattr(spec, name))
+    for name in _PPO_REPEATED:
+        getattr(msg, name).extend(getattr(spec, name))
+    for key, value in spec.env_overrides.items():
+        msg.env_overrides[key].CopyFrom(_to_value(value))
+    return msg
+
+
+def ppo_spec_fields_from_proto(msg: jobs_pb2.PpoSpec) -> dict[str, Any]:
+    """The fields a PpoSpec message sets, as a dict for `PpoSpec(**fields)` (not validated)."""
+    fields: dict[str, Any] = {
+        name: getattr(msg, name) for name in _PPO_SCALARS if msg.HasField(name)
+    }
+    for name in _PPO_REPEATED:
+        if len(getattr(msg, name)):
+            fields[name] = tuple(getattr(msg, name))
+    if msg.env_overrides:
+        fields["env_overrides"] = {k: _from_value(v) for k, v in msg.env_overrides.items()}
+    return fields
+
+
+def ppo_spec_from_proto(msg: jobs_pb2.PpoSpec) -> PpoSpec:
+    """Validates; raises pydantic.ValidationError naming the offending field."""
+    return PpoSpec(**ppo_spec_fields_from_proto(msg))
+
+
+def spec_to_proto(spec: PpoSpec) -> jobs_pb2.JobSpec:
+    return jobs_pb2.JobSpec(ppo=ppo_spec_to_proto(spec))
+
+
+def spec_from_proto(msg: jobs_pb2.JobSpec) -> PpoSpec:
+    """Raises ValueError when no kind is set, pydantic.ValidationError when a field is bad."""
+    which = msg.WhichOneof("kind")
+    if which == "ppo":
+        return ppo_spec_from_proto(msg.ppo)
+    raise ValueError("spec: no job kind set (expected one of: ppo)")
+
+
+def _to_value(value: bool | int | float | str) -> struct_pb2.Value:
+    out = struct_pb2.Value()
+    json_format.ParseDict(value, out)
+    return out
+
+
+def _from_value(value: struct_pb2.Value) -> bool | int | float | str:
+    out = json_format.MessageToDict(value)
+    # protobuf's Value keeps every number as a double; give integers back as int.
+    if isinstance(out, float) and out.is_integer() and value.WhichOneof("kind") == "number_value":
+        return int(out)
+    return out

@@ -1,0 +1,130 @@
+"""Job specs: one frozen pydantic model per job kind, shared by client, server and worker.
+
+A spec carries typed, bounded parameters of a whitelisted job kind and nothing else (no paths to
+execute, no code). The client builds it, the server validates it before anything is queued, the
+worker consumes it. On the queue it travels as JSON (`spec.model_dump_json()`), never pickle.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class JobKind(enum.StrEnum):
+    PPO = "ppo"
+    AMP = "amp"
+    INVERSE_DYNAMICS = "inverse_dynamics"
+    TTA_EVAL = "tta_eval"
+
+
+class JobState(enum.StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    RECOVERING = "RECOVERING"
+    CANCELLING = "CANCELLING"
+
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+# Task names as registered in wildrobot.envs; the short forms are what people type.
+TASKS = ("WildRobotStand", "WildRobotWalk", "PointMass")
+TASK_ALIASES = {"stand": "WildRobotStand", "walk": "WildRobotWalk", "point_mass": "PointMass"}
+
+MAX_NUM_ENVS = 65_536
+MAX_TIMESTEPS = 20_000_000_000
+MAX_ENV_OVERRIDES = 64
+_OVERRIDE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+HiddenSizes = Annotated[
+    tuple[Annotated[int, Field(ge=1, le=4096)], ...], Field(min_length=1, max_length=8)
+]
+OverrideValue = bool | int | float | str
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class PpoSpec(_Spec):
+    """PPO training on a registered task (Brax PPO semantics).
+
+    One training iteration collects batch_size * num_minibatches * unroll_length env steps:
+    (batch_size * num_minibatches / num_envs) unrolls of unroll_length steps in each env.
+    Defaults follow the WildRobot project's standing-recovery settings (shared/WILDROBOT.md).
+    """
+
+    kind: Literal[JobKind.PPO] = JobKind.PPO
+    task: Literal["WildRobotStand", "WildRobotWalk", "PointMass"] = "WildRobotWalk"
+    num_envs: int = Field(1024, ge=1, le=MAX_NUM_ENVS)
+    num_timesteps: int = Field(100_000_000, ge=1, le=MAX_TIMESTEPS)
+    episode_length: int = Field(1000, ge=1, le=100_000)
+    unroll_length: int = Field(20, ge=1, le=1000)
+    batch_size: int = Field(256, ge=1, le=MAX_NUM_ENVS)
+    num_minibatches: int = Field(32, ge=1, le=1024)
+    num_updates_per_batch: int = Field(4, ge=1, le=64)
+    learning_rate: float = Field(3e-4, gt=0.0, le=1.0)
+    entropy_cost: float = Field(5e-4, ge=0.0, le=1.0)
+    discounting: float = Field(0.99, gt=0.0, le=1.0)
+    gae_lambda: float = Field(0.95, ge=0.0, le=1.0)
+    clipping_epsilon: float = Field(0.2, gt=0.0, le=1.0)
+    max_grad_norm: float = Field(0.5, gt=0.0, le=1000.0)
+    reward_scaling: float = Field(1.0, gt=0.0, le=1000.0)
+    normalize_observations: bool = True
+    policy_hidden_sizes: HiddenSizes = (256, 256, 128)
+    value_hidden_sizes: HiddenSizes = (256, 256, 128)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    checkpoint_every: int = Field(50, ge=1, le=1_000_000, description="iterations")
+    num_eval_envs: int = Field(128, ge=1, le=MAX_NUM_ENVS)
+    eval_every: int = Field(0, ge=0, le=1_000_000, description="iterations; 0 disables")
+    env_overrides: dict[str, OverrideValue] = Field(default_factory=dict)
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _expand_alias(cls, value: Any) -> Any:
+        return TASK_ALIASES.get(value, value) if isinstance(value, str) else value
+
+    @field_validator("env_overrides")
+    @classmethod
+    def _check_overrides(cls, value: dict[str, OverrideValue]) -> dict[str, OverrideValue]:
+        if len(value) > MAX_ENV_OVERRIDES:
+            raise ValueError(f"at most {MAX_ENV_OVERRIDES} overrides, got {len(value)}")
+        for key, item in value.items():
+            if not _OVERRIDE_KEY.match(key) or len(key) > 128:
+                raise ValueError(f"key {key!r} is not a dotted config name")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"value of {key!r} must be finite")
+            if isinstance(item, str) and len(item) > 256:
+                raise ValueError(f"value of {key!r} is longer than 256 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _check_batch_shape(self) -> PpoSpec:
+        if (self.batch_size * self.num_minibatches) % self.num_envs != 0:
+            raise ValueError(
+                f"batch_size * num_minibatches ({self.batch_size} * {self.num_minibatches} = "
+                f"{self.batch_size * self.num_minibatches}) must be divisible by num_envs "
+                f"({self.num_envs})"
+            )
+        return self
+
+    @property
+    def env_steps_per_iteration(self) -> int:
+        return self.batch_size * self.num_minibatches * self.unroll_length
+
+
+JobSpec = PpoSpec  # grows into a discriminated union on `kind` as job kinds are added
+
+SPEC_BY_KIND: dict[JobKind, type[_Spec]] = {JobKind.PPO: PpoSpec}
+
+
+def spec_from_json(kind: JobKind | str, payload: str) -> _Spec:
+    """Parses a spec of `kind` from its queue JSON; raises pydantic.ValidationError."""
+    return SPEC_BY_KIND[JobKind(kind)].model_validate_json(payload)

@@ -1,0 +1,1 @@
+"""WildRobot Train: workers role."""
