@@ -1,0 +1,1 @@
+"""PPO training engine (jitted Brax-based loop) that workers run for `ppo` jobs."""
