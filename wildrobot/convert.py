@@ -6,6 +6,7 @@ field, so a round trip is exact.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
@@ -66,13 +67,29 @@ def state_from_proto(value: int) -> JobState | None:
 
 
 def ppo_spec_to_proto(spec: PpoSpec) -> jobs_pb2.PpoSpec:
+    return ppo_spec_fields_to_proto(spec.model_dump(exclude={"kind"}))
+
+
+def ppo_spec_fields_to_proto(fields: Mapping[str, Any]) -> jobs_pb2.PpoSpec:
+    """A PpoSpec message setting only `fields` (the rest stay unset: the server's defaults).
+
+    Not validated beyond the wire types; raises ValueError/TypeError naming the field when a value
+    does not fit its proto type (e.g. a negative count), KeyError for an unknown field.
+    """
     msg = jobs_pb2.PpoSpec()
-    for name in _PPO_SCALARS:
-        setattr(msg, name, getattr(spec, name))
-    for name in _PPO_REPEATED:
-        getattr(msg, name).extend(getattr(spec, name))
-    for key, value in spec.env_overrides.items():
-        msg.env_overrides[key].CopyFrom(_to_value(value))
+    for name, value in fields.items():
+        try:
+            if name in _PPO_SCALARS:
+                setattr(msg, name, value)
+            elif name in _PPO_REPEATED:
+                getattr(msg, name).extend(value)
+            elif name == "env_overrides":
+                for key, item in value.items():
+                    msg.env_overrides[key].CopyFrom(_to_value(item))
+            else:
+                raise KeyError(f"PpoSpec has no field {name!r}")
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{name}: {exc}") from exc
     return msg
 
 
