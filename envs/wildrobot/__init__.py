@@ -1,0 +1,1 @@
+"""WildRobot on MuJoCo MJX: model, constants, base env, tasks, rewards, randomization."""
