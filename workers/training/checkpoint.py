@@ -1,0 +1,109 @@
+"""Checkpoints: the whole training state (orbax) plus the spec and network config as JSON.
+
+Layout of <run_dir>/checkpoints/<env_steps:012d>/:
+  state/               the whole TrainingState, device axis included (resume)
+  policy/              normalizer, policy and value params of device 0 (load_policy)
+  spec.json            the PpoSpec of the run
+  network_config.json  the NetworkConfig that rebuilds the networks
+  meta.json            iteration, env_steps, device count
+A checkpoint is written into a hidden temporary directory and renamed into place, so a crash
+never leaves a half-written one where a resume would find it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from wildrobot.specs import PpoSpec
+from wildrobot.workers.training.api import checkpoint_path
+from wildrobot.workers.training.networks import NetworkConfig
+from wildrobot.workers.training.state import TrainingState
+
+STATE_DIR = "state"
+POLICY_DIR = "policy"
+SPEC_FILE = "spec.json"
+NETWORK_CONFIG_FILE = "network_config.json"
+META_FILE = "meta.json"
+
+
+def policy_tree(normalizer: Any, policy: Any, value: Any) -> dict[str, Any]:
+    return {"normalizer": normalizer, "policy": policy, "value": value}
+
+
+def save_checkpoint(
+    run_dir: Path, state: TrainingState, spec: PpoSpec, network_config: NetworkConfig
+) -> Path:
+    """Writes `state` (leaves with a leading device axis) atomically; returns the final path."""
+    host_state = jax.device_get(state)
+    env_steps = int(host_state.env_steps.to_numpy()[0])
+    final = checkpoint_path(run_dir, env_steps)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        checkpointer = ocp.StandardCheckpointer()
+        checkpointer.save(tmp / STATE_DIR, host_state)
+        first = jax.tree.map(lambda x: x[0], host_state)
+        checkpointer.save(
+            tmp / POLICY_DIR, policy_tree(first.normalizer, first.params.policy, first.params.value)
+        )
+        checkpointer.wait_until_finished()
+        checkpointer.close()
+        (tmp / SPEC_FILE).write_text(spec.model_dump_json(indent=2))
+        (tmp / NETWORK_CONFIG_FILE).write_text(network_config.to_json())
+        meta = {
+            "iteration": int(first.iteration),
+            "env_steps": env_steps,
+            "num_devices": int(np.shape(host_state.iteration)[0]),
+        }
+        (tmp / META_FILE).write_text(json.dumps(meta))
+        _replace_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Renames src to dst; an existing dst (the same step written again) is swapped out first."""
+    if dst.exists():
+        old = dst.parent / f".old-{dst.name}-{uuid.uuid4().hex[:8]}"
+        os.rename(dst, old)
+        os.rename(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(src, dst)
+
+
+def load_state(checkpoint_dir: Path, target: TrainingState) -> TrainingState:
+    """Restores the whole training state into the structure (and shapes) of `target`."""
+    host_target = jax.device_get(target)
+    with ocp.StandardCheckpointer() as checkpointer:
+        restored = checkpointer.restore(Path(checkpoint_dir).absolute() / STATE_DIR, host_target)
+    return jax.tree.map(np.asarray, restored)
+
+
+def load_policy_tree(checkpoint_dir: Path, target: dict[str, Any]) -> dict[str, Any]:
+    with ocp.StandardCheckpointer() as checkpointer:
+        return checkpointer.restore(Path(checkpoint_dir).absolute() / POLICY_DIR, target)
+
+
+def read_spec(checkpoint_dir: Path) -> PpoSpec:
+    return PpoSpec.model_validate_json((Path(checkpoint_dir) / SPEC_FILE).read_text())
+
+
+def read_network_config(checkpoint_dir: Path) -> NetworkConfig:
+    return NetworkConfig.from_json((Path(checkpoint_dir) / NETWORK_CONFIG_FILE).read_text())
+
+
+def read_meta(checkpoint_dir: Path) -> dict[str, int]:
+    return json.loads((Path(checkpoint_dir) / META_FILE).read_text())

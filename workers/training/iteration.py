@@ -1,0 +1,163 @@
+"""One jitted PPO training iteration: rollout -> normalizer update -> epochs of minibatch SGD.
+
+The iteration is a per-device function over `TrainingState`; the loop pmaps it over local devices
+with axis name AXIS, so gradients, normalizer statistics and metrics are reduced across devices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from brax.envs.base import Env
+from brax.training import acting, gradients
+from brax.training import types as brax_types
+from brax.training.acme import running_statistics
+from brax.training.agents.ppo import networks as ppo_networks
+
+from wildrobot.specs import PpoSpec
+from wildrobot.workers.training.loss import LossFn
+from wildrobot.workers.training.state import TrainingState
+
+AXIS = "devices"
+STATE_EXTRAS = ("truncation", "episode_metrics", "episode_done")
+LOSS_METRICS = {
+    "total_loss": "loss/total",
+    "policy_loss": "loss/policy",
+    "v_loss": "loss/value",
+    "entropy_loss": "loss/entropy",
+    "kl_mean": "policy/approx_kl",
+    "policy_dist_mean_std": "policy/action_std",
+}
+
+IterationFn = Callable[[TrainingState], tuple[TrainingState, dict[str, jax.Array]]]
+
+
+def make_optimizer(spec: PpoSpec) -> optax.GradientTransformation:
+    return optax.chain(
+        optax.clip_by_global_norm(spec.max_grad_norm), optax.adam(spec.learning_rate)
+    )
+
+
+def make_iteration_fn(
+    spec: PpoSpec,
+    env: Env,
+    networks: ppo_networks.PPONetworks,
+    loss_fn: LossFn,
+    optimizer: optax.GradientTransformation,
+) -> IterationFn:
+    """Returns iteration(state) -> (state, metrics); call it under pmap(axis_name=AXIS).
+
+    Per device: num_envs / num_devices envs do (batch_size * num_minibatches / num_envs) unrolls of
+    unroll_length steps; minibatches hold batch_size / num_devices sequences each.
+    """
+    num_unrolls = spec.batch_size * spec.num_minibatches // spec.num_envs
+    make_policy = ppo_networks.make_inference_fn(networks)
+    loss_and_grad_fn = gradients.loss_and_pgrad(loss_fn, pmap_axis_name=AXIS, has_aux=True)
+
+    def rollout(state: TrainingState, key: jax.Array):
+        policy = make_policy((state.normalizer, state.params.policy, state.params.value))
+
+        def unroll(carry, _):
+            env_state, key_unroll = carry
+            key_unroll, key_next = jax.random.split(key_unroll)
+            env_state, data = acting.generate_unroll(
+                env, env_state, policy, key_unroll, spec.unroll_length, extra_fields=STATE_EXTRAS
+            )
+            return (env_state, key_next), data
+
+        (env_state, _), data = jax.lax.scan(
+            unroll, (state.env_state, key), (), length=num_unrolls
+        )
+        # [num_unrolls, T, envs, ...] -> [num_unrolls * envs, T, ...]: sequences of T steps.
+        data = jax.tree.map(lambda x: jnp.swapaxes(x, 1, 2), data)
+        data = jax.tree.map(lambda x: jnp.reshape(x, (-1,) + x.shape[2:]), data)
+        return env_state, data
+
+    def minibatch_step(carry, batch: brax_types.Transition, normalizer):
+        optimizer_state, params, key = carry
+        key, key_loss = jax.random.split(key)
+        (_, metrics), grads = loss_and_grad_fn(params, normalizer, batch, key_loss)
+        updates, optimizer_state = optimizer.update(grads, optimizer_state, params)
+        params = optax.apply_updates(params, updates)
+        metrics = dict(metrics, grad_norm=optax.global_norm(grads))
+        return (optimizer_state, params, key), metrics
+
+    def epoch(carry, _, data: brax_types.Transition, normalizer):
+        optimizer_state, params, key = carry
+        key, key_perm, key_grad = jax.random.split(key, 3)
+
+        def to_minibatches(x):
+            x = jax.random.permutation(key_perm, x)
+            return jnp.reshape(x, (spec.num_minibatches, -1) + x.shape[1:])
+
+        (optimizer_state, params, _), metrics = jax.lax.scan(
+            lambda c, b: minibatch_step(c, b, normalizer),
+            (optimizer_state, params, key_grad),
+            jax.tree.map(to_minibatches, data),
+        )
+        return (optimizer_state, params, key), metrics
+
+    def iteration(state: TrainingState) -> tuple[TrainingState, dict[str, jax.Array]]:
+        key_unroll, key_sgd, key_next = jax.random.split(state.rng, 3)
+        env_state, data = rollout(state, key_unroll)
+        normalizer = running_statistics.update(
+            state.normalizer, data.observation, pmap_axis_name=AXIS
+        )
+        (optimizer_state, params, _), sgd_metrics = jax.lax.scan(
+            lambda c, u: epoch(c, u, data, normalizer),
+            (state.optimizer_state, state.params, key_sgd),
+            (),
+            length=spec.num_updates_per_batch,
+        )
+        metrics = {
+            name: jax.lax.pmean(jnp.mean(sgd_metrics[key]), AXIS)
+            for key, name in LOSS_METRICS.items()
+        }
+        # max, not mean: one non-finite minibatch gradient must show (max propagates NaN).
+        metrics["gradient_norm"] = jnp.max(sgd_metrics["grad_norm"])
+        metrics["params_finite"] = _all_finite(params)
+        metrics.update(_episode_metrics(data.extras["state_extras"]))
+        new_state = TrainingState(
+            params=params,
+            optimizer_state=optimizer_state,
+            normalizer=normalizer,
+            env_state=env_state,
+            env_steps=state.env_steps + spec.env_steps_per_iteration,
+            iteration=state.iteration + 1,
+            rng=key_next,
+        )
+        return new_state, metrics
+
+    return iteration
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = jax.tree.leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves])).astype(
+        jnp.float32
+    )
+
+
+def _episode_metrics(state_extras: dict) -> dict[str, jax.Array]:
+    """Means over the episodes that ended in this rollout, across devices.
+
+    episode/count is how many ended; the other values are meaningless when it is 0.
+    """
+    done = state_extras["episode_done"]
+    count = jax.lax.psum(jnp.sum(done), AXIS)
+    metrics = {"episode/count": count}
+    for name, value in state_extras["episode_metrics"].items():
+        total = jax.lax.psum(jnp.sum(value * done), AXIS)
+        metrics[_episode_metric_name(name)] = total / jnp.maximum(count, 1.0)
+    return metrics
+
+
+def _episode_metric_name(name: str) -> str:
+    if name == "sum_reward":
+        return "episode/reward"
+    if name == "length":
+        return "episode/length"
+    return name if name.startswith("reward/") else f"episode/{name}"

@@ -1,0 +1,113 @@
+"""The static pieces of a PPO run (env, networks, optimizer, compiled iteration) and its state."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from brax.envs.base import Env
+from brax.envs.wrappers import training as env_wrappers
+from brax.training import types as brax_types
+from brax.training.agents.ppo import networks as ppo_networks
+
+from wildrobot.specs import PpoSpec
+from wildrobot.workers.training import networks as net
+from wildrobot.workers.training.iteration import (
+    AXIS,
+    IterationFn,
+    make_iteration_fn,
+    make_optimizer,
+)
+from wildrobot.workers.training.loss import make_loss_fn
+from wildrobot.workers.training.state import TrainingState
+
+
+def make_base_env(task: str, env_overrides: dict[str, Any]) -> Env:
+    """The unwrapped env of a registered task, with the spec's config overrides applied."""
+    try:
+        from wildrobot.envs import registry
+    except ImportError:  # the env registry is not in this checkout yet
+        from wildrobot.envs.point_mass import PointMass
+
+        if task != "PointMass":
+            raise
+        return PointMass(config_overrides=env_overrides)
+    return registry.make(task, config_overrides=dict(env_overrides))
+
+
+def check_device_split(spec: PpoSpec, num_devices: int) -> None:
+    """Raises ValueError when the spec's batch cannot be split evenly over num_devices."""
+    if spec.num_envs % num_devices != 0:
+        raise ValueError(
+            f"num_envs ({spec.num_envs}) must be divisible by the number of local devices "
+            f"({num_devices})"
+        )
+    if spec.batch_size % num_devices != 0:
+        raise ValueError(
+            f"batch_size ({spec.batch_size}) must be divisible by the number of local devices "
+            f"({num_devices})"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    """Static pieces of a run; `iteration_fn` is pmapped over `num_devices` local devices."""
+
+    spec: PpoSpec
+    base_env: Env
+    env: Env  # wrapped: vmap, episode, auto-reset
+    network_config: net.NetworkConfig
+    networks: ppo_networks.PPONetworks
+    optimizer: optax.GradientTransformation
+    num_devices: int
+    iteration_fn: IterationFn  # pmapped; donates its input state
+
+
+def make_trainer(spec: PpoSpec, base_env: Env | None = None) -> Trainer:
+    num_devices = jax.local_device_count()
+    check_device_split(spec, num_devices)
+    if base_env is None:
+        base_env = make_base_env(spec.task, spec.env_overrides)
+    env = env_wrappers.wrap(base_env, episode_length=spec.episode_length)
+    network_config = net.make_network_config(
+        spec, base_env.observation_size, base_env.action_size
+    )
+    networks = net.make_networks(network_config)
+    optimizer = make_optimizer(spec)
+    iteration = make_iteration_fn(spec, env, networks, make_loss_fn(spec, networks), optimizer)
+    return Trainer(
+        spec=spec,
+        base_env=base_env,
+        env=env,
+        network_config=network_config,
+        networks=networks,
+        optimizer=optimizer,
+        num_devices=num_devices,
+        iteration_fn=jax.pmap(iteration, axis_name=AXIS, donate_argnums=0),
+    )
+
+
+def init_state(trainer: Trainer) -> TrainingState:
+    """A fresh training state from spec.seed, every leaf with a leading device axis."""
+    spec, num_devices = trainer.spec, trainer.num_devices
+    key_params, key_envs, key_train = jax.random.split(jax.random.PRNGKey(spec.seed), 3)
+    params = net.init_params(trainer.networks, key_params)
+    replicated = {
+        "params": params,
+        "optimizer_state": trainer.optimizer.init(params),
+        "normalizer": net.init_normalizer(trainer.network_config),
+        "env_steps": brax_types.UInt64(hi=0, lo=0),
+        "iteration": jnp.zeros((), jnp.int32),
+    }
+    replicated = jax.tree.map(
+        lambda x: np.broadcast_to(np.asarray(x), (num_devices,) + np.shape(x)).copy(), replicated
+    )
+    keys_env = jax.random.split(key_envs, spec.num_envs).reshape(num_devices, -1, 2)
+    env_state = jax.pmap(trainer.env.reset)(keys_env)
+    return TrainingState(
+        env_state=env_state, rng=jax.random.split(key_train, num_devices), **replicated
+    )
