@@ -1,1 +1,57 @@
-"""WildRobot Train: clients role."""
+"""WildRobot Train clients: the Python SDK (`Client`) and the `wildrobot-client` CLI."""
+
+from wildrobot.clients.errors import (
+    AuthError,
+    CheckpointNotFound,
+    ClientError,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidSpec,
+    JobNotFound,
+    PermissionDenied,
+    QuotaExceeded,
+    ServerError,
+    ServerUnreachable,
+    UnsafeArchive,
+)
+from wildrobot.clients.sdk import Client, Download, RetryPolicy
+from wildrobot.clients.types import (
+    CheckpointInfo,
+    CheckpointSaved,
+    Job,
+    JobEvent,
+    Log,
+    Metrics,
+    Progress,
+    Snapshot,
+    StateChanged,
+    SubmitResult,
+)
+
+__all__ = [
+    "AuthError",
+    "CheckpointInfo",
+    "CheckpointNotFound",
+    "CheckpointSaved",
+    "Client",
+    "ClientError",
+    "DeadlineExceeded",
+    "Download",
+    "FailedPrecondition",
+    "InvalidSpec",
+    "Job",
+    "JobEvent",
+    "JobNotFound",
+    "Log",
+    "Metrics",
+    "PermissionDenied",
+    "Progress",
+    "QuotaExceeded",
+    "RetryPolicy",
+    "ServerError",
+    "ServerUnreachable",
+    "Snapshot",
+    "StateChanged",
+    "SubmitResult",
+    "UnsafeArchive",
+]

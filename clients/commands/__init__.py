@@ -1,0 +1,19 @@
+"""The `wildrobot-client` subcommands, in the order `--help` lists them.
+
+Adding one: a module with a `Command` (name, help, configure(parser), run(ctx, args) -> exit
+code) and one line below."""
+
+from wildrobot.clients.commands import checkpoints, jobs, submit, watch
+from wildrobot.clients.commands.base import Command, Context
+
+COMMANDS: tuple[Command, ...] = (
+    submit.COMMAND,
+    jobs.STATUS,
+    jobs.LIST,
+    watch.COMMAND,
+    jobs.CANCEL,
+    checkpoints.CHECKPOINTS,
+    checkpoints.DOWNLOAD,
+)
+
+__all__ = ["COMMANDS", "Command", "Context"]

@@ -1,0 +1,50 @@
+"""`checkpoints JOB` and `download JOB [--step N|latest] -o DIR`."""
+
+from __future__ import annotations
+
+import argparse
+
+from wildrobot.clients import render
+from wildrobot.clients.commands.base import Command, Context
+from wildrobot.clients.parsing import UsageError, parse_count
+
+
+def _configure_list(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job_id", metavar="JOB")
+
+
+def _list(ctx: Context, args: argparse.Namespace) -> int:
+    checkpoints = ctx.client.list_checkpoints(args.job_id)
+    if ctx.json:
+        ctx.print_json(checkpoints)
+    elif not checkpoints:
+        ctx.err.print(f"{args.job_id} has no checkpoints yet")
+    else:
+        ctx.out.print(render.checkpoints_table(checkpoints))
+    return 0
+
+
+def _configure_download(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job_id", metavar="JOB")
+    parser.add_argument("--step", default="latest", help="env step of the checkpoint, or latest")
+    parser.add_argument("-o", "--out", required=True, metavar="DIR", help="folder to extract into")
+
+
+def _download(ctx: Context, args: argparse.Namespace) -> int:
+    try:
+        step = None if args.step == "latest" else parse_count(args.step)
+    except UsageError as exc:
+        raise UsageError(f"--step: {exc} (or 'latest')") from None
+    result = ctx.client.download_checkpoint(args.job_id, out_dir=args.out, step=step)
+    if ctx.json:
+        ctx.print_json(result)
+    else:
+        size = render.format_bytes(result.checkpoint.size_bytes)
+        ctx.out.print(
+            f"checkpoint at step {result.checkpoint.step:,} ({size}) extracted to {result.path}"
+        )
+    return 0
+
+
+CHECKPOINTS = Command("checkpoints", "list a job's checkpoints", _configure_list, _list)
+DOWNLOAD = Command("download", "download and extract a checkpoint", _configure_download, _download)

@@ -1,0 +1,120 @@
+"""`submit <kind> [options] [--set key=value ...] [--name ...] [--watch] [--dry-run]`.
+
+Only what the user typed goes on the wire; the server fills in the spec's defaults (shown in
+`--help` from wildrobot.specs, never repeated here). A new job kind is one `SubmitKind` entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from wildrobot.clients import render
+from wildrobot.clients.commands.base import Command, Context, connection_options
+from wildrobot.clients.commands.watch import follow
+from wildrobot.clients.parsing import UsageError, coerce_field, parse_assignments
+from wildrobot.clients.sdk import Client
+from wildrobot.clients.types import SubmitResult
+from wildrobot.specs import TASK_ALIASES, PpoSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class SubmitKind:
+    name: str
+    spec_cls: type[BaseModel]
+    flags: dict[str, str]  # --flag -> spec field (the common ones; --set reaches every field)
+    submit: Callable[..., SubmitResult]  # bound to a Client: submit(client, name=..., **fields)
+
+
+def _submit_ppo(client: Client, **kwargs: Any) -> SubmitResult:
+    return client.submit_ppo(**kwargs)
+
+
+KINDS = (
+    SubmitKind(
+        "ppo",
+        PpoSpec,
+        {
+            "--task": "task",
+            "--num-envs": "num_envs",
+            "--timesteps": "num_timesteps",
+            "--learning-rate": "learning_rate",
+            "--episode-length": "episode_length",
+            "--seed": "seed",
+        },
+        _submit_ppo,
+    ),
+)
+
+
+def _field_help(spec_cls: type[BaseModel], field: str) -> str:
+    info = spec_cls.model_fields[field]
+    default = info.get_default(call_default_factory=True)
+    text = f"default {default}"
+    if field == "task":
+        text += "; short forms: " + ", ".join(TASK_ALIASES)
+    return text
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
+    for kind in KINDS:
+        sub = kinds.add_parser(
+            kind.name,
+            help=f"a {kind.name} job ({kind.spec_cls.__name__})",
+            parents=[connection_options(suppress=True)],
+        )
+        sub.set_defaults(submit_kind=kind)
+        for flag, field in kind.flags.items():
+            sub.add_argument(flag, dest=f"field_{field}", metavar=field.upper(),
+                             help=_field_help(kind.spec_cls, field))
+        sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="any other spec field, or env_overrides.<name>=VALUE (repeatable)")
+        sub.add_argument("--name", default="", help="a name to find the job by")
+        sub.add_argument("--request-id", help="idempotency key (default: a fresh one)")
+        sub.add_argument("--dry-run", action="store_true",
+                         help="only validate the spec on the server; nothing is queued")
+        sub.add_argument("--watch", action="store_true", help="follow the job until it ends")
+        sub.add_argument("--json", action="store_true", help="print the job as JSON")
+
+
+def spec_fields(kind: SubmitKind, args: argparse.Namespace) -> dict[str, Any]:
+    """The fields the user set, with flags and --set merged (a field set twice is an error)."""
+    fields = parse_assignments(kind.spec_cls, args.set)
+    for flag, field in kind.flags.items():
+        raw = getattr(args, f"field_{field}")
+        if raw is None:
+            continue
+        if field in fields:
+            raise UsageError(f"{field} given twice ({flag} and --set {field}=...)")
+        fields[field] = coerce_field(kind.spec_cls, field, raw)
+    return fields
+
+
+def _run(ctx: Context, args: argparse.Namespace) -> int:
+    kind: SubmitKind = args.submit_kind
+    if args.dry_run and args.watch:
+        raise UsageError("--dry-run and --watch exclude each other")
+    fields = spec_fields(kind, args)
+    result = kind.submit(
+        ctx.client, name=args.name, request_id=args.request_id, validate_only=args.dry_run, **fields
+    )
+    job = result.job
+    if ctx.json:
+        ctx.print_json(result)
+    elif args.dry_run:
+        spec = ", ".join(f"{k}={v}" for k, v in job.spec.items())
+        ctx.out.print(f"[green]valid[/] {kind.name} spec" + (f": {spec}" if spec else ""))
+    else:
+        verb = "submitted" if result.created else "already submitted (same request id)"
+        ctx.out.print(f"{verb} {job.job_id} {render.state_text(job.state)}")
+    if args.watch:
+        return follow(ctx, job.job_id)
+    return 0
+
+
+COMMAND = Command("submit", "submit a job", _configure, _run, reads=False)

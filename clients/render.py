@@ -1,0 +1,116 @@
+"""How jobs, checkpoints and progress look in a terminal (rich renderables and plain strings)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+
+from rich.table import Table
+
+from wildrobot.clients.parsing import format_count
+from wildrobot.clients.types import CheckpointInfo, Job
+from wildrobot.specs import JobState
+
+STATE_STYLE = {
+    JobState.PENDING: "yellow",
+    JobState.RUNNING: "cyan",
+    JobState.SUCCEEDED: "green",
+    JobState.FAILED: "red",
+    JobState.CANCELLED: "magenta",
+    JobState.RECOVERING: "yellow",
+    JobState.CANCELLING: "magenta",
+}
+# Metric names the trainer reports for the latest finished episodes, most preferred first.
+REWARD_KEYS = ("episode/reward", "eval/episode_reward")
+LENGTH_KEYS = ("episode/length", "eval/avg_episode_length")
+
+
+def state_text(state: JobState | None) -> str:
+    if state is None:
+        return "UNKNOWN"
+    return f"[{STATE_STYLE.get(state, 'white')}]{state.value}[/]"
+
+
+def first_metric(values: Mapping[str, float], keys: Iterable[str]) -> float | None:
+    return next((values[k] for k in keys if k in values), None)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def format_time(value: dt.datetime | None) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def format_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def progress_text(job: Job) -> str:
+    p = job.progress
+    if not p.steps_total:
+        return "-"
+    return f"{format_count(p.steps_done)}/{format_count(p.steps_total)} ({p.fraction:.0%})"
+
+
+def jobs_table(jobs: list[Job]) -> Table:
+    table = Table(box=None, header_style="bold")
+    for column in ("JOB", "NAME", "KIND", "STATE", "PROGRESS", "REWARD", "CREATED"):
+        table.add_column(column)
+    for job in jobs:
+        reward = first_metric(job.last_metrics, REWARD_KEYS)
+        table.add_row(
+            job.job_id,
+            job.name or "-",
+            job.kind.value if job.kind else "-",
+            state_text(job.state),
+            progress_text(job),
+            f"{reward:.3g}" if reward is not None else "-",
+            format_time(job.created_at),
+        )
+    return table
+
+
+def job_detail(job: Job) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("job", job.job_id),
+        ("name", job.name or "-"),
+        ("kind", job.kind.value if job.kind else "-"),
+        ("state", state_text(job.state)),
+        ("attempt", str(job.attempt)),
+        ("progress", progress_text(job)),
+        ("steps/s", format_count(job.progress.steps_per_second) if job.progress.steps_per_second else "-"),
+        ("created", format_time(job.created_at)),
+        ("started", format_time(job.started_at)),
+        ("finished", format_time(job.finished_at)),
+    ]
+    if job.error:
+        rows.append(("error", f"[red]{job.error}[/]"))
+    rows += [(f"  {k}", f"{v:.6g}") for k, v in sorted(job.last_metrics.items())]
+    if job.spec:
+        rows.append(("spec", ", ".join(f"{k}={v}" for k, v in job.spec.items())))
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def checkpoints_table(checkpoints: list[CheckpointInfo]) -> Table:
+    table = Table(box=None, header_style="bold")
+    for column in ("STEP", "ATTEMPT", "SIZE", "CREATED"):
+        table.add_column(column, justify="right" if column != "CREATED" else "left")
+    for c in checkpoints:
+        table.add_row(f"{c.step:,}", str(c.attempt), format_bytes(c.size_bytes), format_time(c.created_at))
+    return table

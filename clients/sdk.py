@@ -1,0 +1,346 @@
+"""The Python SDK: `Client(address, token)` over the JobService.
+
+    from wildrobot.clients import Client
+
+    with Client("localhost:50051", token) as client:
+        job = client.submit_ppo(task="walk", num_envs=4096).job
+        for event in client.watch(job.job_id):
+            print(event)
+        client.download_checkpoint(job.job_id, out_dir="policy/")
+
+Every unary call has a deadline. Idempotent calls (Get, List, ListCheckpoints, Watch, Download,
+and Submit, which carries a request_id) are retried with exponential backoff on UNAVAILABLE;
+Cancel is not. `watch` reconnects from the last event it delivered, so a dropped stream neither
+loses nor repeats events. Failures raise the typed errors of wildrobot.clients.errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, TypeVar
+
+import grpc
+
+from wildrobot.clients import errors
+from wildrobot.clients.types import (
+    CheckpointInfo,
+    Job,
+    JobEvent,
+    Snapshot,
+    StateChanged,
+    SubmitResult,
+    event_from_proto,
+)
+from wildrobot.convert import kind_to_proto, ppo_spec_fields_to_proto, state_to_proto
+from wildrobot.specs import JobKind, JobState, PpoSpec
+from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
+
+T = TypeVar("T")
+
+# Dropped connections surface as UNAVAILABLE, or as INTERNAL/UNKNOWN/CANCELLED when the transport
+# resets a stream that was already open (server restart, proxy cut).
+_STREAM_BREAK_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.CANCELLED,
+    }
+)
+_CHANNEL_OPTIONS = (
+    # Notice a half-open connection (a laptop going to sleep, a dead proxy) during a long watch.
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter for UNAVAILABLE on idempotent calls."""
+
+    max_attempts: int = 5
+    initial_backoff_s: float = 0.2
+    max_backoff_s: float = 5.0
+    multiplier: float = 2.0
+    # watch/download: give up after the server has been unreachable this long without a break.
+    reconnect_timeout_s: float = 60.0
+
+    def backoff_s(self, attempt: int) -> float:
+        """Sleep before retry number `attempt` (1-based), with +-20% jitter."""
+        base = min(self.initial_backoff_s * self.multiplier ** (attempt - 1), self.max_backoff_s)
+        return base * random.uniform(0.8, 1.2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Download:
+    checkpoint: CheckpointInfo
+    path: Path  # the folder the checkpoint was extracted into
+
+
+class Client:
+    """A connection to one WildRobot server. Thread-safe; close it (or use `with`) when done."""
+
+    def __init__(
+        self,
+        address: str,
+        token: str | None = None,
+        *,
+        timeout_s: float = 15.0,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        retry: RetryPolicy | None = None,
+        channel_options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        options = list(_CHANNEL_OPTIONS) + list(channel_options)
+        if tls:
+            credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self._channel = grpc.secure_channel(address, credentials, options=options)
+        else:
+            self._channel = grpc.insecure_channel(address, options=options)
+        self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- submitting ---------------------------------------------------------------------------
+
+    def submit_ppo(
+        self,
+        spec: PpoSpec | None = None,
+        *,
+        name: str = "",
+        request_id: str | None = None,
+        validate_only: bool = False,
+        **fields: Any,
+    ) -> SubmitResult:
+        """Submits a PPO job from a full `PpoSpec`, or from just the fields given (the server fills
+        in the spec's defaults for the rest). Raises InvalidSpec naming the field and rule."""
+        if spec is not None and fields:
+            raise TypeError("pass either a PpoSpec or spec fields, not both")
+        if spec is not None:
+            fields = spec.model_dump(exclude={"kind"})
+        try:
+            msg = ppo_spec_fields_to_proto(fields)
+        except (KeyError, ValueError, TypeError) as exc:
+            text = str(exc).strip("'\"")
+            raise errors.InvalidSpec(
+                f"invalid spec: {text}", errors.parse_violations(text)
+            ) from None
+        return self.submit(
+            jobs_pb2.JobSpec(ppo=msg), name=name, request_id=request_id, validate_only=validate_only
+        )
+
+    def submit(
+        self,
+        spec: jobs_pb2.JobSpec,
+        *,
+        name: str = "",
+        request_id: str | None = None,
+        validate_only: bool = False,
+    ) -> SubmitResult:
+        """Submits any job kind from its wire spec. Safe to retry: the request_id (generated when
+        absent) makes a repeated submit return the first job instead of creating another."""
+        request = jobs_pb2.SubmitJobRequest(
+            spec=spec,
+            request_id=request_id or uuid.uuid4().hex,
+            validate_only=validate_only,
+            name=name,
+        )
+        response = self._unary("SubmitJob", request, idempotent=True)
+        return SubmitResult(Job.from_proto(response.job), response.created)
+
+    # -- reading and cancelling -----------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        request = jobs_pb2.GetJobRequest(job_id=job_id)
+        return Job.from_proto(self._unary("GetJob", request, idempotent=True, job_id=job_id))
+
+    def list(
+        self,
+        *,
+        kind: JobKind | str | None = None,
+        states: Sequence[JobState | str] = (),
+        limit: int | None = None,
+        page_size: int = 100,
+    ) -> list[Job]:
+        """Jobs visible to this token, newest first as the server orders them, up to `limit`."""
+        jobs: list[Job] = []
+        request = jobs_pb2.ListJobsRequest(
+            kind=kind_to_proto(JobKind(kind)) if kind else jobs_pb2.JOB_KIND_UNSPECIFIED,
+            states=[state_to_proto(JobState(s.upper() if isinstance(s, str) else s)) for s in states],
+        )
+        while limit is None or len(jobs) < limit:
+            request.page_size = page_size if limit is None else min(page_size, limit - len(jobs))
+            response = self._unary("ListJobs", request, idempotent=True)
+            jobs.extend(Job.from_proto(job) for job in response.jobs)
+            if not response.next_page_token:
+                break
+            request.page_token = response.next_page_token
+        return jobs if limit is None else jobs[:limit]
+
+    def cancel(self, job_id: str) -> Job:
+        """Asks the job to stop; returns it (CANCELLING while the worker checkpoints and stops)."""
+        request = jobs_pb2.CancelJobRequest(job_id=job_id)
+        response = self._unary("CancelJob", request, idempotent=False, job_id=job_id)
+        return Job.from_proto(response.job)
+
+    def list_checkpoints(self, job_id: str) -> list[CheckpointInfo]:
+        request = jobs_pb2.ListCheckpointsRequest(job_id=job_id)
+        response = self._unary("ListCheckpoints", request, idempotent=True, job_id=job_id)
+        return [CheckpointInfo.from_proto(c) for c in response.checkpoints]
+
+    # -- streams --------------------------------------------------------------------------------
+
+    def watch(self, job_id: str, since_seq: int = 0) -> Iterator[JobEvent]:
+        """Events of a job: a Snapshot first (and again after each reconnect), then every event
+        with seq > since_seq in order, exactly once, until the job ends (a terminal StateChanged,
+        or a terminal Snapshot with nothing newer to send). Reconnects from the last delivered
+        seq when the stream drops; raises ServerUnreachable after `reconnect_timeout_s` without
+        a connection."""
+        last_seq = since_seq
+        failures = 0
+        failing_since: float | None = None
+        while True:
+            request = jobs_pb2.WatchJobRequest(job_id=job_id, since_seq=last_seq)
+            call = self._stub.WatchJob(request, metadata=self._metadata)
+            terminal_snapshot = False
+            try:
+                for msg in call:
+                    failing_since = None
+                    event = event_from_proto(msg)
+                    if isinstance(event, Snapshot):
+                        yield event
+                        terminal_snapshot = event.job.done
+                        if terminal_snapshot and event.job.last_seq <= last_seq:
+                            return
+                        continue
+                    if msg.seq <= last_seq:
+                        continue  # already delivered before a reconnect
+                    last_seq, failures = msg.seq, 0
+                    if event is not None:
+                        yield event
+                    if isinstance(event, StateChanged) and event.done:
+                        return
+                if terminal_snapshot:
+                    return  # the server closed after sending what it retains
+            except grpc.RpcError as exc:
+                if exc.code() not in _STREAM_BREAK_CODES:
+                    raise errors.from_rpc_error(
+                        exc, address=self.address, method="WatchJob", job_id=job_id
+                    ) from exc
+                detail = exc.details() or exc.code().name
+            else:
+                detail = "stream closed"
+            finally:
+                call.cancel()
+            failures += 1
+            failing_since = failing_since or time.monotonic()
+            if time.monotonic() - failing_since > self.retry.reconnect_timeout_s:
+                raise errors.ServerUnreachable(self.address, detail)
+            time.sleep(self.retry.backoff_s(failures))
+
+    def download_checkpoint(
+        self, job_id: str, out_dir: str | Path, step: int | None = None
+    ) -> Download:
+        """Downloads a checkpoint (the latest when `step` is None) and extracts it into `out_dir`.
+
+        The archive is checked before anything is written: absolute paths, `..` components,
+        links and device files are refused (UnsafeArchive)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out) as buffer:
+            info = self._retry_stream(lambda: self._fetch_archive(job_id, step, buffer), job_id)
+            buffer.seek(0)
+            extract_tar(buffer, out)
+        return Download(info, out)
+
+    def _fetch_archive(self, job_id: str, step: int | None, buffer: IO[bytes]) -> CheckpointInfo:
+        request = jobs_pb2.DownloadCheckpointRequest(job_id=job_id)
+        if step is not None:
+            request.step = step
+        buffer.seek(0)
+        buffer.truncate()
+        info: CheckpointInfo | None = None
+        for chunk in self._stub.DownloadCheckpoint(request, metadata=self._metadata):
+            if info is None:
+                info = CheckpointInfo.from_proto(chunk.info)
+            buffer.write(chunk.data)
+        if info is None:
+            raise errors.CheckpointNotFound(f"job {job_id!r}: the server sent no checkpoint")
+        return info
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _unary(
+        self, method: str, request: Any, *, idempotent: bool, job_id: str | None = None
+    ) -> Any:
+        rpc = getattr(self._stub, method)
+        return self._call_with_retry(
+            lambda: rpc(request, timeout=self.timeout_s, metadata=self._metadata),
+            method=method,
+            job_id=job_id,
+            attempts=self.retry.max_attempts if idempotent else 1,
+        )
+
+    def _retry_stream(self, fetch: Callable[[], T], job_id: str) -> T:
+        return self._call_with_retry(
+            fetch, method="DownloadCheckpoint", job_id=job_id, attempts=self.retry.max_attempts
+        )
+
+    def _call_with_retry(
+        self, call: Callable[[], T], *, method: str, job_id: str | None, attempts: int
+    ) -> T:
+        for attempt in range(1, attempts + 1):
+            try:
+                return call()
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt < attempts:
+                    time.sleep(self.retry.backoff_s(attempt))
+                    continue
+                raise errors.from_rpc_error(
+                    exc, address=self.address, method=method, job_id=job_id
+                ) from exc
+        raise AssertionError("unreachable")
+
+
+def extract_tar(fileobj: IO[bytes], dest: Path) -> list[str]:
+    """Extracts an uncompressed tar into `dest` after checking every member stays inside it.
+
+    Returns the member names. Raises UnsafeArchive (and writes nothing) otherwise."""
+    with tarfile.open(fileobj=fileobj, mode="r:") as tar:
+        members = tar.getmembers()
+        for member in members:
+            _check_member(member)
+        tar.extractall(dest, members=members, filter="data")
+    return [m.name for m in members]
+
+
+def _check_member(member: tarfile.TarInfo) -> None:
+    path = PurePosixPath(member.name)
+    if member.name.startswith(("/", "\\")) or path.is_absolute() or ":" in path.parts[0]:
+        raise errors.UnsafeArchive(f"checkpoint archive has an absolute path: {member.name!r}")
+    if ".." in path.parts or ".." in PurePosixPath(member.name.replace("\\", "/")).parts:
+        raise errors.UnsafeArchive(f"checkpoint archive has a '..' path: {member.name!r}")
+    if not (member.isfile() or member.isdir()):
+        raise errors.UnsafeArchive(
+            f"checkpoint archive has a link or special file: {member.name!r}"
+        )
+
