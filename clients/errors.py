@@ -82,12 +82,21 @@ class UnsafeArchive(ClientError):
     """A downloaded checkpoint archive had a member that would land outside the target folder."""
 
 
-# "num_envs: Input should be less than or equal to 65536", optionally prefixed by
-# "spec.", "ppo." or "spec.ppo." and optionally several joined by ";" or newlines.
+# The server sends "invalid argument: spec.ppo.num_envs: Input should be ...; spec.ppo.seed: ...";
+# the "invalid argument:" / "spec." / "ppo." prefixes are optional here.
 _VIOLATION = re.compile(
-    r"^\s*(?:invalid spec:\s*)?(?:spec\.)?(?:ppo\.)?(?P<field>[A-Za-z_][\w.]*)\s*:\s*(?P<rule>.+?)\s*$",
+    r"^\s*(?:invalid (?:argument|spec|request):\s*)?(?P<field>[A-Za-z_][\w.]*)\s*:\s*(?P<rule>.+?)\s*$",
     re.IGNORECASE,
 )
+_SPEC_PREFIXES = ("spec.", "ppo.")
+
+
+def _field_name(raw: str) -> str | None:
+    """`spec.ppo.num_envs` -> `num_envs`; the spec itself (a cross-field rule) -> None."""
+    for prefix in _SPEC_PREFIXES:
+        if raw.startswith(prefix):
+            raw = raw[len(prefix) :]
+    return None if raw in ("spec", "ppo") else raw
 
 
 def parse_violations(message: str) -> list[tuple[str | None, str]]:
@@ -96,7 +105,7 @@ def parse_violations(message: str) -> list[tuple[str | None, str]]:
     for part in re.split(r"[;\n]", message):
         match = _VIOLATION.match(part)
         if match:
-            violations.append((match["field"], match["rule"]))
+            violations.append((_field_name(match["field"]), match["rule"]))
     return violations or [(None, message.strip())]
 
 
@@ -118,7 +127,7 @@ def from_rpc_error(
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return PermissionDenied(f"permission denied: {detail}")
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return InvalidSpec(f"invalid request: {detail}", parse_violations(detail))
+        return InvalidSpec(detail, parse_violations(detail))
     if code == grpc.StatusCode.NOT_FOUND:
         if method in ("ListCheckpoints", "DownloadCheckpoint") and "checkpoint" in detail.lower():
             return CheckpointNotFound(detail)
