@@ -82,7 +82,7 @@ def make_iteration_fn(
         (_, metrics), grads = loss_and_grad_fn(params, normalizer, batch, key_loss)
         updates, optimizer_state = optimizer.update(grads, optimizer_state, params)
         params = optax.apply_updates(params, updates)
-        metrics = dict(metrics, grad_norm=optax.global_norm(grads))
+        metrics = dict(metrics, grad_norm=optax.tree.norm(grads))
         return (optimizer_state, params, key), metrics
 
     def epoch(carry, _, data: brax_types.Transition, normalizer):
