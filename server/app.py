@@ -1,0 +1,141 @@
+"""Builds the front end: gRPC server, servicers (one list), interceptors, background tasks.
+
+    server, port = await create_server(config)   # bound and started; port 0 picks a free one
+    ...
+    await server.stop(grace=5)                   # also stops the reaper, health check, watch hub
+
+A new service adds one function to REGISTRATIONS: it receives the shared `Services` and the
+grpc.aio server, adds its servicer, and returns its full service name (for health/reflection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from wildrobot.server.artifacts import CheckpointService
+from wildrobot.server.config import ServerConfig
+from wildrobot.server.health import RedisHealth
+from wildrobot.server.interceptors import AuthInterceptor, ErrorInterceptor
+from wildrobot.server.jobs import JobService
+from wildrobot.server.reaper import Reaper, ensure_groups
+from wildrobot.server.servicer import JobServicer
+from wildrobot.server.watch import WatchHub
+from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Shared resources every servicer may use."""
+
+    config: ServerConfig
+    redis: aioredis.Redis
+    jobs: JobService
+    checkpoints: CheckpointService
+    hub: WatchHub
+
+
+def _register_jobs(services: Services, server: aio.Server) -> str:
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(
+        JobServicer(services.jobs, services.checkpoints, services.hub), server
+    )
+    return jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
+
+
+REGISTRATIONS: list[Callable[[Services, aio.Server], str]] = [_register_jobs]
+
+
+class WildRobotServer:
+    """The grpc.aio server plus its background tasks; `stop` ends both."""
+
+    def __init__(self, grpc_server: aio.Server, services: Services, redis_clients: list) -> None:
+        self.grpc = grpc_server
+        self.services = services
+        self._redis_clients = redis_clients
+        self._tasks: list[asyncio.Task] = []
+        self.health = health.aio.HealthServicer()
+
+    def _spawn(self, coro: object, name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
+
+    async def stop(self, grace: float | None = None) -> None:
+        cfg = self.services.config
+        await self.health.enter_graceful_shutdown()
+        await self.grpc.stop(cfg.grace_s if grace is None else grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for client in self._redis_clients:
+            await client.aclose()
+
+    async def wait_for_termination(self) -> None:
+        await self.grpc.wait_for_termination()
+
+
+async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
+    """Builds, binds and starts the front end; returns it and the bound port."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        config.redis_url,
+        decode_responses=True,
+        max_connections=config.redis_pool_size,
+        timeout=10,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+    )
+    client = aioredis.Redis(connection_pool=pool)
+    # The watch hub holds one connection in a blocking XREAD; it gets its own client.
+    hub_client = aioredis.Redis.from_url(config.redis_url, decode_responses=True)
+    jobs = JobService(client)
+    services = Services(
+        config=config,
+        redis=client,
+        jobs=jobs,
+        checkpoints=CheckpointService(jobs, config.artifact_dir, config.chunk_bytes),
+        hub=WatchHub(hub_client, config.watch_block_ms),
+    )
+    grpc_server = aio.server(
+        interceptors=[ErrorInterceptor(), AuthInterceptor(config.tokens)],
+        options=[
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.max_send_message_length", max(config.max_message_bytes, 2 * config.chunk_bytes)),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    server = WildRobotServer(grpc_server, services, [client, hub_client])
+    names = [register(services, grpc_server) for register in REGISTRATIONS]
+    health_pb2_grpc.add_HealthServicer_to_server(server.health, grpc_server)
+    reflection.enable_server_reflection(
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
+        grpc_server,
+    )
+    port = grpc_server.add_insecure_port(f"{config.host}:{config.port}")
+    try:
+        await ensure_groups(client)
+    except Exception as exc:  # noqa: BLE001 - the reaper retries; health says NOT_SERVING
+        log.warning("redis not reachable at start (%s); serving NOT_SERVING until it is", exc)
+    reaper = Reaper(client, max_retries=config.max_retries, orphan_after_s=config.orphan_after_s)
+    redis_health = RedisHealth(server.health, client, names)
+    await redis_health.check(timeout_s=2.0)
+    await grpc_server.start()
+    server._spawn(services.hub.run(), "watch-hub")
+    server._spawn(reaper.run(config.reaper_interval_s), "lease-reaper")
+    server._spawn(redis_health.run(config.health_interval_s), "health")
+    log.info("serving %s on %s:%d", ", ".join(names), config.host, port)
+    return server, port

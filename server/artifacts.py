@@ -1,0 +1,97 @@
+"""Checkpoints: the registered list (Redis) and a checkpoint directory streamed as a tar."""
+
+from __future__ import annotations
+
+import asyncio
+import tarfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+from wildrobot.queue import keys
+from wildrobot.queue.records import CheckpointRecord
+from wildrobot.server import errors
+from wildrobot.server.jobs import JobService
+
+_BLOCK = tarfile.BLOCKSIZE  # 512
+_RECORD = tarfile.RECORDSIZE  # 10240
+
+
+def tar_stream(root: Path, arcname: str, chunk_bytes: int) -> Iterator[bytes]:
+    """An uncompressed tar of `root` (files and folders, sorted), in chunks of ~chunk_bytes.
+
+    Written block by block rather than through tarfile's writer, so nothing is buffered whole.
+    """
+    buffer = bytearray()
+    written = 0
+    paths = [root, *sorted(root.rglob("*"))]
+    for path in paths:
+        if path.is_symlink() or not (path.is_dir() or path.is_file()):
+            continue  # a checkpoint holds plain files; anything else is not sent
+        info = tarfile.TarInfo(arcname if path == root else f"{arcname}/{path.relative_to(root)}")
+        stat = path.stat()
+        info.mtime = int(stat.st_mtime)
+        if path.is_dir():
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+        else:
+            info.size, info.mode = stat.st_size, 0o644
+        buffer += info.tobuf(format=tarfile.PAX_FORMAT)
+        if path.is_file():
+            with path.open("rb") as handle:
+                while block := handle.read(chunk_bytes):
+                    buffer += block
+                    if len(buffer) >= chunk_bytes:
+                        written += len(buffer)
+                        yield bytes(buffer)
+                        buffer.clear()
+            if info.size % _BLOCK:
+                buffer += b"\0" * (_BLOCK - info.size % _BLOCK)
+        if len(buffer) >= chunk_bytes:
+            written += len(buffer)
+            yield bytes(buffer)
+            buffer.clear()
+    buffer += b"\0" * (2 * _BLOCK)
+    total = written + len(buffer)
+    if total % _RECORD:
+        buffer += b"\0" * (_RECORD - total % _RECORD)
+    yield bytes(buffer)
+
+
+class CheckpointService:
+    def __init__(self, jobs: JobService, artifact_dir: Path, chunk_bytes: int) -> None:
+        self._jobs = jobs
+        self._artifact_dir = artifact_dir.resolve()
+        self._chunk_bytes = chunk_bytes
+
+    async def list(self, tenant: str, job_id: str) -> list[CheckpointRecord]:
+        await self._jobs.get(tenant, job_id)  # NOT_FOUND for unknown and foreign jobs
+        entries = await self._jobs.redis.hvals(keys.checkpoints(job_id))
+        return sorted((CheckpointRecord.from_json(e) for e in entries), key=lambda c: c.step)
+
+    async def download(
+        self, tenant: str, job_id: str, step: int | None
+    ) -> tuple[CheckpointRecord, AsyncIterator[bytes]]:
+        checkpoints = await self.list(tenant, job_id)
+        if not checkpoints:
+            raise errors.NotFound(f"job {job_id} has no checkpoints yet")
+        if step is None:
+            info = checkpoints[-1]
+        else:
+            matches = [c for c in checkpoints if c.step == step]
+            if not matches:
+                have = ", ".join(str(c.step) for c in checkpoints[-10:])
+                raise errors.NotFound(
+                    f"job {job_id} has no checkpoint at step {step} (have {have})"
+                )
+            info = matches[0]
+        path = (self._artifact_dir / info.path).resolve()
+        if not path.is_relative_to(self._artifact_dir) or not path.is_dir():
+            raise errors.FailedPrecondition(
+                f"checkpoint at step {info.step} is registered but not in the artifact store"
+            )
+        return info, self._chunks(path)
+
+    async def _chunks(self, path: Path) -> AsyncIterator[bytes]:
+        stream = tar_stream(path, path.name, self._chunk_bytes)
+        sentinel = object()
+        while (chunk := await asyncio.to_thread(next, stream, sentinel)) is not sentinel:
+            yield chunk  # type: ignore[misc]

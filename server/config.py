@@ -1,0 +1,77 @@
+"""Front-end configuration: one pydantic model, filled from flags, then WILDROBOT_* env, then defaults."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from wildrobot.queue import keys
+
+ENV_PREFIX = "WILDROBOT_"
+
+
+def parse_tokens(text: str) -> dict[str, str]:
+    """`token:tenant,token2:tenant2` -> {token: tenant}."""
+    tokens: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        token, sep, tenant = item.partition(":")
+        if not sep or not token or not tenant:
+            raise ValueError(f"token entry {item!r} is not token:tenant")
+        tokens[token] = tenant
+    return tokens
+
+
+class ServerConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(50051, ge=0, le=65535)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # token -> tenant. Empty means nobody can call JobService (health and reflection still work).
+    tokens: dict[str, str] = Field(default_factory=dict)
+    artifact_dir: Path = Path(".wildrobot/artifacts")
+    max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    max_retries: int = Field(keys.DEFAULT_MAX_RETRIES, ge=0, le=100)
+    reaper_interval_s: float = Field(2.0, gt=0)
+    # A queue entry read but never taken for this long is re-queued by the reaper.
+    orphan_after_s: float = Field(60.0, gt=0)
+    health_interval_s: float = Field(2.0, gt=0)
+    grace_s: float = Field(5.0, ge=0)
+    watch_block_ms: int = Field(250, ge=10)
+    chunk_bytes: int = Field(1024 * 1024, ge=1024)
+    redis_pool_size: int = Field(64, ge=1)
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _tokens_from_text(cls, value: object) -> object:
+        return parse_tokens(value) if isinstance(value, str) else value
+
+
+def _env_defaults(environ: Mapping[str, str]) -> dict[str, str]:
+    names = ServerConfig.model_fields
+    return {
+        name: environ[ENV_PREFIX + name.upper()]
+        for name in names
+        if ENV_PREFIX + name.upper() in environ
+    }
+
+
+def load_config(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> ServerConfig:
+    """Flags (`--redis-url ...`) override WILDROBOT_REDIS_URL-style env vars, which override defaults."""
+    values: dict[str, object] = dict(_env_defaults(os.environ if environ is None else environ))
+    parser = argparse.ArgumentParser(prog="wildrobot-server", description="WildRobot job service")
+    for name, info in ServerConfig.model_fields.items():
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, help=info.description)
+    parser.add_argument("--tokens-file", help="file with one `token:tenant` per line")
+    args = vars(parser.parse_args(argv))
+    tokens_file = args.pop("tokens_file")
+    values.update({k: v for k, v in args.items() if v is not None})
+    if tokens_file:
+        values["tokens"] = ",".join(Path(tokens_file).read_text().split())
+    return ServerConfig.model_validate(values)

@@ -1,0 +1,51 @@
+"""Domain errors. Domain code raises these; `interceptors.ErrorInterceptor` maps them to codes."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+
+class DomainError(Exception):
+    """Base of every error a caller can act on; the message is sent to the client as is."""
+
+
+class InvalidArgument(DomainError):
+    def __init__(self, message: str, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+    @classmethod
+    def from_validation(cls, error: ValidationError, prefix: str) -> InvalidArgument:
+        """One line per violation: `<prefix>.<field>: <rule>`, e.g. `spec.ppo.num_envs: ...`."""
+        fields = []
+        lines = []
+        for item in error.errors():
+            loc = ".".join(str(part) for part in item["loc"])
+            name = f"{prefix}.{loc}" if loc else prefix
+            fields.append(name)
+            lines.append(f"{name}: {item['msg']}")
+        return cls("invalid argument: " + "; ".join(lines), tuple(fields))
+
+
+class NotFound(DomainError):
+    pass
+
+
+class FailedPrecondition(DomainError):
+    pass
+
+
+class ResourceExhausted(DomainError):
+    pass
+
+
+class Unauthenticated(DomainError):
+    pass
+
+
+class PermissionDenied(DomainError):
+    pass
+
+
+class Unavailable(DomainError):
+    pass

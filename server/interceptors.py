@@ -1,0 +1,157 @@
+"""The two interceptors: bearer-token auth (sets the caller's tenant) and domain errors -> codes."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import grpc
+import redis.exceptions
+from grpc import aio
+
+from wildrobot.server import errors
+
+log = logging.getLogger(__name__)
+
+_tenant: contextvars.ContextVar[str] = contextvars.ContextVar("wildrobot_tenant")
+
+# Services anyone may call: health checks (load balancers) and reflection (grpcurl).
+PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (redis.exceptions.ConnectionError, grpc.StatusCode.UNAVAILABLE),
+    (redis.exceptions.TimeoutError, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def current_tenant() -> str:
+    """The tenant of the RPC being served (set by AuthInterceptor)."""
+    return _tenant.get()
+
+
+def _wrap(handler: grpc.RpcMethodHandler, wrap_unary: Callable, wrap_stream: Callable) -> Any:
+    """A copy of `handler` whose behavior is wrapped (unary-unary and unary-stream RPCs)."""
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            wrap_unary(handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            wrap_stream(handler.unary_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return handler
+
+
+class AuthInterceptor(aio.ServerInterceptor):
+    """Checks `authorization: Bearer <token>`; the token's tenant is `current_tenant()`."""
+
+    def __init__(self, tokens: Mapping[str, str]) -> None:
+        self._tokens = dict(tokens)
+
+    def _tenant_of(self, metadata: Any) -> str:
+        for key, value in metadata or ():
+            if key == "authorization":
+                scheme, _, token = str(value).partition(" ")
+                tenant = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+                if tenant is None:
+                    raise errors.Unauthenticated("invalid bearer token")
+                return tenant
+        raise errors.Unauthenticated("missing `authorization: Bearer <token>` metadata")
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(PUBLIC_PREFIXES):
+            return handler
+        try:
+            tenant: str | None = self._tenant_of(details.invocation_metadata)
+            failure: errors.Unauthenticated | None = None
+        except errors.Unauthenticated as exc:
+            tenant, failure = None, exc
+
+        def wrap_unary(behavior: Callable) -> Callable:
+            async def call(request: Any, context: aio.ServicerContext) -> Any:
+                if failure is not None:
+                    raise failure
+                _tenant.set(tenant)
+                return await behavior(request, context)
+
+            return call
+
+        def wrap_stream(behavior: Callable) -> Callable:
+            async def call(request: Any, context: aio.ServicerContext) -> Any:
+                if failure is not None:
+                    raise failure
+                _tenant.set(tenant)
+                async for item in behavior(request, context):
+                    yield item
+
+            return call
+
+        return _wrap(handler, wrap_unary, wrap_stream)
+
+
+async def _abort(context: aio.ServicerContext, exc: Exception, method: str) -> None:
+    for cls, code in _CODES:
+        if isinstance(exc, cls):
+            message = str(exc) if isinstance(exc, errors.DomainError) else "backend unavailable"
+            if isinstance(exc, errors.InvalidArgument) and exc.fields:
+                context.set_trailing_metadata((("wildrobot-invalid-fields", ",".join(exc.fields)),))
+            await context.abort(code, message)
+    log.exception("unexpected error in %s", method)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+class ErrorInterceptor(aio.ServerInterceptor):
+    """Maps domain errors to status codes; anything unexpected becomes INTERNAL (logged here)."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(PUBLIC_PREFIXES):
+            return handler
+        method = details.method
+
+        def wrap_unary(behavior: Callable) -> Callable:
+            async def call(request: Any, context: aio.ServicerContext) -> Any:
+                try:
+                    return await behavior(request, context)
+                except aio.AbortError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - mapped or reported as INTERNAL
+                    await _abort(context, exc, method)
+
+            return call
+
+        def wrap_stream(behavior: Callable) -> Callable:
+            async def call(request: Any, context: aio.ServicerContext) -> Any:
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except aio.AbortError:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    await _abort(context, exc, method)
+
+            return call
+
+        return _wrap(handler, wrap_unary, wrap_stream)

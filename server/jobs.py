@@ -1,0 +1,189 @@
+"""The job domain service: submit, get, list, cancel over Redis (no gRPC here)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+
+from wildrobot import convert
+from wildrobot.queue import keys, scripts
+from wildrobot.queue.records import JobRecord
+from wildrobot.server import errors
+from wildrobot.specs import JobKind, JobState, PpoSpec
+from wildrobot.v1 import jobs_pb2
+
+MAX_NAME_CHARS = 200
+MAX_REQUEST_ID_CHARS = 128
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+MAX_SCANNED_PER_PAGE = 5000  # state filters scan the tenant index; a page stops after this many
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_PAGE_TOKEN = re.compile(r"^o([0-9]{1,18})$")
+
+
+@dataclass(frozen=True)
+class Submitted:
+    record: JobRecord
+    created: bool
+
+
+def steps_total(spec: PpoSpec) -> int:
+    return int(getattr(spec, "num_timesteps", 0))
+
+
+def preview(tenant: str, spec: PpoSpec, name: str) -> JobRecord:
+    """What a job would look like (validate_only): no id, nothing stored."""
+    return JobRecord(
+        job_id="",
+        tenant=tenant,
+        kind=JobKind(spec.kind),
+        state=JobState.PENDING,
+        attempt=0,
+        lost=0,
+        name=name,
+        spec_json=spec.model_dump_json(),
+        created_at_ms=0,
+        updated_at_ms=0,
+        started_at_ms=None,
+        finished_at_ms=None,
+        steps_done=0,
+        steps_total=steps_total(spec),
+        steps_per_second=0.0,
+    )
+
+
+def check_job_id(job_id: str) -> None:
+    if not job_id:
+        raise errors.InvalidArgument("job_id: required", ("job_id",))
+    if not _JOB_ID.match(job_id):
+        # A malformed id can name no job; NOT_FOUND, as for any other unknown id.
+        raise errors.NotFound(f"job {job_id[:64]!r} not found")
+
+
+class JobService:
+    """Tenant-scoped job operations; every state change is one Lua script (wildrobot.queue)."""
+
+    def __init__(self, client: aioredis.Redis, *, events_maxlen: int = keys.EVENTS_MAXLEN) -> None:
+        self.redis = client
+        self._events_maxlen = events_maxlen
+        self._submit = client.register_script(scripts.SUBMIT)
+        self._cancel = client.register_script(scripts.CANCEL)
+
+    def validate(self, spec_msg: jobs_pb2.JobSpec, name: str, request_id: str) -> PpoSpec:
+        if len(name) > MAX_NAME_CHARS:
+            raise errors.InvalidArgument(f"name: at most {MAX_NAME_CHARS} characters", ("name",))
+        if len(request_id) > MAX_REQUEST_ID_CHARS:
+            raise errors.InvalidArgument(
+                f"request_id: at most {MAX_REQUEST_ID_CHARS} characters", ("request_id",)
+            )
+        try:
+            return convert.spec_from_proto(spec_msg)
+        except ValidationError as exc:
+            which = spec_msg.WhichOneof("kind") or "kind"
+            raise errors.InvalidArgument.from_validation(exc, f"spec.{which}") from None
+        except ValueError as exc:
+            raise errors.InvalidArgument(str(exc), ("spec",)) from None
+
+    async def submit(
+        self,
+        tenant: str,
+        spec_msg: jobs_pb2.JobSpec,
+        *,
+        request_id: str = "",
+        validate_only: bool = False,
+        name: str = "",
+    ) -> Submitted:
+        spec = self.validate(spec_msg, name, request_id)
+        if validate_only:
+            return Submitted(preview(tenant, spec, name), created=False)
+        job_id = uuid.uuid4().hex
+        kind = JobKind(spec.kind).value
+        status, found_id = await self._submit(
+            keys=[
+                keys.job(job_id),
+                keys.idempotency(tenant, request_id),
+                keys.tenant_index(tenant),
+                keys.tenant_index(tenant, kind),
+                keys.queue(kind),
+                keys.events(job_id),
+                keys.SUBMIT_SEQ,
+            ],
+            args=[
+                job_id,
+                tenant,
+                kind,
+                name,
+                spec.model_dump_json(),
+                steps_total(spec),
+                request_id,
+                keys.IDEMPOTENCY_TTL_S,
+                self._events_maxlen,
+                keys.QUEUE_MAXLEN,
+            ],
+        )
+        return Submitted(await self.get(tenant, found_id), created=status == "created")
+
+    async def get(self, tenant: str, job_id: str) -> JobRecord:
+        check_job_id(job_id)
+        fields = await self.redis.hgetall(keys.job(job_id))
+        # Another tenant's job is indistinguishable from a missing one.
+        if not fields or fields.get("tenant") != tenant:
+            raise errors.NotFound(f"job {job_id} not found")
+        return JobRecord.from_hash(fields)
+
+    async def cancel(self, tenant: str, job_id: str) -> JobRecord:
+        check_job_id(job_id)
+        result = await self._cancel(
+            keys=[keys.job(job_id), keys.events(job_id)], args=[tenant, self._events_maxlen]
+        )
+        if result[0] == "notfound":
+            raise errors.NotFound(f"job {job_id} not found")
+        if result[0] == "finished":
+            raise errors.FailedPrecondition(f"job {job_id} already finished ({result[1]})")
+        return await self.get(tenant, job_id)
+
+    async def list(
+        self,
+        tenant: str,
+        *,
+        kind: JobKind | None = None,
+        states: frozenset[JobState] = frozenset(),
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> tuple[list[JobRecord], str]:
+        """Newest first. The token is the submit order of the last job looked at."""
+        if page_size > MAX_PAGE_SIZE:
+            raise errors.InvalidArgument(f"page_size: at most {MAX_PAGE_SIZE}", ("page_size",))
+        size = page_size or DEFAULT_PAGE_SIZE
+        match = _PAGE_TOKEN.match(page_token) if page_token else None
+        if page_token and match is None:
+            raise errors.InvalidArgument("page_token: not a token from ListJobs", ("page_token",))
+        index = keys.tenant_index(tenant, kind.value if kind else None)
+        upper = f"({match.group(1)}" if match else "+inf"
+        jobs: list[JobRecord] = []
+        scanned = 0
+        while len(jobs) < size and scanned < MAX_SCANNED_PER_PAGE:
+            batch = size - len(jobs) if not states else max(2 * size, 100)
+            ids = await self.redis.zrevrangebyscore(
+                index, upper, "-inf", start=0, num=batch, withscores=True
+            )
+            if not ids:
+                return jobs, ""
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id, _ in ids:
+                    pipe.hgetall(keys.job(job_id))
+                hashes = await pipe.execute()
+            for (_, order), fields in zip(ids, hashes, strict=True):
+                scanned += 1
+                upper = f"({int(order)}"
+                if fields and (not states or JobState(fields["state"]) in states):
+                    jobs.append(JobRecord.from_hash(fields))
+                    if len(jobs) == size:
+                        break
+            if len(ids) < batch and len(jobs) < size:
+                return jobs, ""
+        return jobs, "o" + upper[1:]

@@ -1,0 +1,39 @@
+"""`wildrobot-server`: the gRPC front end."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from wildrobot.server.app import create_server
+from wildrobot.server.config import ServerConfig, load_config
+
+log = logging.getLogger("wildrobot.server")
+
+
+async def serve(config: ServerConfig) -> None:
+    server, port = await create_server(config)
+    print(f"wildrobot-server listening on {config.host}:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down (grace %.1f s)", config.grace_s)
+    await server.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = load_config(sys.argv[1:] if argv is None else argv)
+    if not config.tokens:
+        log.warning("no tokens configured: every JobService call will be UNAUTHENTICATED")
+    asyncio.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

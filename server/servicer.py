@@ -1,0 +1,95 @@
+"""JobService servicer: proto in, one call into a domain service, proto out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from grpc import aio
+
+from wildrobot import convert
+from wildrobot.queue.records import JobRecord
+from wildrobot.server import messages, watch
+from wildrobot.server.artifacts import CheckpointService
+from wildrobot.server.interceptors import current_tenant
+from wildrobot.server.jobs import JobService
+from wildrobot.server.watch import WatchHub
+from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
+
+
+class JobServicer(jobs_pb2_grpc.JobServiceServicer):
+    def __init__(self, jobs: JobService, checkpoints: CheckpointService, hub: WatchHub) -> None:
+        self._jobs = jobs
+        self._checkpoints = checkpoints
+        self._hub = hub
+
+    async def SubmitJob(
+        self, request: jobs_pb2.SubmitJobRequest, context: aio.ServicerContext
+    ) -> jobs_pb2.SubmitJobResponse:
+        result = await self._jobs.submit(
+            current_tenant(),
+            request.spec,
+            request_id=request.request_id,
+            validate_only=request.validate_only,
+            name=request.name,
+        )
+        return jobs_pb2.SubmitJobResponse(
+            job=messages.job_to_proto(result.record), created=result.created
+        )
+
+    async def GetJob(
+        self, request: jobs_pb2.GetJobRequest, context: aio.ServicerContext
+    ) -> jobs_pb2.Job:
+        return messages.job_to_proto(await self._jobs.get(current_tenant(), request.job_id))
+
+    async def ListJobs(
+        self, request: jobs_pb2.ListJobsRequest, context: aio.ServicerContext
+    ) -> jobs_pb2.ListJobsResponse:
+        states = {convert.state_from_proto(s) for s in request.states} - {None}
+        jobs, token = await self._jobs.list(
+            current_tenant(),
+            kind=convert.kind_from_proto(request.kind),
+            states=frozenset(states),  # type: ignore[arg-type]
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return jobs_pb2.ListJobsResponse(
+            jobs=[messages.job_to_proto(j) for j in jobs], next_page_token=token
+        )
+
+    async def CancelJob(
+        self, request: jobs_pb2.CancelJobRequest, context: aio.ServicerContext
+    ) -> jobs_pb2.CancelJobResponse:
+        record = await self._jobs.cancel(current_tenant(), request.job_id)
+        return jobs_pb2.CancelJobResponse(job=messages.job_to_proto(record))
+
+    async def WatchJob(
+        self, request: jobs_pb2.WatchJobRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[jobs_pb2.JobEvent]:
+        async for item in watch.watch(
+            self._jobs, self._hub, current_tenant(), request.job_id, request.since_seq
+        ):
+            if isinstance(item, JobRecord):
+                yield messages.snapshot_event(item)
+            else:
+                yield messages.event_to_proto(item)
+
+    async def ListCheckpoints(
+        self, request: jobs_pb2.ListCheckpointsRequest, context: aio.ServicerContext
+    ) -> jobs_pb2.ListCheckpointsResponse:
+        infos = await self._checkpoints.list(current_tenant(), request.job_id)
+        return jobs_pb2.ListCheckpointsResponse(
+            checkpoints=[messages.checkpoint_to_proto(i) for i in infos]
+        )
+
+    async def DownloadCheckpoint(
+        self, request: jobs_pb2.DownloadCheckpointRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[jobs_pb2.CheckpointChunk]:
+        step = request.step if request.HasField("step") else None
+        info, chunks = await self._checkpoints.download(current_tenant(), request.job_id, step)
+        first = True
+        async for data in chunks:
+            chunk = jobs_pb2.CheckpointChunk(data=data)
+            if first:
+                chunk.info.CopyFrom(messages.checkpoint_to_proto(info))
+                first = False
+            yield chunk

@@ -1,0 +1,237 @@
+"""JobService over the real server (port 0) and a real Redis: no worker needed."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+import redis
+
+from wildrobot.queue import keys
+from wildrobot.v1 import jobs_pb2
+
+pytestmark = [pytest.mark.redis, pytest.mark.integration]
+
+TINY = jobs_pb2.PpoSpec(task="PointMass", num_envs=4, batch_size=4, num_minibatches=2)
+
+
+def submit(stub, spec=TINY, **kwargs) -> jobs_pb2.SubmitJobResponse:
+    return stub.SubmitJob(jobs_pb2.SubmitJobRequest(spec=jobs_pb2.JobSpec(ppo=spec), **kwargs))
+
+
+def code_of(excinfo: pytest.ExceptionInfo) -> grpc.StatusCode:
+    return excinfo.value.code()
+
+
+def db_keys(url: str) -> set[str]:
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        return {k for k in client.keys("*") if not k.startswith(f"{keys.PREFIX}:queue:")}
+    finally:
+        client.close()
+
+
+def test_submit_get_list(service) -> None:
+    stub = service.stub("alice")
+    created = submit(stub, name="first")
+    assert created.created
+    job = created.job
+    assert job.state == jobs_pb2.JOB_STATE_PENDING and job.attempt == 0
+    assert job.tenant == "alice" and job.name == "first"
+    assert job.spec.ppo.task == "PointMass" and job.spec.ppo.num_envs == 4
+    assert job.progress.steps_total == job.spec.ppo.num_timesteps
+    assert job.last_seq == 1
+    assert stub.GetJob(jobs_pb2.GetJobRequest(job_id=job.job_id)) == job
+    second = submit(stub).job
+    listed = stub.ListJobs(jobs_pb2.ListJobsRequest())
+    assert [j.job_id for j in listed.jobs] == [second.job_id, job.job_id]
+
+
+def test_list_pages_newest_first_and_filters(service) -> None:
+    stub = service.stub("alice")
+    ids = [submit(stub).job.job_id for _ in range(7)]
+    stub.CancelJob(jobs_pb2.CancelJobRequest(job_id=ids[2]))
+    seen, token = [], ""
+    while True:
+        page = stub.ListJobs(jobs_pb2.ListJobsRequest(page_size=3, page_token=token))
+        seen += [j.job_id for j in page.jobs]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == ids[::-1]
+    cancelled = stub.ListJobs(
+        jobs_pb2.ListJobsRequest(states=[jobs_pb2.JOB_STATE_CANCELLED], kind=jobs_pb2.JOB_KIND_PPO)
+    )
+    assert [j.job_id for j in cancelled.jobs] == [ids[2]]
+    assert not stub.ListJobs(jobs_pb2.ListJobsRequest(kind=jobs_pb2.JOB_KIND_AMP)).jobs
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ListJobs(jobs_pb2.ListJobsRequest(page_token="garbage"))
+    assert code_of(err) == grpc.StatusCode.INVALID_ARGUMENT and "page_token" in err.value.details()
+
+
+def test_idempotent_submit(service) -> None:
+    stub = service.stub("alice")
+    first = submit(stub, request_id="req-1")
+    again = submit(stub, request_id="req-1")
+    assert first.created and not again.created
+    assert again.job.job_id == first.job.job_id
+    assert len(stub.ListJobs(jobs_pb2.ListJobsRequest()).jobs) == 1
+    # The key is per tenant: bob's request-1 is a different job.
+    other = submit(service.stub("bob"), request_id="req-1")
+    assert other.created and other.job.job_id != first.job.job_id
+
+
+def test_validate_only_creates_nothing(service) -> None:
+    before = db_keys(service.redis_url)
+    response = submit(service.stub("alice"), validate_only=True, request_id="dry")
+    assert not response.created and response.job.job_id == ""
+    assert response.job.spec.ppo.num_envs == 4
+    assert db_keys(service.redis_url) == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("num_envs", 0),
+        ("num_envs", 10_000_000),
+        ("num_timesteps", 0),
+        ("episode_length", 0),
+        ("unroll_length", 0),
+        ("batch_size", 0),
+        ("num_minibatches", 0),
+        ("num_updates_per_batch", 0),
+        ("learning_rate", 0.0),
+        ("learning_rate", float("nan")),
+        ("entropy_cost", -1.0),
+        ("discounting", 1.5),
+        ("gae_lambda", 2.0),
+        ("clipping_epsilon", 0.0),
+        ("max_grad_norm", 0.0),
+        ("reward_scaling", 0.0),
+        ("seed", 2**40),
+        ("checkpoint_every", 0),
+        ("num_eval_envs", 0),
+        ("eval_every", 10_000_000),
+        ("task", "Nope"),
+    ],
+)
+def test_invalid_field_names_it(service, field: str, value: object) -> None:
+    before = db_keys(service.redis_url)
+    spec = jobs_pb2.PpoSpec()
+    spec.CopyFrom(TINY)
+    setattr(spec, field, value)
+    with pytest.raises(grpc.RpcError) as err:
+        submit(service.stub("alice"), spec=spec)
+    assert code_of(err) == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"spec.ppo.{field}" in err.value.details()
+    assert db_keys(service.redis_url) == before
+
+
+def test_invalid_repeated_and_map_fields(service) -> None:
+    stub = service.stub("alice")
+    for spec, name in [
+        (jobs_pb2.PpoSpec(policy_hidden_sizes=[0]), "spec.ppo.policy_hidden_sizes"),
+        (jobs_pb2.PpoSpec(value_hidden_sizes=[1] * 9), "spec.ppo.value_hidden_sizes"),
+        (jobs_pb2.PpoSpec(num_envs=3, batch_size=4, num_minibatches=1), "spec.ppo"),
+    ]:
+        with pytest.raises(grpc.RpcError) as err:
+            submit(stub, spec=spec)
+        assert code_of(err) == grpc.StatusCode.INVALID_ARGUMENT and name in err.value.details()
+    bad = jobs_pb2.PpoSpec()
+    bad.env_overrides["not a key!"].number_value = 1
+    with pytest.raises(grpc.RpcError) as err:
+        submit(stub, spec=bad)
+    assert "spec.ppo.env_overrides" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        stub.SubmitJob(jobs_pb2.SubmitJobRequest())
+    assert code_of(err) == grpc.StatusCode.INVALID_ARGUMENT and "spec" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        submit(stub, name="x" * 500)
+    assert code_of(err) == grpc.StatusCode.INVALID_ARGUMENT and "name" in err.value.details()
+    assert not stub.ListJobs(jobs_pb2.ListJobsRequest()).jobs
+
+
+def test_unknown_job_is_not_found(service) -> None:
+    stub = service.stub("alice")
+    for job_id in ("0" * 32, "not-an-id"):
+        for call, request in [
+            (stub.GetJob, jobs_pb2.GetJobRequest(job_id=job_id)),
+            (stub.CancelJob, jobs_pb2.CancelJobRequest(job_id=job_id)),
+            (stub.ListCheckpoints, jobs_pb2.ListCheckpointsRequest(job_id=job_id)),
+        ]:
+            with pytest.raises(grpc.RpcError) as err:
+                call(request)
+            assert code_of(err) == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as err:
+        list(stub.WatchJob(jobs_pb2.WatchJobRequest(job_id="0" * 32)))
+    assert code_of(err) == grpc.StatusCode.NOT_FOUND
+
+
+def test_other_tenant_sees_not_found(service) -> None:
+    job = submit(service.stub("alice")).job
+    bob = service.stub("bob")
+    for call, request in [
+        (bob.GetJob, jobs_pb2.GetJobRequest(job_id=job.job_id)),
+        (bob.CancelJob, jobs_pb2.CancelJobRequest(job_id=job.job_id)),
+        (bob.ListCheckpoints, jobs_pb2.ListCheckpointsRequest(job_id=job.job_id)),
+    ]:
+        with pytest.raises(grpc.RpcError) as err:
+            call(request)
+        assert code_of(err) == grpc.StatusCode.NOT_FOUND
+    assert not bob.ListJobs(jobs_pb2.ListJobsRequest()).jobs
+    state = service.stub("alice").GetJob(jobs_pb2.GetJobRequest(job_id=job.job_id)).state
+    assert state == jobs_pb2.JOB_STATE_PENDING
+
+
+def test_no_or_bad_token_is_unauthenticated(service) -> None:
+    for stub in (service.stub(None), service.stub("mallory")):
+        with pytest.raises(grpc.RpcError) as err:
+            submit(stub)
+        assert code_of(err) == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as err:
+            list(stub.WatchJob(jobs_pb2.WatchJobRequest(job_id="0" * 32)))
+        assert code_of(err) == grpc.StatusCode.UNAUTHENTICATED
+    assert not service.stub("alice").ListJobs(jobs_pb2.ListJobsRequest()).jobs
+
+
+def test_oversize_request_is_resource_exhausted(service) -> None:
+    before = db_keys(service.redis_url)
+    with pytest.raises(grpc.RpcError) as err:
+        submit(service.stub("alice"), name="x" * (service.thread.config.max_message_bytes + 1))
+    assert code_of(err) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert db_keys(service.redis_url) == before
+
+
+def test_cancel_pending_then_finished(service) -> None:
+    stub = service.stub("alice")
+    job = submit(stub).job
+    cancelled = stub.CancelJob(jobs_pb2.CancelJobRequest(job_id=job.job_id)).job
+    assert cancelled.state == jobs_pb2.JOB_STATE_CANCELLED and cancelled.finished_at.seconds > 0
+    with pytest.raises(grpc.RpcError) as err:
+        stub.CancelJob(jobs_pb2.CancelJobRequest(job_id=job.job_id))
+    assert code_of(err) == grpc.StatusCode.FAILED_PRECONDITION
+    events = list(stub.WatchJob(jobs_pb2.WatchJobRequest(job_id=job.job_id)))
+    assert events[0].WhichOneof("event") == "snapshot"
+    assert [e.state.state for e in events[1:]] == [
+        jobs_pb2.JOB_STATE_PENDING,
+        jobs_pb2.JOB_STATE_CANCELLED,
+    ]
+    assert [e.seq for e in events[1:]] == [1, 2]
+    resumed = list(stub.WatchJob(jobs_pb2.WatchJobRequest(job_id=job.job_id, since_seq=1)))
+    assert [e.seq for e in resumed] == [0, 2]
+
+
+def test_health_and_reflection_need_no_token(service) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    health = health_pb2_grpc.HealthStub(service.channel())
+    reply = health.Check(health_pb2.HealthCheckRequest(service="wildrobot.v1.JobService"))
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_checkpoints_of_new_job(service) -> None:
+    stub = service.stub("alice")
+    job = submit(stub).job
+    assert not stub.ListCheckpoints(jobs_pb2.ListCheckpointsRequest(job_id=job.job_id)).checkpoints
+    with pytest.raises(grpc.RpcError) as err:
+        list(stub.DownloadCheckpoint(jobs_pb2.DownloadCheckpointRequest(job_id=job.job_id)))
+    assert code_of(err) == grpc.StatusCode.NOT_FOUND

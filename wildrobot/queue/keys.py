@@ -1,0 +1,61 @@
+"""Every Redis key, stream, group, TTL and cap used by the job service (one place, as arq does).
+
+Layout (all under the `wr:` prefix):
+    wr:job:<id>                 hash    the job record, the source of truth
+    wr:job:<id>:events          stream  per-job events, entry id "<seq>-0", capped at EVENTS_MAXLEN
+    wr:job:<id>:ckpt            hash    step -> JSON checkpoint info (registered, fenced)
+    wr:idx:<tenant>             zset    job ids of a tenant, score = global submit order
+    wr:idx:<tenant>:<kind>      zset    the same, per job kind
+    wr:idem:<tenant>:<req>      string  request_id -> job id (idempotent submit), IDEMPOTENCY_TTL_S
+    wr:queue:<kind>             stream  one entry per queued attempt; group QUEUE_GROUP
+    wr:leases                   zset    running job ids, score = lease expiry (ms, Redis clock)
+    wr:seq:submit               string  global submit counter (index scores; unique and ordered)
+"""
+
+from __future__ import annotations
+
+PREFIX = "wr"
+QUEUE_GROUP = "workers"
+REAPER_CONSUMER = "reaper"
+
+EVENTS_MAXLEN = 10_000  # per-job event stream cap (approximate trimming)
+IDEMPOTENCY_TTL_S = 7 * 24 * 3600
+QUEUE_MAXLEN = 1_000_000  # safety cap on a kind's stream; entries are acked and trimmed
+FINISHED_JOB_TTL_S = 0  # 0: finished jobs are kept (no expiry)
+
+DEFAULT_LEASE_S = 15.0
+DEFAULT_HEARTBEAT_S = 3.0
+DEFAULT_MAX_RETRIES = 3  # lost leases before a job is failed
+
+
+def job(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}"
+
+
+def events(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:events"
+
+
+def checkpoints(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:ckpt"
+
+
+def tenant_index(tenant: str, kind: str | None = None) -> str:
+    return f"{PREFIX}:idx:{tenant}" if kind is None else f"{PREFIX}:idx:{tenant}:{kind}"
+
+
+def idempotency(tenant: str, request_id: str) -> str:
+    return f"{PREFIX}:idem:{tenant}:{request_id}"
+
+
+def queue(kind: str) -> str:
+    return f"{PREFIX}:queue:{kind}"
+
+
+LEASES = f"{PREFIX}:leases"
+SUBMIT_SEQ = f"{PREFIX}:seq:submit"
+
+
+def event_id(seq: int) -> str:
+    """Stream entry id of event `seq`: XRANGE/XREAD after `event_id(n)` gives seq > n."""
+    return f"{seq}-0"
