@@ -1,0 +1,45 @@
+"""The rollout report script on a PointMass checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import pytest
+
+from tests.training.common import RecordingHooks, point_mass_spec
+from wildrobot.envs.point_mass import PointMass
+from wildrobot.workers.training import evaluate
+from wildrobot.workers.training.ppo import train_ppo
+
+
+def test_evaluate_main_reports_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    result = train_ppo(point_mass_spec(1), tmp_path, RecordingHooks())
+
+    assert evaluate.main([str(result.checkpoint_dir), "--num-envs", "8"]) == 0
+
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["task"] == "PointMass" and report["num_envs"] == 8
+    assert 0 < report["mean_episode_length"] <= 50
+    assert 0.0 <= report["fall_rate"] <= 1.0
+
+
+def test_evaluate_policy_counts_falls():
+    # Full force to +x leaves the box (a fall) well before the 50-step limit; zero force stays.
+    push = evaluate.evaluate_policy(
+        lambda obs, key: jax.numpy.ones((obs.shape[0], 2)),
+        PointMass(),
+        4,
+        50,
+        jax.random.PRNGKey(0),
+    )
+    rest = evaluate.evaluate_policy(
+        lambda obs, key: jax.numpy.zeros((obs.shape[0], 2)),
+        PointMass(),
+        4,
+        50,
+        jax.random.PRNGKey(0),
+    )
+    assert push["fall_rate"] == 1.0 and push["mean_episode_length"] < 50
+    assert rest == {**rest, "fall_rate": 0.0, "mean_episode_length": 50.0}
