@@ -44,7 +44,7 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_time(value: dt.datetime | None) -> str:
-    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+    return value.astimezone().strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
 def format_bytes(size: int) -> str:
@@ -65,7 +65,8 @@ def progress_text(job: Job) -> str:
 
 def jobs_table(jobs: list[Job]) -> Table:
     table = Table(box=None, header_style="bold")
-    for column in ("JOB", "NAME", "KIND", "STATE", "PROGRESS", "REWARD", "CREATED"):
+    table.add_column("JOB", no_wrap=True)
+    for column in ("NAME", "KIND", "STATE", "PROGRESS", "REWARD", "CREATED"):
         table.add_column(column)
     for job in jobs:
         reward = first_metric(job.last_metrics, REWARD_KEYS)

@@ -18,6 +18,15 @@ from wildrobot.clients.config import ADDRESS_ENV, TOKEN_ENV
 from wildrobot.clients.sdk import Client
 from wildrobot.clients.types import to_jsonable
 
+PIPED_WIDTH = 200  # piped output (scripts, logs) is not squeezed into 80 columns
+
+
+def _console(file: Any) -> Console:
+    console = Console(file=file, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = PIPED_WIDTH
+    return console
+
 
 @dataclasses.dataclass(frozen=True)
 class Command:
@@ -38,8 +47,8 @@ class Context:
     def __init__(self, args: argparse.Namespace, stdout: Any = None, stderr: Any = None) -> None:
         self.args = args
         self.json = bool(getattr(args, "json", False))
-        self.out = Console(file=stdout or sys.stdout, highlight=False, soft_wrap=True)
-        self.err = Console(file=stderr or sys.stderr, highlight=False, soft_wrap=True)
+        self.out = _console(stdout or sys.stdout)
+        self.err = _console(stderr or sys.stderr)
 
     @cached_property
     def config(self) -> config.ClientConfig:
