@@ -131,7 +131,8 @@ def from_rpc_error(
     if code == grpc.StatusCode.NOT_FOUND:
         if method in ("ListCheckpoints", "DownloadCheckpoint") and "checkpoint" in detail.lower():
             return CheckpointNotFound(detail)
-        return JobNotFound(job_id or "", detail if job_id is None else f"no job {job_id!r}: {detail}")
+        named = job_id is None or job_id in detail
+        return JobNotFound(job_id or "", detail if named else f"no job {job_id!r}: {detail}")
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         return FailedPrecondition(detail)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 
+from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from wildrobot.clients.parsing import format_count
 from wildrobot.clients.types import CheckpointInfo, Job
@@ -82,7 +84,7 @@ def jobs_table(jobs: list[Job]) -> Table:
     return table
 
 
-def job_detail(job: Job) -> Table:
+def job_detail(job: Job) -> RenderableType:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
@@ -101,11 +103,14 @@ def job_detail(job: Job) -> Table:
     if job.error:
         rows.append(("error", f"[red]{job.error}[/]"))
     rows += [(f"  {k}", f"{v:.6g}") for k, v in sorted(job.last_metrics.items())]
-    if job.spec:
-        rows.append(("spec", ", ".join(f"{k}={v}" for k, v in job.spec.items())))
     for key, value in rows:
         table.add_row(key, value)
-    return table
+    if not job.spec:
+        return table
+    spec = Text("spec      ", style="bold") + Text(
+        ", ".join(f"{k}={v}" for k, v in job.spec.items())
+    )
+    return Group(table, spec)
 
 
 def checkpoints_table(checkpoints: list[CheckpointInfo]) -> Table:
