@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None,
         ctx.err.print(f"[red]error:[/] {text}", markup=True, highlight=False)
         return code
     except KeyboardInterrupt:
-        ctx.err.print("interrupted")
+        ctx.err.print("interrupted (a submitted job keeps running; stop it with `cancel JOB`)")
         return 130
     except BrokenPipeError:
         return 0

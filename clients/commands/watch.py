@@ -172,7 +172,8 @@ def _finish(ctx: Context, view: WatchState) -> int:
     succeeded = view.state == JobState.SUCCEEDED
     if not ctx.json:
         reason = f": {view.reason}" if view.reason and not succeeded else ""
-        ctx.out.print(f"progress {view.line()}")
+        if not ctx.out.is_terminal:  # in a terminal the finished bar already shows it
+            ctx.out.print(f"progress {view.line()}")
         ctx.out.print(f"{view.job_id} finished {render.state_text(view.state)}{reason}")
     return 0 if succeeded else EXIT_NOT_SUCCEEDED
 
