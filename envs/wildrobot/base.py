@@ -1,0 +1,415 @@
+"""WildRobotEnv: the shared MJX machinery of the WildRobot tasks, as a Brax `Env`.
+
+A task subclass supplies its config, its reward term names, how it samples and updates the
+command, and its reward terms; everything else (model, observation, action filter, pushes,
+termination, foot bookkeeping) lives here.
+
+Brax compatibility: the MJX model is the public attribute `sys`, read afresh by `reset` and
+`step`, so `DomainRandomizationVmapWrapper` can swap in a randomized model per world;
+`brax.envs.base.State` is the state; `observation_size`, `action_size`, `backend` are provided.
+The time limit is left to Brax's `EpisodeWrapper`.
+
+Observation [60], all computable on the robot: gravity in the IMU frame (3), gyro (3), joint
+positions relative to home as the encoders read them (17), joint velocities (17), previous
+action (17), command (vx, vy, yaw rate) (3). Action [17] in [-1, 1]: offsets from the home servo
+targets, scaled by `action_scale` and low-pass filtered.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import mujoco
+from brax.envs.base import Env, State
+from flax import struct
+from mujoco import mjx
+
+from wildrobot.envs.wildrobot import constants, randomization
+
+OBS_SIZE = 3 + 3 + 3 * constants.NUM_ACTUATORS + 3
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """The settings every WildRobot task shares; tasks add `reward_weights` and their own."""
+    return ml_collections.ConfigDict(
+        {
+            "ctrl_dt": 0.02,  # 50 Hz control
+            "sim_dt": 0.004,  # 5 physics substeps per control step, see the MJCF's comment
+            "action_scale": 0.3,  # rad per unit action
+            # filtered = alpha * action + (1 - alpha) * previous filtered; 1.0 disables.
+            "action_filter_alpha": 0.6,
+            "init": {"joint_noise": 0.05, "base_vel_noise": 0.1, "random_yaw": True},
+            "termination": {"min_height": 0.36, "max_height": 0.70, "max_tilt": 0.436},
+            # Uniform noise of +-level * scale on each observation part; level 0 disables.
+            "noise": {
+                "level": 1.0,
+                "gravity": 0.005,
+                "gyro": 0.015,
+                "joint_pos": 0.005,
+                "joint_vel": 0.1,
+            },
+            # Horizontal force on the torso (the waist) for `duration_steps` control steps,
+            # every `interval_steps` steps (the first one starts within the same interval).
+            "push": {
+                "enable": True,
+                "magnitude": (2.0, 5.0),
+                "duration_steps": 6,
+                "interval_steps": (40, 250),
+            },
+            "foot_contact_height": 0.004,  # pad clearance (m) below which a pad is in contact
+            "tracking_sigma": 0.25,
+            "ang_tracking_sigma": 0.5,
+            "base_height_target": constants.STANDING_HEIGHT,
+            "feet_air_time_threshold": 0.2,
+            "randomization": randomization.default_config(),
+        }
+    )
+
+
+@struct.dataclass
+class Signals:
+    """Quantities reward terms and termination read after a control step."""
+
+    gravity: jax.Array  # [3] in the IMU frame
+    gyro: jax.Array  # [3] IMU frame
+    local_linvel: jax.Array  # [3] pelvis frame (simulation-only sensor)
+    yaw_rate: jax.Array  # [] pelvis angular velocity about world z
+    height: jax.Array  # [] pelvis height
+    joint_pos_rel: jax.Array  # [17] true joint positions minus home
+    joint_vel: jax.Array  # [17]
+    actuator_force: jax.Array  # [17]
+    action: jax.Array  # [17] raw policy action
+    last_action: jax.Array  # [17]
+    command: jax.Array  # [3]
+    foot_contact: jax.Array  # [2] bool
+    first_contact: jax.Array  # [2] bool, touchdown this step
+    air_time: jax.Array  # [2] s in the air before this step's touchdown
+    foot_vel_xy: jax.Array  # [2, 2]
+    done: jax.Array  # []
+
+
+class WildRobotEnv(Env, abc.ABC):
+    """Base of the WildRobot tasks. Subclasses define the class attributes and hooks below."""
+
+    REWARD_TERMS: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        config: ml_collections.ConfigDict | None = None,
+        config_overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        cfg = self.default_config() if config is None else config.copy_and_resolve_references()
+        if config_overrides:
+            cfg.update_from_flattened_dict(dict(config_overrides))
+        if set(cfg.reward_weights) != set(self.REWARD_TERMS):
+            raise ValueError(
+                f"reward_weights keys {sorted(cfg.reward_weights)} != terms {sorted(self.REWARD_TERMS)}"
+            )
+        num_substeps = round(cfg.ctrl_dt / cfg.sim_dt)
+        if abs(num_substeps * cfg.sim_dt - cfg.ctrl_dt) > 1e-9:
+            raise ValueError(f"ctrl_dt {cfg.ctrl_dt} is not a multiple of sim_dt {cfg.sim_dt}")
+        self._config = cfg
+        self._num_substeps = num_substeps
+
+        mj_model = mujoco.MjModel.from_xml_path(str(constants.XML_PATH))
+        mj_model.opt.timestep = cfg.sim_dt
+        self._mj_model = mj_model
+        self.sys = mjx.put_model(mj_model)
+        self._init_ids(mj_model)
+        self._data_template = mjx.make_data(self.sys)
+
+    # ---- static set-up ------------------------------------------------------------------------
+
+    def _init_ids(self, m: mujoco.MjModel) -> None:
+        def name2id(kind: mujoco.mjtObj, name: str) -> int:
+            index = mujoco.mj_name2id(m, kind, name)
+            if index < 0:
+                raise ValueError(f"{name!r} not found in {constants.XML_PATH.name}")
+            return index
+
+        act_ids = [name2id(mujoco.mjtObj.mjOBJ_ACTUATOR, n) for n in constants.ACTUATOR_NAMES]
+        joint_ids = [int(m.actuator_trnid[a, 0]) for a in act_ids]
+        if act_ids != list(range(m.nu)):
+            raise ValueError("actuators in the MJCF are not in constants.ACTUATOR_NAMES order")
+        self._qpos_adr = jnp.asarray([m.jnt_qposadr[j] for j in joint_ids])
+        self._qvel_adr = jnp.asarray([m.jnt_dofadr[j] for j in joint_ids])
+        key = name2id(mujoco.mjtObj.mjOBJ_KEY, constants.HOME_KEYFRAME)
+        self._home_qpos = jnp.asarray(m.key_qpos[key])
+        self._home_ctrl = jnp.asarray(m.key_ctrl[key])
+        self._home_joint_pos = self._home_qpos[self._qpos_adr]
+        self._ctrl_lower = jnp.asarray(m.actuator_ctrlrange[:, 0])
+        self._ctrl_upper = jnp.asarray(m.actuator_ctrlrange[:, 1])
+        self._pelvis_id = name2id(mujoco.mjtObj.mjOBJ_BODY, constants.ROOT_BODY)
+        self._torso_id = name2id(mujoco.mjtObj.mjOBJ_BODY, constants.TORSO_BODY)
+        self._imu_site = name2id(mujoco.mjtObj.mjOBJ_SITE, constants.IMU_SITE)
+        self._foot_sites = jnp.asarray(
+            [name2id(mujoco.mjtObj.mjOBJ_SITE, n) for n in constants.FEET_SITES]
+        )
+        pad_ids = [
+            [name2id(mujoco.mjtObj.mjOBJ_GEOM, n) for n in pads] for pads in constants.FOOT_PAD_GEOMS
+        ]
+        self._pad_geoms = jnp.asarray(pad_ids)
+        self._pad_radius = float(m.geom_size[pad_ids[0][0], 0])
+        self._floor_geom = name2id(mujoco.mjtObj.mjOBJ_GEOM, constants.FLOOR_GEOM)
+
+        def sensor_slice(name: str) -> slice:
+            sensor = name2id(mujoco.mjtObj.mjOBJ_SENSOR, name)
+            adr = int(m.sensor_adr[sensor])
+            return slice(adr, adr + int(m.sensor_dim[sensor]))
+
+        self._gyro = sensor_slice(constants.GYRO_SENSOR)
+        self._local_linvel = sensor_slice(constants.LOCAL_LINVEL_SENSOR)
+
+    # ---- task hooks ---------------------------------------------------------------------------
+
+    @staticmethod
+    @abc.abstractmethod
+    def default_config() -> ml_collections.ConfigDict:
+        """A fresh config for the task."""
+
+    @abc.abstractmethod
+    def _init_command(self, rng: jax.Array) -> dict[str, jax.Array]:
+        """Task info at reset; must hold "command" [3]."""
+
+    @abc.abstractmethod
+    def _update_command(self, info: dict[str, Any], rng: jax.Array) -> dict[str, jax.Array]:
+        """The task info entries after one control step."""
+
+    @abc.abstractmethod
+    def _reward_terms(self, s: Signals) -> dict[str, jax.Array]:
+        """Unweighted reward terms, one per name in REWARD_TERMS."""
+
+    # ---- Brax Env API -------------------------------------------------------------------------
+
+    @property
+    def config(self) -> ml_collections.ConfigDict:
+        return self._config
+
+    @property
+    def observation_size(self) -> int:
+        return OBS_SIZE
+
+    @property
+    def action_size(self) -> int:
+        return constants.NUM_ACTUATORS
+
+    @property
+    def backend(self) -> str:
+        return "mjx"
+
+    @property
+    def dt(self) -> float:
+        return self._config.ctrl_dt
+
+    @property
+    def mj_model(self) -> mujoco.MjModel:
+        return self._mj_model
+
+    def randomization_fn(self):
+        """Brax `randomization_fn` for this env's config: (model, rng [N, 2]) -> (model, in_axes)."""
+        return randomization.make_randomization_fn(self._config.randomization, self._floor_geom)
+
+    def reset(self, rng: jax.Array) -> State:
+        cfg = self._config
+        rng, key_joint, key_vel, key_yaw, key_push, key_command = jax.random.split(rng, 6)
+        qpos = self._home_qpos
+        joint_noise = jax.random.uniform(
+            key_joint, (constants.NUM_ACTUATORS,), minval=-1.0, maxval=1.0
+        ) * cfg.init.joint_noise
+        qpos = qpos.at[self._qpos_adr].add(joint_noise)
+        if cfg.init.random_yaw:
+            yaw = jax.random.uniform(key_yaw, (), minval=-jnp.pi, maxval=jnp.pi)
+            quat = jnp.array([jnp.cos(yaw / 2), 0.0, 0.0, jnp.sin(yaw / 2)])
+            qpos = qpos.at[3:7].set(_quat_mul(quat, qpos[3:7]))
+        qvel = jnp.zeros(self.sys.nv).at[:6].set(
+            jax.random.uniform(key_vel, (6,), minval=-1.0, maxval=1.0) * cfg.init.base_vel_noise
+        )
+        data = self._data_template.replace(qpos=qpos, qvel=qvel, ctrl=self._home_ctrl)
+        data = mjx.forward(self.sys, data)
+
+        zeros = jnp.zeros(constants.NUM_ACTUATORS)
+        info = {
+            "rng": rng,
+            "last_action": zeros,
+            "filtered_action": zeros,
+            "feet_air_time": jnp.zeros(2),
+            "last_contact": jnp.zeros(2, dtype=bool),
+            "last_foot_pos": data.site_xpos[self._foot_sites],
+            "push_timer": jnp.zeros((), jnp.int32),
+            **self._sample_push(key_push),
+            **self._init_command(key_command),
+        }
+        rng, key_noise = jax.random.split(rng)
+        info["rng"] = rng
+        obs = self._observation(data, info, key_noise)
+        metrics = {f"reward/{name}": jnp.zeros(()) for name in self.REWARD_TERMS}
+        return State(data, obs, jnp.zeros(()), jnp.zeros(()), metrics, info)
+
+    def step(self, state: State, action: jax.Array) -> State:
+        cfg = self._config
+        info = dict(state.info)
+        rng, key_push, key_command, key_noise = jax.random.split(info["rng"], 4)
+
+        action = jnp.clip(action, -1.0, 1.0)
+        alpha = cfg.action_filter_alpha
+        filtered = alpha * action + (1.0 - alpha) * info["filtered_action"]
+        ctrl = jnp.clip(
+            self._home_ctrl + cfg.action_scale * filtered, self._ctrl_lower, self._ctrl_upper
+        )
+
+        push_force, push_info = self._push(info, key_push)
+        xfrc = state.pipeline_state.xfrc_applied.at[self._torso_id, :3].set(push_force)
+        data = state.pipeline_state.replace(ctrl=ctrl, xfrc_applied=xfrc)
+        data = jax.lax.fori_loop(
+            0, self._num_substeps, lambda _, d: mjx.step(self.sys, d), data
+        )
+
+        foot = self._foot_state(data, info)
+        signals = self._signals(data, info, action, foot)
+        done = self._fallen(data, signals)
+        signals = signals.replace(done=done)
+        terms = self._reward_terms(signals)
+        weighted = {name: cfg.reward_weights[name] * terms[name] for name in self.REWARD_TERMS}
+        reward = sum(weighted.values())
+
+        info.update(
+            rng=rng,
+            last_action=action,
+            filtered_action=filtered,
+            feet_air_time=foot["air_time_next"],
+            last_contact=foot["contact"],
+            last_foot_pos=foot["pos"],
+            **push_info,
+            **self._update_command(info, key_command),
+        )
+        obs = self._observation(data, info, key_noise)
+        metrics = {f"reward/{name}": value for name, value in weighted.items()}
+        return state.replace(
+            pipeline_state=data,
+            obs=obs,
+            reward=reward,
+            done=done.astype(jnp.float32),
+            metrics=metrics,
+            info=info,
+        )
+
+    # ---- pieces -------------------------------------------------------------------------------
+
+    def _joint_pos_measured(self, data: mjx.Data) -> jax.Array:
+        """Encoder reading [17]: true position plus the calibration offset in the actuator bias."""
+        gainprm = self.sys.actuator_gainprm
+        offset = -self.sys.actuator_biasprm[:, 0] / gainprm[:, 0]
+        return data.qpos[self._qpos_adr] + offset
+
+    def _gravity(self, data: mjx.Data) -> jax.Array:
+        # World gravity direction (0, 0, -1) in the IMU frame: minus the third row of R_imu.
+        return -data.site_xmat[self._imu_site][2]
+
+    def _observation(self, data: mjx.Data, info: dict[str, Any], rng: jax.Array) -> jax.Array:
+        noise = self._config.noise
+        parts = [
+            (self._gravity(data), noise.gravity),
+            (data.sensordata[self._gyro], noise.gyro),
+            (self._joint_pos_measured(data) - self._home_joint_pos, noise.joint_pos),
+            (data.qvel[self._qvel_adr], noise.joint_vel),
+        ]
+        keys = jax.random.split(rng, len(parts))
+        noisy = [
+            value + noise.level * scale * jax.random.uniform(key, value.shape, minval=-1.0, maxval=1.0)
+            for (value, scale), key in zip(parts, keys, strict=True)
+        ]
+        return jnp.concatenate([*noisy, info["last_action"], info["command"]])
+
+    def _foot_state(self, data: mjx.Data, info: dict[str, Any]) -> dict[str, jax.Array]:
+        pad_bottom = data.geom_xpos[self._pad_geoms][..., 2] - self._pad_radius  # [2 feet, 2 pads]
+        contact = jnp.any(pad_bottom < self._config.foot_contact_height, axis=-1)
+        contact_filtered = contact | info["last_contact"]
+        air_time = info["feet_air_time"] + self._config.ctrl_dt
+        first_contact = (info["feet_air_time"] > 0.0) & contact_filtered
+        pos = data.site_xpos[self._foot_sites]
+        return {
+            "contact": contact,
+            "first_contact": first_contact,
+            "air_time": air_time,
+            "air_time_next": air_time * ~contact_filtered,
+            "pos": pos,
+            "vel_xy": (pos - info["last_foot_pos"])[:, :2] / self._config.ctrl_dt,
+        }
+
+    def _signals(
+        self, data: mjx.Data, info: dict[str, Any], action: jax.Array, foot: dict[str, jax.Array]
+    ) -> Signals:
+        return Signals(
+            gravity=self._gravity(data),
+            gyro=data.sensordata[self._gyro],
+            local_linvel=data.sensordata[self._local_linvel],
+            yaw_rate=data.cvel[self._pelvis_id, 2],
+            height=data.xpos[self._pelvis_id, 2],
+            joint_pos_rel=data.qpos[self._qpos_adr] - self._home_joint_pos,
+            joint_vel=data.qvel[self._qvel_adr],
+            actuator_force=data.actuator_force,
+            action=action,
+            last_action=info["last_action"],
+            command=info["command"],
+            foot_contact=foot["contact"],
+            first_contact=foot["first_contact"],
+            air_time=foot["air_time"],
+            foot_vel_xy=foot["vel_xy"],
+            done=jnp.zeros((), bool),
+        )
+
+    def _fallen(self, data: mjx.Data, s: Signals) -> jax.Array:
+        term = self._config.termination
+        # The IMU's z axis against world up: cos(tilt) is R_imu[2, 2] = -gravity_z.
+        too_tilted = -s.gravity[2] < jnp.cos(term.max_tilt)
+        out_of_height = (s.height < term.min_height) | (s.height > term.max_height)
+        not_finite = ~jnp.all(jnp.isfinite(data.qpos)) | ~jnp.all(jnp.isfinite(data.qvel))
+        return too_tilted | out_of_height | not_finite
+
+    def _sample_push(self, rng: jax.Array) -> dict[str, jax.Array]:
+        push = self._config.push
+        key_start, key_angle, key_magnitude = jax.random.split(rng, 3)
+        start = jax.random.randint(
+            key_start, (), push.interval_steps[0], push.interval_steps[1] + 1
+        )
+        angle = jax.random.uniform(key_angle, (), minval=-jnp.pi, maxval=jnp.pi)
+        magnitude = jax.random.uniform(
+            key_magnitude, (), minval=push.magnitude[0], maxval=push.magnitude[1]
+        )
+        force = magnitude * jnp.array([jnp.cos(angle), jnp.sin(angle), 0.0])
+        return {"push_start": start, "push_force": force}
+
+    def _push(self, info: dict[str, Any], rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """This step's push force [3] and the push schedule after it."""
+        push = self._config.push
+        timer = info["push_timer"] + 1
+        end = info["push_start"] + push.duration_steps
+        active = (timer >= info["push_start"]) & (timer < end) & push.enable
+        force = jnp.where(active, info["push_force"], 0.0)
+        finished = timer >= end
+        fresh = self._sample_push(rng)
+        schedule = {
+            "push_timer": jnp.where(finished, 0, timer),
+            "push_start": jnp.where(finished, fresh["push_start"], info["push_start"]),
+            "push_force": jnp.where(finished, fresh["push_force"], info["push_force"]),
+        }
+        return force, schedule
+
+
+def _quat_mul(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Hamilton product of quaternions (w, x, y, z) [4]."""
+    w1, x1, y1, z1 = a
+    w2, x2, y2, z2 = b
+    return jnp.array(
+        [
+            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+        ]
+    )
