@@ -1,0 +1,115 @@
+"""The runner process: runs one job attempt's handler (JAX) and reports how it ended.
+
+Started by the supervisor with the `spawn` method, one per attempt. Progress leaves it only
+through fenced writes (`QueueClient`); a refused write means another attempt owns the job, so it
+raises `LeaseLost` and stops without writing a checkpoint. The outcome goes back over a pipe as
+(status, final_step, reason) with status succeeded | stopped | failed | lost | infra.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
+from pathlib import Path
+
+import redis.exceptions
+
+from wildrobot.queue.client import Lease, LeaseLost, QueueClient, connect
+from wildrobot.specs import spec_from_json
+from wildrobot.workers.handlers import JobContext, get_handler
+
+log = logging.getLogger("wildrobot.workers.runner")
+
+
+@dataclass(frozen=True)
+class RunnerArgs:
+    lease: Lease
+    redis_url: str
+    artifact_dir: str
+    retry_s: float = 60.0
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+class FencedPublisher:
+    """Metrics, checkpoint registrations and log lines, each refused once the attempt is stale."""
+
+    def __init__(self, queue: QueueClient, lease: Lease, artifact_dir: Path) -> None:
+        self._queue = queue
+        self._lease = lease
+        self._artifact_dir = artifact_dir
+        self._start = time.monotonic()
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        rate = float(values.get("env_steps_per_s", 0.0))
+        self._queue.metrics(self._lease, step, values, time.monotonic() - self._start, rate)
+
+    def checkpoint(self, step: int, path: Path) -> None:
+        path = Path(path).resolve()
+        rel = path.relative_to(self._artifact_dir)
+        self._queue.checkpoint(self._lease, step, str(rel), dir_size(path))
+
+    def log(self, level: str, message: str) -> None:
+        self._queue.log_line(self._lease, level, message)
+
+
+def run(args: RunnerArgs, stop: Event, lost: Event, conn: Connection) -> None:
+    """Entry point of the runner process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which decides
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save step at INFO
+    lease = args.lease
+    parent = os.getppid()
+    queue = QueueClient(connect(args.redis_url), retry_s=args.retry_s)
+    artifact_dir = Path(args.artifact_dir).resolve()
+
+    def should_stop() -> bool:
+        if lost.is_set() or os.getppid() != parent:
+            raise LeaseLost("the supervisor lost the lease (or died)")
+        if stop.is_set():
+            if not queue.still_mine(lease):  # never write a final checkpoint for a stale attempt
+                raise LeaseLost(f"job {lease.job_id} attempt {lease.attempt} is stale")
+            return True
+        return False
+
+    try:
+        spec = spec_from_json(lease.kind, lease.spec_json)
+        latest = queue.latest_checkpoint(lease.job_id)
+        resume_from = artifact_dir / latest.path if latest is not None else None
+        if resume_from is not None and not resume_from.is_dir():
+            raise FileNotFoundError(f"registered checkpoint {resume_from} is missing")
+        run_dir = artifact_dir / lease.job_id
+        if resume_from is None and (run_dir / "checkpoints").exists():
+            # Files of an earlier attempt that never registered a checkpoint: start clean.
+            shutil.rmtree(run_dir / "checkpoints")
+        context = JobContext(
+            job_id=lease.job_id,
+            attempt=lease.attempt,
+            run_dir=run_dir,
+            resume_from=resume_from,
+            publish=FencedPublisher(queue, lease, artifact_dir),
+            should_stop=should_stop,
+        )
+        log.info(
+            "job %s attempt %d: start (resume from %s)", lease.job_id, lease.attempt, resume_from
+        )
+        result = get_handler(lease.kind)(context, spec)
+        conn.send(("stopped" if result.stopped else "succeeded", result.final_step, ""))
+    except LeaseLost as exc:
+        log.warning("job %s: %s", lease.job_id, exc)
+        conn.send(("lost", 0, str(exc)))
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        conn.send(("infra", 0, f"redis unavailable: {exc}"))
+    except Exception as exc:  # noqa: BLE001 - an error in the job itself: FAILED, not retried
+        log.exception("job %s failed", lease.job_id)
+        conn.send(("failed", 0, f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
