@@ -22,7 +22,8 @@ from tests.service_fixtures import Service
 from wildrobot.clients import Client
 from wildrobot.clients.cli import main
 
-pytestmark = [pytest.mark.redis, pytest.mark.integration]
+# Each starts a JAX worker and trains for real: ~20-30 s on a 2-core CPU.
+pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow]
 
 TOKEN = "alice-token"
 CLIENT = str(Path(sys.executable).with_name("wildrobot-client"))
@@ -105,14 +106,14 @@ class CutAfter(io.StringIO):
             self.metrics += 1
             if self.metrics == self.after and not self.cut:
                 self.cut = True
-                self.proxy.cut(down_s=1.0)
+                self.proxy.cut(down_s=0.5)
         return super().write(text)
 
 
 def test_watch_survives_a_cut_stream_without_losing_or_repeating(
     service: Service, worker_factory
 ) -> None:
-    iterations = 60
+    iterations = 100  # seconds of training: the cut (after 3 iterations) comes mid-job
     with Client(service.address, TOKEN) as client:
         fields = dict(
             task="point_mass", num_envs=32, episode_length=50, batch_size=32, num_minibatches=4,
@@ -141,8 +142,11 @@ def test_watch_survives_a_cut_stream_without_losing_or_repeating(
     assert out.cut and proxy.connections >= 2, "the stream was cut and the watch reconnected"
     seqs = [e["seq"] for e in events if e["type"] != "Snapshot"]
     assert seqs == list(range(1, len(seqs) + 1)), "contiguous, in order, none repeated"
-    snapshots = [e for e in events if e["type"] == "Snapshot"]
+    snapshots = [i for i, e in enumerate(events) if e["type"] == "Snapshot"]
     assert len(snapshots) >= 2  # one per connection
+    resumed = events[snapshots[1]]
+    assert resumed["job"]["state"] == "RUNNING", "reconnected while the job was still training"
+    assert any(e["type"] == "Metrics" for e in events[snapshots[1] :])
     assert events[-1]["type"] == "StateChanged" and events[-1]["state"] == "SUCCEEDED"
     assert result["code"] == 0
     metric_steps = [e["step"] for e in events if e["type"] == "Metrics"]
