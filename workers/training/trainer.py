@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -24,6 +25,8 @@ from wildrobot.workers.training.iteration import (
 )
 from wildrobot.workers.training.loss import make_loss_fn
 from wildrobot.workers.training.state import TrainingState
+
+RANDOMIZATION_STREAM = 1  # fold_in index of the domain-randomization key
 
 
 def make_base_env(task: str, env_overrides: dict[str, Any]) -> Env:
@@ -72,7 +75,11 @@ def make_trainer(spec: PpoSpec, base_env: Env | None = None) -> Trainer:
     check_device_split(spec, num_devices)
     if base_env is None:
         base_env = make_base_env(spec.task, spec.env_overrides)
-    env = env_wrappers.wrap(base_env, episode_length=spec.episode_length)
+    env = env_wrappers.wrap(
+        base_env,
+        episode_length=spec.episode_length,
+        randomization_fn=_randomization_fn(spec, base_env, num_devices),
+    )
     network_config = net.make_network_config(
         spec, base_env.observation_size, base_env.action_size
     )
@@ -89,6 +96,19 @@ def make_trainer(spec: PpoSpec, base_env: Env | None = None) -> Trainer:
         num_devices=num_devices,
         iteration_fn=jax.pmap(iteration, axis_name=AXIS, donate_argnums=0),
     )
+
+
+def _randomization_fn(spec: PpoSpec, base_env: Env, num_devices: int):
+    """The env's domain randomization (if it has one), one world per env on each device.
+
+    Worlds are drawn once from spec.seed and baked into the compiled iteration (Brax semantics):
+    a resume rebuilds exactly the same worlds.
+    """
+    make_fn = getattr(base_env, "randomization_fn", None)
+    if make_fn is None:
+        return None
+    key = jax.random.fold_in(jax.random.PRNGKey(spec.seed), RANDOMIZATION_STREAM)
+    return functools.partial(make_fn(), rng=jax.random.split(key, spec.num_envs // num_devices))
 
 
 def init_state(trainer: Trainer) -> TrainingState:
