@@ -209,12 +209,18 @@ class Client:
 
     # -- streams --------------------------------------------------------------------------------
 
-    def watch(self, job_id: str, since_seq: int = 0) -> Iterator[JobEvent]:
+    def watch(
+        self,
+        job_id: str,
+        since_seq: int = 0,
+        *,
+        on_reconnect: Callable[[int, str], None] | None = None,
+    ) -> Iterator[JobEvent]:
         """Events of a job: a Snapshot first (and again after each reconnect), then every event
         with seq > since_seq in order, exactly once, until the job ends (a terminal StateChanged,
         or a terminal Snapshot with nothing newer to send). Reconnects from the last delivered
-        seq when the stream drops; raises ServerUnreachable after `reconnect_timeout_s` without
-        a connection."""
+        seq when the stream drops, calling `on_reconnect(last_seq, why)` first; raises
+        ServerUnreachable after `reconnect_timeout_s` without a connection."""
         last_seq = since_seq
         failures = 0
         failing_since: float | None = None
@@ -255,6 +261,8 @@ class Client:
             failing_since = failing_since or time.monotonic()
             if time.monotonic() - failing_since > self.retry.reconnect_timeout_s:
                 raise errors.ServerUnreachable(self.address, detail)
+            if on_reconnect is not None:
+                on_reconnect(last_seq, detail)
             time.sleep(self.retry.backoff_s(failures))
 
     def download_checkpoint(

@@ -115,7 +115,11 @@ def _describe(event: JobEvent) -> str | None:
 def follow(ctx: Context, job_id: str, since_seq: int = 0) -> int:
     """Shows the job's events until it ends; returns the exit code for its final state."""
     view = WatchState(job_id)
-    events = ctx.client.watch(job_id, since_seq=since_seq)
+
+    def note_reconnect(last_seq: int, why: str) -> None:
+        ctx.err.print(f"[dim]connection lost ({why}); resuming after event {last_seq}[/]")
+
+    events = ctx.client.watch(job_id, since_seq=since_seq, on_reconnect=note_reconnect)
     if ctx.json:
         for event in events:
             view.apply(event)

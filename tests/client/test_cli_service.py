@@ -126,3 +126,21 @@ def test_submit_is_idempotent_by_request_id(service: Service) -> None:
     second = json.loads(run_cli(service.address, *argv)[1])
     assert first["job"]["job_id"] == second["job"]["job_id"]
     assert (first["created"], second["created"]) == (True, False)
+
+
+def test_sdk_errors_are_typed(service: Service) -> None:
+    from wildrobot.clients import AuthError, Client, InvalidSpec, JobNotFound
+
+    with Client(service.address, TOKEN) as client:
+        with pytest.raises(InvalidSpec) as info:
+            client.submit_ppo(num_envs=100_000, validate_only=True)
+        assert info.value.field == "num_envs" and "65536" in info.value.rule
+        with pytest.raises(InvalidSpec) as info:
+            client.submit_ppo(num_envs=-1)  # does not even fit the wire type
+        assert info.value.field == "num_envs"
+        job_id = client.submit_ppo(task="point_mass").job.job_id
+        assert client.get(job_id).name == ""
+    with Client(service.address, "bob-token") as bob, pytest.raises(JobNotFound):
+        bob.get(job_id)  # another tenant's job does not exist for bob
+    with Client(service.address, "wrong") as stranger, pytest.raises(AuthError):
+        stranger.list()

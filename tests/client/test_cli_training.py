@@ -124,12 +124,13 @@ def test_watch_survives_a_cut_stream_without_losing_or_repeating(
         job_id = client.submit_ppo(**fields).job.job_id
     proxy = CuttableProxy(service.thread.port)
     out = CutAfter(proxy, after=3)
+    err = io.StringIO()
     result: dict[str, int] = {}
     watcher = threading.Thread(
         target=lambda: result.setdefault(
             "code",
             main(["--address", proxy.address, "--token", TOKEN, "watch", job_id, "--json"],
-                 stdout=out, stderr=io.StringIO()),
+                 stdout=out, stderr=err),
         )
     )
     watcher.start()  # watching from PENDING: the stream is live when the cut comes
@@ -140,6 +141,7 @@ def test_watch_survives_a_cut_stream_without_losing_or_repeating(
 
     events = [json.loads(line) for line in out.getvalue().splitlines()]
     assert out.cut and proxy.connections >= 2, "the stream was cut and the watch reconnected"
+    assert "connection lost" in err.getvalue() and "resuming after event" in err.getvalue()
     seqs = [e["seq"] for e in events if e["type"] != "Snapshot"]
     assert seqs == list(range(1, len(seqs) + 1)), "contiguous, in order, none repeated"
     snapshots = [i for i, e in enumerate(events) if e["type"] == "Snapshot"]
@@ -153,3 +155,30 @@ def test_watch_survives_a_cut_stream_without_losing_or_repeating(
     assert metric_steps[-1] == iterations * STEPS_PER_ITERATION
     with Client(service.address, TOKEN) as client:
         assert seqs[-1] == client.get(job_id).last_seq
+
+
+def test_cancel_a_running_job(service: Service, worker_factory, tmp_path) -> None:
+    worker_factory()
+    with Client(service.address, TOKEN) as client:
+        job_id = client.submit_ppo(
+            task="point_mass", num_envs=32, episode_length=50, batch_size=32, num_minibatches=4,
+            unroll_length=10, num_updates_per_batch=2, policy_hidden_sizes=(32, 32),
+            value_hidden_sizes=(32, 32), num_eval_envs=8, checkpoint_every=1000,
+            num_timesteps=10_000 * STEPS_PER_ITERATION,
+        ).job.job_id
+        for event in client.watch(job_id):
+            if type(event).__name__ == "Metrics":
+                break  # training has started
+    cancelled = cli(service, "cancel", job_id)
+    assert cancelled.returncode == 0 and job_id in cancelled.stdout
+    assert "CANCEL" in cancelled.stdout
+    watched = cli(service, "watch", job_id)
+    assert watched.returncode == 1, watched.stdout + watched.stderr
+    assert "finished CANCELLED" in watched.stdout
+    # The runner stops between iterations and writes a final checkpoint to resume from.
+    checkpoints = json.loads(cli(service, "checkpoints", job_id, "--json").stdout)
+    assert checkpoints and checkpoints[-1]["step"] < 10_000 * STEPS_PER_ITERATION
+    got = cli(service, "download", job_id, "-o", str(tmp_path / "out"), "--json")
+    assert got.returncode == 0 and json.loads(got.stdout)["checkpoint"]["step"] == (
+        checkpoints[-1]["step"]
+    )

@@ -99,10 +99,12 @@ def test_watch_reconnects_from_the_last_seq_without_loss_or_repeats() -> None:
             FakeCall([snapshot(running, 5), metric(5), state(6, done), metric(7)]),
         ]
     )
-    events = list(make_client(stub).watch("j1"))
+    reconnects: list[tuple[int, str]] = []
+    events = list(make_client(stub).watch("j1", on_reconnect=lambda *a: reconnects.append(a)))
     seqs = [e.seq for e in events if not isinstance(e, Snapshot)]
     assert seqs == [1, 2, 3, 4, 5, 6]
     assert stub.watch_requests == [0, 3, 3, 4]
+    assert reconnects == [(3, "Socket closed"), (3, "connection refused"), (4, "Socket closed")]
     assert isinstance(events[-1], StateChanged) and events[-1].done
     assert [e.values["episode/reward"] for e in events if isinstance(e, Metrics)] == [1, 2, 3, 4, 5]
 

@@ -49,7 +49,7 @@ class FakeClient:
     def __init__(self, stream: list) -> None:
         self.stream = stream
 
-    def watch(self, job_id: str, since_seq: int = 0):
+    def watch(self, job_id: str, since_seq: int = 0, on_reconnect=None):
         return iter(self.stream)
 
     def close(self) -> None:
