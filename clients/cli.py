@@ -39,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wildrobot-client",
         description="Submit, watch and download WildRobot training jobs.",
-        epilog=f"config file: {config_path()} (address = \"...\", token = \"...\")",
+        epilog=(
+            f"config file: {config_path()} (address = \"...\", token = \"...\"). Exit codes: "
+            "0 ok, 1 watched job did not succeed, 2 usage, 3 server unreachable, 4 token refused, "
+            "5 invalid spec, 6 unknown job or checkpoint, 7 other server error."
+        ),
         parents=[connection_options(suppress=False)],
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -75,6 +79,8 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None,
         return args.run(ctx, args)
     except (errors.ClientError, UsageError, ConfigError) as exc:
         text, code = _message(exc)
+        if isinstance(exc, errors.AuthError) and not ctx.config.token:
+            text = f"no token given: set --token, WILDROBOT_TOKEN or token in {config_path()}"
         ctx.err.print(f"[red]error:[/] {text}", markup=True, highlight=False)
         return code
     except KeyboardInterrupt:
