@@ -17,9 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+import redis.exceptions
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from wildrobot.server.artifacts import CheckpointService
 from wildrobot.server.config import ServerConfig
@@ -87,6 +90,11 @@ class WildRobotServer:
 
 async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
     """Builds, binds and starts the front end; returns it and the bound port."""
+    # A pooled connection that died with a Redis restart is retried on a fresh one.
+    retry = {
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.02), 3),
+        "retry_on_error": [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+    }
     pool = aioredis.BlockingConnectionPool.from_url(
         config.redis_url,
         decode_responses=True,
@@ -94,10 +102,11 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
         timeout=10,
         socket_connect_timeout=2,
         health_check_interval=30,
+        **retry,
     )
     client = aioredis.Redis(connection_pool=pool)
     # The watch hub holds one connection in a blocking XREAD; it gets its own client.
-    hub_client = aioredis.Redis.from_url(config.redis_url, decode_responses=True)
+    hub_client = aioredis.Redis.from_url(config.redis_url, decode_responses=True, **retry)
     jobs = JobService(client)
     services = Services(
         config=config,

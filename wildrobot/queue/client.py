@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import redis
 import redis.exceptions
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from wildrobot.queue import keys, scripts
 from wildrobot.queue.records import CheckpointRecord
@@ -44,6 +46,8 @@ def connect(url: str) -> redis.Redis:
         socket_connect_timeout=2,
         socket_timeout=30,
         health_check_interval=10,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 3),
+        retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
     )
 
 
