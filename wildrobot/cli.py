@@ -8,9 +8,10 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["up"]:
-        print("wildrobot up: the job server is not built yet; set-up is complete.")
-        return 0
-    print("usage: wildrobot up", file=sys.stderr)
+        from wildrobot.stack import up
+
+        return up(args[1:])
+    print("usage: wildrobot up [--dir DIR] [--port PORT] [--redis-port PORT]", file=sys.stderr)
     return 2
 
 
