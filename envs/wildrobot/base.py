@@ -118,6 +118,10 @@ class WildRobotEnv(Env, abc.ABC):
 
         mj_model = mujoco.MjModel.from_xml_path(str(constants.XML_PATH))
         mj_model.opt.timestep = cfg.sim_dt
+        # The env reads the IMU from body velocities (`imu_gyro`, `local_linvel`: the same values
+        # the MJCF's sensors give). With sensors on, MJX would run rne_postconstraint for the
+        # accelerometer on every substep and compile the sensor stages.
+        mj_model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_SENSOR
         self._mj_model = mj_model
         self.sys = mjx.put_model(mj_model)
         self._init_ids(mj_model)
@@ -151,19 +155,14 @@ class WildRobotEnv(Env, abc.ABC):
             [name2id(mujoco.mjtObj.mjOBJ_SITE, n) for n in constants.FEET_SITES]
         )
         pad_ids = [
-            [name2id(mujoco.mjtObj.mjOBJ_GEOM, n) for n in pads] for pads in constants.FOOT_PAD_GEOMS
+            [name2id(mujoco.mjtObj.mjOBJ_GEOM, n) for n in pads]
+            for pads in constants.FOOT_PAD_GEOMS
         ]
         self._pad_geoms = jnp.asarray(pad_ids)
         self._pad_radius = float(m.geom_size[pad_ids[0][0], 0])
         self._floor_geom = name2id(mujoco.mjtObj.mjOBJ_GEOM, constants.FLOOR_GEOM)
-
-        def sensor_slice(name: str) -> slice:
-            sensor = name2id(mujoco.mjtObj.mjOBJ_SENSOR, name)
-            adr = int(m.sensor_adr[sensor])
-            return slice(adr, adr + int(m.sensor_dim[sensor]))
-
-        self._gyro = sensor_slice(constants.GYRO_SENSOR)
-        self._local_linvel = sensor_slice(constants.LOCAL_LINVEL_SENSOR)
+        self._pelvis_site = name2id(mujoco.mjtObj.mjOBJ_SITE, constants.PELVIS_SITE)
+        self._pelvis_root = int(m.body_rootid[self._pelvis_id])
 
     # ---- task hooks ---------------------------------------------------------------------------
 
@@ -218,19 +217,26 @@ class WildRobotEnv(Env, abc.ABC):
         cfg = self._config
         rng, key_joint, key_vel, key_yaw, key_push, key_command = jax.random.split(rng, 6)
         qpos = self._home_qpos
-        joint_noise = jax.random.uniform(
-            key_joint, (constants.NUM_ACTUATORS,), minval=-1.0, maxval=1.0
-        ) * cfg.init.joint_noise
+        joint_noise = (
+            jax.random.uniform(key_joint, (constants.NUM_ACTUATORS,), minval=-1.0, maxval=1.0)
+            * cfg.init.joint_noise
+        )
         qpos = qpos.at[self._qpos_adr].add(joint_noise)
         if cfg.init.random_yaw:
             yaw = jax.random.uniform(key_yaw, (), minval=-jnp.pi, maxval=jnp.pi)
             quat = jnp.array([jnp.cos(yaw / 2), 0.0, 0.0, jnp.sin(yaw / 2)])
             qpos = qpos.at[3:7].set(_quat_mul(quat, qpos[3:7]))
-        qvel = jnp.zeros(self.sys.nv).at[:6].set(
-            jax.random.uniform(key_vel, (6,), minval=-1.0, maxval=1.0) * cfg.init.base_vel_noise
+        qvel = (
+            jnp.zeros(self.sys.nv)
+            .at[:6]
+            .set(
+                jax.random.uniform(key_vel, (6,), minval=-1.0, maxval=1.0) * cfg.init.base_vel_noise
+            )
         )
         data = self._data_template.replace(qpos=qpos, qvel=qvel, ctrl=self._home_ctrl)
-        data = mjx.forward(self.sys, data)
+        # Only what the observation reads (poses, body velocities): mjx.step recomputes the rest,
+        # and skipping the full forward pass here keeps compile time down.
+        data = mjx.com_vel(self.sys, mjx.com_pos(self.sys, mjx.kinematics(self.sys, data)))
 
         zeros = jnp.zeros(constants.NUM_ACTUATORS)
         info = {
@@ -265,9 +271,7 @@ class WildRobotEnv(Env, abc.ABC):
         push_force, push_info = self._push(info, key_push)
         xfrc = state.pipeline_state.xfrc_applied.at[self._torso_id, :3].set(push_force)
         data = state.pipeline_state.replace(ctrl=ctrl, xfrc_applied=xfrc)
-        data = jax.lax.fori_loop(
-            0, self._num_substeps, lambda _, d: mjx.step(self.sys, d), data
-        )
+        data = jax.lax.fori_loop(0, self._num_substeps, lambda _, d: mjx.step(self.sys, d), data)
 
         foot = self._foot_state(data, info)
         signals = self._signals(data, info, action, foot)
@@ -306,6 +310,17 @@ class WildRobotEnv(Env, abc.ABC):
         offset = -self.sys.actuator_biasprm[:, 0] / gainprm[:, 0]
         return data.qpos[self._qpos_adr] + offset
 
+    def _imu_gyro(self, data: mjx.Data) -> jax.Array:
+        return imu_gyro(data.site_xmat[self._imu_site], data.cvel[self._torso_id])
+
+    def _local_linvel(self, data: mjx.Data) -> jax.Array:
+        return local_linvel(
+            data.site_xmat[self._pelvis_site],
+            data.site_xpos[self._pelvis_site],
+            data.cvel[self._pelvis_id],
+            data.subtree_com[self._pelvis_root],
+        )
+
     def _gravity(self, data: mjx.Data) -> jax.Array:
         # World gravity direction (0, 0, -1) in the IMU frame: minus the third row of R_imu.
         return -data.site_xmat[self._imu_site][2]
@@ -314,13 +329,14 @@ class WildRobotEnv(Env, abc.ABC):
         noise = self._config.noise
         parts = [
             (self._gravity(data), noise.gravity),
-            (data.sensordata[self._gyro], noise.gyro),
+            (self._imu_gyro(data), noise.gyro),
             (self._joint_pos_measured(data) - self._home_joint_pos, noise.joint_pos),
             (data.qvel[self._qvel_adr], noise.joint_vel),
         ]
         keys = jax.random.split(rng, len(parts))
         noisy = [
-            value + noise.level * scale * jax.random.uniform(key, value.shape, minval=-1.0, maxval=1.0)
+            value
+            + noise.level * scale * jax.random.uniform(key, value.shape, minval=-1.0, maxval=1.0)
             for (value, scale), key in zip(parts, keys, strict=True)
         ]
         return jnp.concatenate([*noisy, info["last_action"], info["command"]])
@@ -346,8 +362,8 @@ class WildRobotEnv(Env, abc.ABC):
     ) -> Signals:
         return Signals(
             gravity=self._gravity(data),
-            gyro=data.sensordata[self._gyro],
-            local_linvel=data.sensordata[self._local_linvel],
+            gyro=self._imu_gyro(data),
+            local_linvel=self._local_linvel(data),
             yaw_rate=data.cvel[self._pelvis_id, 2],
             height=data.xpos[self._pelvis_id, 2],
             joint_pos_rel=data.qpos[self._qpos_adr] - self._home_joint_pos,
@@ -399,6 +415,23 @@ class WildRobotEnv(Env, abc.ABC):
             "push_force": jnp.where(finished, fresh["push_force"], info["push_force"]),
         }
         return force, schedule
+
+
+def imu_gyro(site_xmat: jax.Array, body_cvel: jax.Array) -> jax.Array:
+    """What a gyro sensor at the site reads [3]: site_xmat [3, 3], cvel of its body [6]."""
+    return site_xmat.T @ body_cvel[:3]
+
+
+def local_linvel(
+    site_xmat: jax.Array, site_xpos: jax.Array, body_cvel: jax.Array, root_com: jax.Array
+) -> jax.Array:
+    """What a velocimeter at the site reads [3].
+
+    cvel's translational part is the velocity of the point at the root's subtree COM
+    (root_com [3]); move it to the site with v + w x (p - c), then rotate into the site frame.
+    """
+    velocity = body_cvel[3:] + jnp.cross(body_cvel[:3], site_xpos - root_com)
+    return site_xmat.T @ velocity
 
 
 def _quat_mul(a: jax.Array, b: jax.Array) -> jax.Array:

@@ -43,6 +43,7 @@ FLOOR_GEOM = "floor"
 FOOT_PAD_GEOMS = (("left_heel", "left_toe"), ("right_heel", "right_toe"))
 
 IMU_SITE = "imu"
+PELVIS_SITE = "pelvis_site"
 # Real-robot IMU sensors (chest).
 GYRO_SENSOR = "gyro"
 ACCELEROMETER_SENSOR = "accelerometer"

@@ -49,29 +49,38 @@ def randomize(
     """One randomized world. model: an unbatched mjx.Model; rng: one PRNG key."""
     key_friction, key_mass, key_kp, key_frictionloss, key_offset = jax.random.split(rng, 5)
 
-    friction = jax.random.uniform(key_friction, (), minval=config.floor_friction[0],
-                                  maxval=config.floor_friction[1])
+    friction = jax.random.uniform(
+        key_friction, (), minval=config.floor_friction[0], maxval=config.floor_friction[1]
+    )
     pair_friction = jnp.asarray(model.pair_friction).at[:, :2].set(friction)
     geom_friction = jnp.asarray(model.geom_friction).at[floor_geom_id, 0].set(friction)
 
     # Every body but the world; inertia scales with mass so the radius of gyration is kept.
-    mass_scale = jax.random.uniform(key_mass, (model.nbody,), minval=config.mass_scale[0],
-                                    maxval=config.mass_scale[1]).at[0].set(1.0)
+    mass_scale = (
+        jax.random.uniform(
+            key_mass, (model.nbody,), minval=config.mass_scale[0], maxval=config.mass_scale[1]
+        )
+        .at[0]
+        .set(1.0)
+    )
     body_mass = jnp.asarray(model.body_mass) * mass_scale
     body_inertia = jnp.asarray(model.body_inertia) * mass_scale[:, None]
 
     kp = jnp.asarray(model.actuator_gainprm)[:, 0] * jax.random.uniform(
         key_kp, (model.nu,), minval=config.kp_scale[0], maxval=config.kp_scale[1]
     )
-    offset = jax.random.uniform(key_offset, (model.nu,), minval=-config.joint_offset,
-                                maxval=config.joint_offset)
+    offset = jax.random.uniform(
+        key_offset, (model.nu,), minval=-config.joint_offset, maxval=config.joint_offset
+    )
     gainprm = jnp.asarray(model.actuator_gainprm).at[:, 0].set(kp)
     biasprm = jnp.asarray(model.actuator_biasprm).at[:, 1].set(-kp).at[:, 0].set(-kp * offset)
 
     # The free joint's six dofs have no friction loss; scaling zero keeps them so.
     frictionloss = jnp.asarray(model.dof_frictionloss) * jax.random.uniform(
-        key_frictionloss, (model.nv,), minval=config.frictionloss_scale[0],
-        maxval=config.frictionloss_scale[1]
+        key_frictionloss,
+        (model.nv,),
+        minval=config.frictionloss_scale[0],
+        maxval=config.frictionloss_scale[1],
     )
 
     return model.tree_replace(
