@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -51,7 +52,7 @@ def save_checkpoint(
     tmp.mkdir()
     try:
         checkpointer = ocp.StandardCheckpointer()
-        checkpointer.save(tmp / STATE_DIR, host_state)
+        checkpointer.save(tmp / STATE_DIR, _named_leaves(host_state))
         first = jax.tree.map(lambda x: x[0], host_state)
         checkpointer.save(
             tmp / POLICY_DIR, policy_tree(first.normalizer, first.params.policy, first.params.value)
@@ -88,8 +89,32 @@ def load_state(checkpoint_dir: Path, target: TrainingState) -> TrainingState:
     """Restores the whole training state into the structure (and shapes) of `target`."""
     host_target = jax.device_get(target)
     with ocp.StandardCheckpointer() as checkpointer:
-        restored = checkpointer.restore(Path(checkpoint_dir).absolute() / STATE_DIR, host_target)
-    return jax.tree.map(np.asarray, restored)
+        restored = checkpointer.restore(
+            Path(checkpoint_dir).absolute() / STATE_DIR, _named_leaves(host_target)
+        )
+    paths_and_leaves, treedef = jax.tree_util.tree_flatten_with_path(host_target)
+    leaves = [
+        np.asarray(restored.get(_leaf_name(index, path), leaf))
+        for index, (path, leaf) in enumerate(paths_and_leaves)
+    ]
+    return jax.tree.unflatten(treedef, leaves)
+
+
+def _named_leaves(tree: Any) -> dict[str, np.ndarray]:
+    """The non-empty leaves of `tree` by a unique readable name (index + key path).
+
+    Orbax refuses zero-size arrays, and MJX data has some (e.g. `act` for a model without
+    actuator activations); they carry no values, so restore takes them from the target.
+    """
+    return {
+        _leaf_name(index, path): np.asarray(leaf)
+        for index, (path, leaf) in enumerate(jax.tree_util.tree_flatten_with_path(tree)[0])
+        if np.size(leaf) > 0
+    }
+
+
+def _leaf_name(index: int, path: tuple) -> str:
+    return f"{index:05d}" + re.sub(r"[^A-Za-z0-9_]+", "_", jax.tree_util.keystr(path))
 
 
 def load_policy_tree(checkpoint_dir: Path, target: dict[str, Any]) -> dict[str, Any]:
