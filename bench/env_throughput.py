@@ -1,0 +1,113 @@
+"""WildRobotWalk physics throughput on MJX vs native MuJoCo, on the same worlds, in one run.
+
+    .venv/bin/python bench/env_throughput.py [--quick] [--num-envs 1024] [--num-steps 50]
+
+MJX: N worlds reset with jax.vmap, then one jitted function scans `num_steps` control steps of
+vmap(env.step) (zero actions: the home servo targets), each control step being the env's physics
+substeps plus observation, rewards and bookkeeping. Native: `mujoco.rollout` over the same N
+initial states with 2 threads, the same MjModel (timestep, options, sensors off) and
+num_steps * substeps physics steps. ratio = MJX physics steps/s over native physics steps/s.
+The last stdout line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-envs", type=int, default=1024)
+    parser.add_argument("--num-steps", type=int, default=50, help="control steps per world")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="native rollout threads")
+    parser.add_argument("--quick", action="store_true", help="128 worlds, 20 steps, 1 repeat")
+    parser.add_argument("--no-cache", action="store_true", help="ignore JAX's compile cache")
+    args = parser.parse_args()
+    if args.quick:
+        args.num_envs, args.num_steps, args.repeats = 128, 20, 1
+    if not args.no_cache:
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
+
+    import jax
+    import jax.numpy as jnp
+    import mujoco
+    import numpy as np
+    from mujoco import rollout
+
+    from wildrobot.envs import registry
+
+    env = registry.make("WildRobotWalk")
+    num_substeps = round(env.dt / env.mj_model.opt.timestep)
+    num_physics_steps = args.num_envs * args.num_steps * num_substeps
+
+    reset = jax.jit(jax.vmap(env.reset))
+
+    @jax.jit
+    def run(state):
+        def body(state, _):
+            actions = jnp.zeros((args.num_envs, env.action_size))
+            return jax.vmap(env.step)(state, actions), ()
+
+        return jax.lax.scan(body, state, None, length=args.num_steps)[0]
+
+    state = jax.block_until_ready(reset(jax.random.split(jax.random.PRNGKey(0), args.num_envs)))
+    start = time.perf_counter()
+    compiled = run.lower(state).compile()
+    compile_s = time.perf_counter() - start
+    mjx_times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(state))
+        mjx_times.append(time.perf_counter() - start)
+    mjx_rate = num_physics_steps / min(mjx_times)
+    print(
+        f"mjx: {args.num_envs} worlds x {args.num_steps * num_substeps} physics steps, "
+        f"best {min(mjx_times):.2f} s, compile {compile_s:.1f} s",
+        flush=True,
+    )
+
+    model = env.mj_model
+    data = [mujoco.MjData(model) for _ in range(args.threads)]
+    full_physics = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    initial_state = np.empty((args.num_envs, mujoco.mj_stateSize(model, full_physics)))
+    for world in range(args.num_envs):
+        data[0].qpos[:] = np.asarray(state.pipeline_state.qpos[world])
+        data[0].qvel[:] = np.asarray(state.pipeline_state.qvel[world])
+        data[0].time = 0.0
+        mujoco.mj_getState(model, data[0], initial_state[world], full_physics)
+    control = np.asarray(state.pipeline_state.ctrl)[:, None, :]  # held for every step
+    nstep = args.num_steps * num_substeps
+    native_times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        rollout.rollout(model, data, initial_state, control, nstep=nstep, persistent_pool=True)
+        native_times.append(time.perf_counter() - start)
+    native_rate = num_physics_steps / min(native_times)
+    print(f"native: {args.threads} threads, best {min(native_times):.2f} s", flush=True)
+
+    print(
+        json.dumps(
+            {
+                "num_envs": args.num_envs,
+                "num_control_steps": args.num_steps,
+                "num_substeps": num_substeps,
+                "mjx_physics_steps_per_s": round(mjx_rate),
+                "native_physics_steps_per_s": round(native_rate),
+                "ratio": round(mjx_rate / native_rate, 3),
+                "compile_s": round(compile_s, 1),
+                "backend": jax.default_backend(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
