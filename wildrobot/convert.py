@@ -11,7 +11,7 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 
-from wildrobot.specs import JobKind, JobState, PpoSpec
+from wildrobot.specs import InverseDynamicsSpec, JobKind, JobState, PpoSpec
 from wildrobot.v1 import jobs_pb2
 
 _PPO_SCALARS = (
@@ -111,16 +111,42 @@ def ppo_spec_from_proto(msg: jobs_pb2.PpoSpec) -> PpoSpec:
     return PpoSpec(**ppo_spec_fields_from_proto(msg))
 
 
-def spec_to_proto(spec: PpoSpec) -> jobs_pb2.JobSpec:
+_ID_SCALARS = ("smooth_window", "smooth_forces", "cop_threshold", "float64")
+_ID_REPEATED = ("trials_npz", "trial_names")
+
+
+def inverse_dynamics_spec_to_proto(spec: InverseDynamicsSpec) -> jobs_pb2.InverseDynamicsSpec:
+    msg = jobs_pb2.InverseDynamicsSpec()
+    for name in _ID_SCALARS:
+        setattr(msg, name, getattr(spec, name))
+    for name in _ID_REPEATED:
+        getattr(msg, name).extend(getattr(spec, name))
+    return msg
+
+
+def inverse_dynamics_spec_from_proto(msg: jobs_pb2.InverseDynamicsSpec) -> InverseDynamicsSpec:
+    """Validates; raises pydantic.ValidationError naming the offending field."""
+    fields: dict[str, Any] = {n: getattr(msg, n) for n in _ID_SCALARS if msg.HasField(n)}
+    for name in _ID_REPEATED:
+        if len(getattr(msg, name)):
+            fields[name] = tuple(getattr(msg, name))
+    return InverseDynamicsSpec(**fields)
+
+
+def spec_to_proto(spec: PpoSpec | InverseDynamicsSpec) -> jobs_pb2.JobSpec:
+    if isinstance(spec, InverseDynamicsSpec):
+        return jobs_pb2.JobSpec(inverse_dynamics=inverse_dynamics_spec_to_proto(spec))
     return jobs_pb2.JobSpec(ppo=ppo_spec_to_proto(spec))
 
 
-def spec_from_proto(msg: jobs_pb2.JobSpec) -> PpoSpec:
+def spec_from_proto(msg: jobs_pb2.JobSpec) -> PpoSpec | InverseDynamicsSpec:
     """Raises ValueError when no kind is set, pydantic.ValidationError when a field is bad."""
     which = msg.WhichOneof("kind")
     if which == "ppo":
         return ppo_spec_from_proto(msg.ppo)
-    raise ValueError("spec: no job kind set (expected one of: ppo)")
+    if which == "inverse_dynamics":
+        return inverse_dynamics_spec_from_proto(msg.inverse_dynamics)
+    raise ValueError("spec: no job kind set (expected one of: ppo, inverse_dynamics)")
 
 
 def _to_value(value: bool | int | float | str) -> struct_pb2.Value:

@@ -120,9 +120,77 @@ class PpoSpec(_Spec):
         return self.batch_size * self.num_minibatches * self.unroll_length
 
 
-JobSpec = PpoSpec  # grows into a discriminated union on `kind` as job kinds are added
+# Inverse dynamics jobs: inputs uploaded with the request are bounded; larger inputs go to the
+# artifact store's inputs folder and are named by a safe relative path.
+MAX_ID_UPLOAD_BYTES = 16 * 1024 * 1024
+MAX_ID_TRIALS = 256
+_TRIAL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*\.(npz|csv)$")
 
-SPEC_BY_KIND: dict[JobKind, type[_Spec]] = {JobKind.PPO: PpoSpec}
+
+class InverseDynamicsSpec(_Spec):
+    """Inverse dynamics of many or long trials (wildrobot.envs.dynamics); one .npz per trial.
+
+    Exactly one input: `trials_npz` (trial files uploaded with the request, at most
+    MAX_ID_UPLOAD_BYTES in all) or `trial_names` (relative names of .npz/.csv trial files under
+    the artifact store's `inputs/` folder; no '..', no absolute paths).
+    """
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        allow_inf_nan=False,
+        ser_json_bytes="base64",
+        val_json_bytes="base64",
+    )
+
+    kind: Literal[JobKind.INVERSE_DYNAMICS] = JobKind.INVERSE_DYNAMICS
+    trials_npz: tuple[bytes, ...] = Field((), max_length=MAX_ID_TRIALS)
+    trial_names: tuple[Annotated[str, Field(max_length=256)], ...] = Field(
+        (), max_length=MAX_ID_TRIALS
+    )
+    smooth_window: int = Field(1, ge=1, le=101)
+    smooth_forces: bool = True
+    cop_threshold: float = Field(5.0, ge=0.0, le=1000.0)
+    float64: bool = False
+
+    @field_validator("smooth_window")
+    @classmethod
+    def _odd_window(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"must be odd, got {value}")
+        return value
+
+    @field_validator("trials_npz")
+    @classmethod
+    def _bounded_upload(cls, value: tuple[bytes, ...]) -> tuple[bytes, ...]:
+        total = sum(len(v) for v in value)
+        if total > MAX_ID_UPLOAD_BYTES:
+            raise ValueError(
+                f"{total} bytes uploaded, limit {MAX_ID_UPLOAD_BYTES}: use trial_names instead"
+            )
+        return value
+
+    @field_validator("trial_names")
+    @classmethod
+    def _safe_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not _TRIAL_NAME.match(name) or ".." in name.split("/"):
+                raise ValueError(f"{name!r} is not a safe relative .npz/.csv name")
+        return value
+
+    @model_validator(mode="after")
+    def _one_input(self) -> InverseDynamicsSpec:
+        if bool(self.trials_npz) == bool(self.trial_names):
+            raise ValueError("give exactly one of trials_npz or trial_names (non-empty)")
+        return self
+
+
+JobSpec = PpoSpec | InverseDynamicsSpec
+
+SPEC_BY_KIND: dict[JobKind, type[_Spec]] = {
+    JobKind.PPO: PpoSpec,
+    JobKind.INVERSE_DYNAMICS: InverseDynamicsSpec,
+}
 
 
 def spec_from_json(kind: JobKind | str, payload: str) -> _Spec:

@@ -270,26 +270,86 @@ class PpoSpec(_message.Message):
 Global___PpoSpec: _TypeAlias = PpoSpec  # noqa: Y015
 
 @_typing.final
+class InverseDynamicsSpec(_message.Message):
+    """Inverse dynamics of many or long trials (wildrobot.specs.InverseDynamicsSpec); the result is
+    an .npz artifact per trial. Exactly one input: trials uploaded with the request, or names of
+    trial files in the artifact store's inputs folder (safe relative names, .npz or .csv).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRIALS_NPZ_FIELD_NUMBER: _builtins.int
+    TRIAL_NAMES_FIELD_NUMBER: _builtins.int
+    SMOOTH_WINDOW_FIELD_NUMBER: _builtins.int
+    SMOOTH_FORCES_FIELD_NUMBER: _builtins.int
+    COP_THRESHOLD_FIELD_NUMBER: _builtins.int
+    FLOAT64_FIELD_NUMBER: _builtins.int
+    smooth_window: _builtins.int
+    smooth_forces: _builtins.bool
+    cop_threshold: _builtins.float
+    float64: _builtins.bool
+    @_builtins.property
+    def trials_npz(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    @_builtins.property
+    def trial_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        trials_npz: _abc.Iterable[_builtins.bytes] | None = ...,
+        trial_names: _abc.Iterable[_builtins.str] | None = ...,
+        smooth_window: _builtins.int | None = ...,
+        smooth_forces: _builtins.bool | None = ...,
+        cop_threshold: _builtins.float | None = ...,
+        float64: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cop_threshold", b"_cop_threshold", "_float64", b"_float64", "_smooth_forces", b"_smooth_forces", "_smooth_window", b"_smooth_window", "cop_threshold", b"cop_threshold", "float64", b"float64", "smooth_forces", b"smooth_forces", "smooth_window", b"smooth_window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cop_threshold", b"_cop_threshold", "_float64", b"_float64", "_smooth_forces", b"_smooth_forces", "_smooth_window", b"_smooth_window", "cop_threshold", b"cop_threshold", "float64", b"float64", "smooth_forces", b"smooth_forces", "smooth_window", b"smooth_window", "trial_names", b"trial_names", "trials_npz", b"trials_npz"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__cop_threshold: _TypeAlias = _typing.Literal["cop_threshold"]  # noqa: Y015
+    _WhichOneofArgType__cop_threshold: _TypeAlias = _typing.Literal["_cop_threshold", b"_cop_threshold"]  # noqa: Y015
+    _WhichOneofReturnType__float64: _TypeAlias = _typing.Literal["float64"]  # noqa: Y015
+    _WhichOneofArgType__float64: _TypeAlias = _typing.Literal["_float64", b"_float64"]  # noqa: Y015
+    _WhichOneofReturnType__smooth_forces: _TypeAlias = _typing.Literal["smooth_forces"]  # noqa: Y015
+    _WhichOneofArgType__smooth_forces: _TypeAlias = _typing.Literal["_smooth_forces", b"_smooth_forces"]  # noqa: Y015
+    _WhichOneofReturnType__smooth_window: _TypeAlias = _typing.Literal["smooth_window"]  # noqa: Y015
+    _WhichOneofArgType__smooth_window: _TypeAlias = _typing.Literal["_smooth_window", b"_smooth_window"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cop_threshold) -> _WhichOneofReturnType__cop_threshold | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__float64) -> _WhichOneofReturnType__float64 | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__smooth_forces) -> _WhichOneofReturnType__smooth_forces | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__smooth_window) -> _WhichOneofReturnType__smooth_window | None: ...
+
+Global___InverseDynamicsSpec: _TypeAlias = InverseDynamicsSpec  # noqa: Y015
+
+@_typing.final
 class JobSpec(_message.Message):
     """One typed spec per job kind. Kinds not built yet keep their field numbers free:
-    2 = amp, 3 = inverse_dynamics, 4 = tta_eval.
+    2 = amp, 4 = tta_eval.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     PPO_FIELD_NUMBER: _builtins.int
+    INVERSE_DYNAMICS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def ppo(self) -> Global___PpoSpec: ...
+    @_builtins.property
+    def inverse_dynamics(self) -> Global___InverseDynamicsSpec: ...
     def __init__(
         self,
         *,
         ppo: Global___PpoSpec | None = ...,
+        inverse_dynamics: Global___InverseDynamicsSpec | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "ppo", b"ppo"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["inverse_dynamics", b"inverse_dynamics", "kind", b"kind", "ppo", b"ppo"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "ppo", b"ppo"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inverse_dynamics", b"inverse_dynamics", "kind", b"kind", "ppo", b"ppo"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["ppo"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["ppo", "inverse_dynamics"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
