@@ -112,7 +112,7 @@ class PointMass(Env):
             obs=pipeline_state,
             reward=reward,
             done=done,
-            metrics={f"reward/{name}": value for name, value in weighted.items()},
+            metrics={**state.metrics, **{f"reward/{name}": v for name, v in weighted.items()}},
             info={**state.info, "total_steps": total_steps},
         )
 

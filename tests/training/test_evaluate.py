@@ -12,6 +12,7 @@ from tests.training.common import RecordingHooks, point_mass_spec
 from wildrobot.envs.point_mass import PointMass
 from wildrobot.workers.training import evaluate
 from wildrobot.workers.training.ppo import train_ppo
+from wildrobot.workers.training.rollout import evaluate_policy
 
 
 def test_evaluate_main_reports_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
@@ -27,14 +28,14 @@ def test_evaluate_main_reports_json(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_evaluate_policy_counts_falls():
     # Full force to +x leaves the box (a fall) well before the 50-step limit; zero force stays.
-    push = evaluate.evaluate_policy(
+    push = evaluate_policy(
         lambda obs, key: jax.numpy.ones((obs.shape[0], 2)),
         PointMass(),
         4,
         50,
         jax.random.PRNGKey(0),
     )
-    rest = evaluate.evaluate_policy(
+    rest = evaluate_policy(
         lambda obs, key: jax.numpy.zeros((obs.shape[0], 2)),
         PointMass(),
         4,

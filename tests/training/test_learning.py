@@ -16,8 +16,8 @@ import pytest
 
 from tests.training.common import RecordingHooks
 from wildrobot.specs import PpoSpec
-from wildrobot.workers.training.evaluate import evaluate_policy
 from wildrobot.workers.training.ppo import load_policy, train_ppo
+from wildrobot.workers.training.rollout import evaluate_policy
 from wildrobot.workers.training.trainer import make_base_env
 
 EPISODE_LENGTH = 500

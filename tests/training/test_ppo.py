@@ -219,3 +219,12 @@ def test_pmap_over_two_host_devices(tmp_path: Path):
     assert report["env_shape"] == [2, 16, 6]  # 32 envs split over 2 devices
     assert report["episode_length"] > 0
     assert "num_envs (3)" in report["error"] and "(2)" in report["error"]
+
+
+def test_eval_every_adds_eval_metrics(tmp_path: Path):
+    hooks = RecordingHooks()
+    train_ppo(point_mass_spec(2, eval_every=2, num_eval_envs=8), tmp_path, hooks)
+
+    assert "eval/mean_episode_length" not in hooks.metrics[0][1]
+    assert 0 < hooks.metrics[1][1]["eval/mean_episode_length"] <= 50
+    assert 0.0 <= hooks.metrics[1][1]["eval/fall_rate"] <= 1.0

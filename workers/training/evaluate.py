@@ -12,75 +12,15 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
-from brax.envs.base import Env
-from brax.envs.wrappers import training as env_wrappers
 
 from wildrobot.specs import TASK_ALIASES
 from wildrobot.workers.training import checkpoint as ckpt
 from wildrobot.workers.training.ppo import load_policy
+from wildrobot.workers.training.rollout import evaluate_policy
 from wildrobot.workers.training.trainer import make_base_env
-
-# Env metrics that measure velocity tracking error, if the task has them (first found wins).
-TRACKING_ERROR_METRICS = ("tracking_error/linear_velocity", "velocity_tracking_error")
-
-
-def evaluate_policy(
-    policy_fn: Callable[[jax.Array, jax.Array], jax.Array],
-    base_env: Env,
-    num_envs: int,
-    episode_length: int,
-    rng: jax.Array,
-) -> dict[str, float]:
-    """One episode per env (no auto-reset).
-
-    policy_fn: (obs [num_envs, obs_dim], key) -> actions [num_envs, action_size]. Returns mean_episode_length, fall_rate
-    and, when the env has one of TRACKING_ERROR_METRICS, velocity_tracking_error averaged over
-    the steps each env was alive.
-    """
-    env = env_wrappers.EpisodeWrapper(env_wrappers.VmapWrapper(base_env), episode_length, 1)
-    tracking_key = next((k for k in TRACKING_ERROR_METRICS if k in _metric_names(base_env)), None)
-
-    def step(carry, key):
-        state, alive, tracking_sum = carry
-        state = env.step(state, policy_fn(state.obs, key))
-        if tracking_key is not None:
-            tracking_sum = tracking_sum + alive * state.metrics[tracking_key]
-        fell = state.done * (1.0 - state.info["truncation"])
-        return (state, alive * (1.0 - state.done), tracking_sum), (alive, alive * fell)
-
-    @jax.jit
-    def rollout(rng):
-        key_reset, key_actions = jax.random.split(rng)
-        state = env.reset(jax.random.split(key_reset, num_envs))
-        alive = jnp.ones(num_envs)
-        (_, _, tracking_sum), (alive_steps, falls) = jax.lax.scan(
-            step,
-            (state, alive, jnp.zeros(num_envs)),
-            jax.random.split(key_actions, episode_length),
-        )
-        lengths = jnp.sum(alive_steps, axis=0)
-        return lengths, jnp.sum(falls, axis=0), tracking_sum / jnp.maximum(lengths, 1.0)
-
-    lengths, falls, tracking = jax.device_get(rollout(rng))
-    report = {
-        "num_envs": num_envs,
-        "episode_length_limit": episode_length,
-        "mean_episode_length": float(lengths.mean()),
-        "fall_rate": float(falls.mean()),
-    }
-    if tracking_key is not None:
-        report["velocity_tracking_error"] = float(tracking.mean())
-    return report
-
-
-def _metric_names(base_env: Env) -> set[str]:
-    state = jax.eval_shape(base_env.reset, jax.random.PRNGKey(0))
-    return set(state.metrics)
 
 
 def main(argv: list[str] | None = None) -> int:

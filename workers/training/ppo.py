@@ -13,7 +13,6 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-from brax.training import acting
 from brax.training.agents.ppo import networks as ppo_networks
 
 from wildrobot.specs import PpoSpec
@@ -21,8 +20,13 @@ from wildrobot.workers.training import checkpoint as ckpt
 from wildrobot.workers.training import networks as net
 from wildrobot.workers.training.api import TrainHooks, TrainResult
 from wildrobot.workers.training.metrics import EpisodeTracker, check_finite, to_host
+from wildrobot.workers.training.rollout import evaluate_policy
 from wildrobot.workers.training.state import TrainingState
-from wildrobot.workers.training.trainer import Trainer, init_state, make_trainer
+from wildrobot.workers.training.trainer import (
+    Trainer,
+    init_state,
+    make_trainer,
+)
 
 # Spec fields that may change between a run and its resume; the rest must match exactly.
 RESUMABLE_CHANGES = frozenset({"num_timesteps", "checkpoint_every", "eval_every", "num_eval_envs"})
@@ -117,21 +121,24 @@ def _resume(trainer: Trainer, target: TrainingState, checkpoint_dir: Path) -> Tr
 
 
 def _make_evaluator(trainer: Trainer) -> Callable[[TrainingState], dict[str, float]]:
+    """Deterministic policy, num_eval_envs full episodes on the nominal (unrandomized) env."""
     spec = trainer.spec
-    evaluator = acting.Evaluator(
-        trainer.env,
-        lambda params: ppo_networks.make_inference_fn(trainer.networks)(params, deterministic=True),
-        num_eval_envs=spec.num_eval_envs,
-        episode_length=spec.episode_length,
-        action_repeat=1,
-        key=jax.random.PRNGKey(spec.seed + 1),
-    )
+    make_policy = ppo_networks.make_inference_fn(trainer.networks)
+    key_eval = jax.random.PRNGKey(spec.seed + 1)
 
     def evaluate(state: TrainingState) -> dict[str, float]:
         first = jax.tree.map(lambda x: x[0], state)
-        params = (first.normalizer, first.params.policy, first.params.value)
-        metrics = evaluator.run_evaluation(params, training_metrics={})
-        return {name: float(value) for name, value in metrics.items()}
+        policy = make_policy(
+            (first.normalizer, first.params.policy, first.params.value), deterministic=True
+        )
+        report = evaluate_policy(
+            lambda obs, key: policy(obs, key)[0],
+            trainer.base_env,
+            spec.num_eval_envs,
+            spec.episode_length,
+            jax.random.fold_in(key_eval, int(first.iteration)),
+        )
+        return {f"eval/{name}": float(value) for name, value in report.items()}
 
     return evaluate
 

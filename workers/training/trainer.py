@@ -75,11 +75,7 @@ def make_trainer(spec: PpoSpec, base_env: Env | None = None) -> Trainer:
     check_device_split(spec, num_devices)
     if base_env is None:
         base_env = make_base_env(spec.task, spec.env_overrides)
-    env = env_wrappers.wrap(
-        base_env,
-        episode_length=spec.episode_length,
-        randomization_fn=_randomization_fn(spec, base_env, num_devices),
-    )
+    env = wrap_env(spec, base_env, spec.num_envs // num_devices, RANDOMIZATION_STREAM)
     network_config = net.make_network_config(
         spec, base_env.observation_size, base_env.action_size
     )
@@ -98,17 +94,21 @@ def make_trainer(spec: PpoSpec, base_env: Env | None = None) -> Trainer:
     )
 
 
-def _randomization_fn(spec: PpoSpec, base_env: Env, num_devices: int):
-    """The env's domain randomization (if it has one), one world per env on each device.
+def wrap_env(spec: PpoSpec, base_env: Env, num_worlds: int, stream: int) -> Env:
+    """Vmap, episode and auto-reset wrappers, plus the env's domain randomization if it has one.
 
-    Worlds are drawn once from spec.seed and baked into the compiled iteration (Brax semantics):
-    a resume rebuilds exactly the same worlds.
+    With randomization the wrapped env steps exactly num_worlds envs (one world each), drawn
+    once from (spec.seed, stream) and baked into the compiled program (Brax semantics), so a
+    resume rebuilds the same worlds.
     """
     make_fn = getattr(base_env, "randomization_fn", None)
-    if make_fn is None:
-        return None
-    key = jax.random.fold_in(jax.random.PRNGKey(spec.seed), RANDOMIZATION_STREAM)
-    return functools.partial(make_fn(), rng=jax.random.split(key, spec.num_envs // num_devices))
+    randomization_fn = None
+    if make_fn is not None:
+        key = jax.random.fold_in(jax.random.PRNGKey(spec.seed), stream)
+        randomization_fn = functools.partial(make_fn(), rng=jax.random.split(key, num_worlds))
+    return env_wrappers.wrap(
+        base_env, episode_length=spec.episode_length, randomization_fn=randomization_fn
+    )
 
 
 def init_state(trainer: Trainer) -> TrainingState:
