@@ -235,3 +235,41 @@ def test_checkpoints_of_new_job(service) -> None:
     with pytest.raises(grpc.RpcError) as err:
         list(stub.DownloadCheckpoint(jobs_pb2.DownloadCheckpointRequest(job_id=job.job_id)))
     assert code_of(err) == grpc.StatusCode.NOT_FOUND
+
+
+def test_health_follows_redis(tmp_path) -> None:
+    import time
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from tests.conftest import RedisServer
+    from tests.service_fixtures import AuthedStub, ServerThread, server_config
+
+    private = RedisServer(tmp_path)
+    private.start()
+    thread = ServerThread(server_config(private.url, tmp_path)).start()
+    channel = grpc.insecure_channel(thread.address)
+    health = health_pb2_grpc.HealthStub(channel)
+
+    def status() -> int:
+        return health.Check(health_pb2.HealthCheckRequest(service="")).status
+
+    def wait_status(want: int) -> None:
+        deadline = time.monotonic() + 10
+        while status() != want:
+            assert time.monotonic() < deadline, f"health stayed {status()}"
+            time.sleep(0.1)
+
+    try:
+        assert status() == health_pb2.HealthCheckResponse.SERVING
+        private.stop()
+        wait_status(health_pb2.HealthCheckResponse.NOT_SERVING)
+        with pytest.raises(grpc.RpcError) as err:
+            AuthedStub(channel, "alice-token").GetJob(jobs_pb2.GetJobRequest(job_id="0" * 32))
+        assert code_of(err) == grpc.StatusCode.UNAVAILABLE
+        private.start()
+        wait_status(health_pb2.HealthCheckResponse.SERVING)
+    finally:
+        channel.close()
+        thread.stop()
+        private.stop()

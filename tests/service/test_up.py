@@ -22,7 +22,16 @@ pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow]
 
 def test_up_runs_a_job_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wildrobot.cli", "up", "--dir", str(tmp_path / "stack"), "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "wildrobot.cli",
+            "up",
+            "--dir",
+            str(tmp_path / "stack"),
+            "--port",
+            "0",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -256,3 +256,16 @@ def test_redis_restart_keeps_acknowledged_jobs(service, worker_factory, redis_se
     assert again.job_id == queued[0]
     for job_id in [running.job_id, *queued]:
         wait_for(stub, job_id, state_is(jobs_pb2.JOB_STATE_SUCCEEDED), timeout=300)
+
+
+def test_job_error_fails_without_retry(service, worker_factory) -> None:
+    stub = service.stub("alice")
+    spec = tiny_ppo(3)
+    # A well-formed override the env cannot apply: the error is the job's, found by the worker.
+    spec.env_overrides["reward_weights.alive"].string_value = "lots"
+    job = submit(stub, spec)
+    worker_factory()
+    failed = wait_for(stub, job.job_id, state_is(jobs_pb2.JOB_STATE_FAILED), timeout=120)
+    assert failed.attempt == 1 and "alive" in failed.error
+    time.sleep(1.0)
+    assert stub.GetJob(jobs_pb2.GetJobRequest(job_id=job.job_id)).attempt == 1

@@ -98,31 +98,44 @@ class QueueClient:
                     raise
 
     def take(self, kinds: Sequence[str], owner: str, lease_s: float, block_ms: int) -> Lease | None:
-        """Reads one queue entry (any of `kinds`) and leases its job; None when nothing is ready."""
-        reply = self.redis.xreadgroup(
-            keys.QUEUE_GROUP, owner, {keys.queue(k): ">" for k in kinds}, count=1, block=block_ms
+        """Reads queue entries (any of `kinds`) until one leases its job; None when none is ready.
+
+        Entries of jobs that no longer wait (cancelled while queued) are acknowledged and skipped.
+        """
+        streams = {keys.queue(k): ">" for k in kinds}
+        block: int | None = block_ms
+        while True:
+            reply = self.redis.xreadgroup(keys.QUEUE_GROUP, owner, streams, count=1, block=block)
+            if not reply:
+                return None
+            for stream, entries in reply:
+                for msg_id, fields in entries:
+                    lease = self._take_entry(
+                        stream, msg_id, fields.get("job_id", ""), owner, lease_s
+                    )
+                    if lease is not None:
+                        return lease
+            block = None  # skipped an entry: look at the next one without waiting
+
+    def _take_entry(
+        self, stream: str, msg_id: str, job_id: str, owner: str, lease_s: float
+    ) -> Lease | None:
+        result = self._take(
+            keys=[keys.job(job_id), keys.events(job_id), keys.LEASES, stream],
+            args=[
+                job_id,
+                owner,
+                int(lease_s * 1000),
+                msg_id,
+                keys.QUEUE_GROUP,
+                self._events_maxlen,
+            ],
         )
-        for stream, entries in reply or ():
-            kind = stream.rsplit(":", 1)[-1]
-            for msg_id, fields in entries:
-                job_id = fields.get("job_id", "")
-                result = self._take(
-                    keys=[keys.job(job_id), keys.events(job_id), keys.LEASES, stream],
-                    args=[
-                        job_id,
-                        owner,
-                        int(lease_s * 1000),
-                        msg_id,
-                        keys.QUEUE_GROUP,
-                        self._events_maxlen,
-                    ],
-                )
-                if result[0] != "ok":
-                    log.info("queue entry %s for job %s skipped (%s)", msg_id, job_id, result)
-                    continue
-                spec_json = self.redis.hget(keys.job(job_id), "spec") or "{}"
-                return Lease(job_id, int(result[1]), kind, spec_json, owner)
-        return None
+        if result[0] != "ok":
+            log.info("queue entry %s for job %s skipped (%s)", msg_id, job_id, result)
+            return None
+        spec_json = self.redis.hget(keys.job(job_id), "spec") or "{}"
+        return Lease(job_id, int(result[1]), stream.rsplit(":", 1)[-1], spec_json, owner)
 
     def renew(self, lease: Lease, lease_s: float) -> str:
         """Extends the lease; returns the job's state (RUNNING or CANCELLING)."""
