@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from wildrobot.server import dynamics
 from wildrobot.server.artifacts import CheckpointService
 from wildrobot.server.config import ServerConfig
 from wildrobot.server.health import RedisHealth
@@ -55,7 +56,7 @@ def _register_jobs(services: Services, server: aio.Server) -> str:
     return jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
 
 
-REGISTRATIONS: list[Callable[[Services, aio.Server], str]] = [_register_jobs]
+REGISTRATIONS: list[Callable[[Services, aio.Server], str]] = [_register_jobs, dynamics.register]
 
 
 class WildRobotServer:

@@ -62,7 +62,7 @@ class Config:
     smooth_window: int = 1
     smooth_forces: bool = True
     cop_threshold: float = 5.0
-    block_size: int = 250
+    block_size: int = 256
 
     def __post_init__(self) -> None:
         if self.smooth_window < 1 or self.smooth_window % 2 == 0:

@@ -1,0 +1,160 @@
+"""The InverseDynamics RPC on the real server (port 0): same numbers as the library, and every
+bad input rejected with INVALID_ARGUMENT naming the input."""
+
+from __future__ import annotations
+
+import grpc
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tests.service_fixtures import TOKEN_OF, service  # noqa: F401 - fixture
+from wildrobot import arrays
+from wildrobot.envs.dynamics import Config, Trial, generate, make_inverse_fn
+from wildrobot.server.dynamics import bucket_for
+from wildrobot.v1 import dynamics_pb2, dynamics_pb2_grpc
+
+pytestmark = pytest.mark.redis
+METADATA = (("authorization", f"Bearer {TOKEN_OF['alice']}"),)
+
+
+@pytest.fixture(scope="module")
+def trial():
+    return generate.simulate_trial(150, seed=11)
+
+
+def _request(trial, dtype=np.float64, **overrides) -> dynamics_pb2.InverseDynamicsRequest:
+    fields = {
+        "qpos": trial.qpos,
+        "grf": trial.grf,
+        "cop": trial.cop,
+        "free_moment": trial.free_moment,
+    }
+    fields.update(overrides)
+    msgs = {
+        k: arrays.to_proto(np.asarray(v, dtype)) if isinstance(v, np.ndarray) else v
+        for k, v in fields.items()
+        if v is not None
+    }
+    return dynamics_pb2.InverseDynamicsRequest(rate_hz=trial.rate_hz, **msgs)
+
+
+def _stub(service):  # noqa: F811
+    return dynamics_pb2_grpc.DynamicsServiceStub(service.channel())
+
+
+def test_rpc_returns_the_library_numbers(service, trial) -> None:  # noqa: F811
+    request = _request(trial)
+    request.options.smooth_window = 3
+    response = _stub(service).InverseDynamics(request, metadata=METADATA, timeout=300)
+    outputs = {o.name: o for o in response.outputs}
+    assert response.num_frames == trial.num_frames
+    torque = arrays.from_proto(outputs["joint_torque"].array, "joint_torque")
+    assert torque.dtype == np.float64 and torque.shape == (trial.num_frames, 17)
+    assert outputs["joint_torque"].columns[:2] == ["waist_yaw", "left_hip_pitch"]
+    assert list(outputs["ankle_moment"].columns) == [
+        f"{f}.{a}" for f in ("left", "right") for a in "xyz"
+    ]
+    assert len(outputs["qfrc"].columns) == 23
+    from wildrobot.envs.dynamics.wildrobot import dynamics_model
+
+    with jax.enable_x64(True):
+        fn = make_inverse_fn(dynamics_model(), Config(smooth_window=3))
+        arr = {
+            k: jnp.asarray(v)
+            for k, v in (
+                ("qpos", trial.qpos),
+                ("grf", trial.grf),
+                ("cop", trial.cop),
+                ("free_moment", trial.free_moment),
+            )
+        }
+        expected = jax.device_get(fn(Trial(**arr), trial.rate_hz))
+    np.testing.assert_allclose(torque, expected.joint_torque, atol=1e-9)
+    valid = arrays.from_proto(outputs["valid"].array, "valid")
+    np.testing.assert_array_equal(valid, expected.valid)
+
+
+def test_buckets() -> None:
+    assert bucket_for(10, 10_000) == 256
+    assert bucket_for(1000, 10_000) == 1024
+    assert bucket_for(1025, 10_000) == 2048
+    assert bucket_for(9000, 10_000) == 10_000
+
+
+def _bad_quat(trial):
+    qpos = trial.qpos.copy()
+    qpos[5, 3:7] *= 1.5
+    return qpos
+
+
+def _nan(x):
+    x = x.copy()
+    x[3, 0, 2] = np.nan
+    return x
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        (lambda t: {"qpos": _bad_quat(t)}, "qpos", "not unit length"),
+        (lambda t: {"grf": _nan(t.grf)}, "grf", "NaN or Inf"),
+        (lambda t: {"cop": t.cop[:, :1]}, "cop", "shape"),
+        (lambda t: {"qpos": t.qpos[:, :20]}, "qpos", "shape"),
+        (lambda t: {"qpos": None}, "qpos", "required"),
+        (lambda t: {"rate_hz": 1e6}, "rate_hz", "outside"),
+        (lambda t: {"rate_hz": 0.0}, "rate_hz", "outside"),
+        (
+            lambda t: {
+                "qpos": t.qpos[:2],
+                "grf": t.grf[:2],
+                "cop": t.cop[:2],
+                "free_moment": t.free_moment[:2],
+            },
+            "qpos",
+            "at least 3",
+        ),
+        (
+            lambda t: {
+                "grf": dynamics_pb2.Array(data=b"123", dtype=dynamics_pb2.DTYPE_FLOAT64, shape=[1])
+            },
+            "grf",
+            "bytes do not hold",
+        ),
+        (
+            lambda t: {
+                "grf": dynamics_pb2.Array(data=b"", dtype=dynamics_pb2.DTYPE_UNSPECIFIED, shape=[0])
+            },
+            "grf",
+            "dtype",
+        ),
+        (lambda t: {"grf": arrays.to_proto(t.grf.astype(np.float32))}, "grf", "differs from qpos"),
+    ],
+)
+def test_bad_inputs_are_invalid_argument(service, trial, change, field, words) -> None:  # noqa: F811
+    overrides = change(trial)
+    rate = overrides.pop("rate_hz", None)
+    request = _request(trial, **overrides)
+    if rate is not None:
+        request.rate_hz = rate
+    with pytest.raises(grpc.RpcError) as info:
+        _stub(service).InverseDynamics(request, metadata=METADATA, timeout=60)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details().startswith(field) or f"{field}:" in info.value.details()
+    assert words in info.value.details()
+
+
+def test_too_many_frames_and_bad_options(service, trial) -> None:  # noqa: F811
+    request = _request(trial)
+    request.options.smooth_window = 4
+    with pytest.raises(grpc.RpcError) as info:
+        _stub(service).InverseDynamics(request, metadata=METADATA, timeout=60)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "smooth_window" in info.value.details()
+
+
+def test_needs_a_token(service, trial) -> None:  # noqa: F811
+    with pytest.raises(grpc.RpcError) as info:
+        _stub(service).InverseDynamics(_request(trial), timeout=60)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
