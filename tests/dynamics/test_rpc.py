@@ -12,7 +12,7 @@ import pytest
 from tests.service_fixtures import TOKEN_OF, service  # noqa: F401 - fixture
 from wildrobot import arrays
 from wildrobot.envs.dynamics import Config, Trial, generate, make_inverse_fn
-from wildrobot.server.dynamics import bucket_for
+from wildrobot.envs.dynamics.runner import bucket_for
 from wildrobot.v1 import dynamics_pb2, dynamics_pb2_grpc
 
 pytestmark = pytest.mark.redis

@@ -1,0 +1,96 @@
+"""The inverse_dynamics job handler (no Redis: a recording context), and the trial files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wildrobot.envs.dynamics import trial as trial_io
+from wildrobot.specs import InverseDynamicsSpec
+from wildrobot.workers.handlers import JobContext, JobError, get_handler
+
+
+class _Publish:
+    def __init__(self) -> None:
+        self.points: list[tuple[int, dict]] = []
+
+    def metrics(self, step: int, values: dict) -> None:
+        self.points.append((step, values))
+
+    def checkpoint(self, step: int, path: Path) -> None:
+        pass
+
+    def log(self, level: str, message: str) -> None:
+        pass
+
+
+def _context(tmp_path: Path) -> JobContext:
+    run_dir = tmp_path / "artifacts" / "job1"
+    run_dir.mkdir(parents=True)
+    return JobContext("job1", 1, run_dir, None, _Publish(), lambda: False)
+
+
+def _npz_bytes(trial) -> bytes:
+    buffer = io.BytesIO()
+    trial_io.save_npz(trial, buffer)
+    return buffer.getvalue()
+
+
+def test_uploaded_and_named_trials_give_named_npz(tmp_path, sim_trial, model) -> None:
+    context = _context(tmp_path)
+    inputs = tmp_path / "artifacts" / "inputs" / "lab"
+    inputs.mkdir(parents=True)
+    joint_names = [model.mj_model.joint(j).name for j in range(1, model.mj_model.njnt)]
+    trial_io.save_csv(sim_trial, inputs / "walk.csv", joint_names)
+    handler = get_handler("inverse_dynamics")
+    spec = InverseDynamicsSpec(trial_names=("lab/walk.csv",), float64=True)
+    result = handler(context, spec)
+    assert result.final_step == sim_trial.num_frames and not result.stopped
+    with np.load(context.run_dir / "inverse_dynamics" / "0000_walk.npz") as out:
+        torque = out["joint_torque"]
+        assert list(out["joint_torque__columns"][:2]) == ["waist_yaw", "left_hip_pitch"]
+        valid = out["valid"]
+    # CSV round trip keeps qpos exactly enough for 1e-6 N m (finite differences of float64).
+    err = np.abs(torque - sim_trial.truth["joint_torque"])[valid]
+    assert err.max() < 1e-6
+
+    spec = InverseDynamicsSpec(trials_npz=(_npz_bytes(sim_trial),))
+    handler(context, spec)
+    assert (context.run_dir / "inverse_dynamics" / "0000_trial0000.npz").exists()
+
+
+@pytest.mark.parametrize("name", ["missing.npz", "lab/../../job1/x.npz"])
+def test_bad_named_inputs_fail_the_job(tmp_path, name) -> None:
+    context = _context(tmp_path)
+    (tmp_path / "artifacts" / "inputs").mkdir()
+    try:
+        spec = InverseDynamicsSpec(trial_names=(name,))
+    except ValueError:
+        return  # rejected by the spec already
+    with pytest.raises(JobError, match="trial 0"):
+        get_handler("inverse_dynamics")(context, spec)
+
+
+def test_a_bad_trial_fails_the_job_naming_it(tmp_path, sim_trial) -> None:
+    bad = trial_io.TrialData(**{**sim_trial.__dict__, "grf": sim_trial.grf[:, :1]})
+    spec = InverseDynamicsSpec(trials_npz=(_npz_bytes(bad),))
+    with pytest.raises(JobError, match="trial 0: grf: shape"):
+        get_handler("inverse_dynamics")(_context(tmp_path), spec)
+
+
+def test_npz_round_trip(tmp_path, sim_trial) -> None:
+    trial_io.save_npz(sim_trial, tmp_path / "t.npz")
+    back = trial_io.load_npz(tmp_path / "t.npz")
+    for name, array in sim_trial.arrays().items():
+        np.testing.assert_array_equal(getattr(back, name), array)
+    assert back.rate_hz == sim_trial.rate_hz and back.foot_names == ("left", "right")
+    np.testing.assert_array_equal(back.truth["joint_torque"], sim_trial.truth["joint_torque"])
+
+
+def test_unknown_npz_arrays_are_named(tmp_path) -> None:
+    np.savez(tmp_path / "t.npz", qpos=np.zeros((3, 24)), grf=0, cop=0, rate_hz=100, qposs=1)
+    with pytest.raises(trial_io.TrialError, match="qposs"):
+        trial_io.load_npz(tmp_path / "t.npz")

@@ -1,0 +1,71 @@
+"""The `inverse_dynamics` job: many or long trials through the jitted inverse, one .npz each.
+
+Inputs come with the spec (uploaded .npz bytes) or from `<artifact_dir>/inputs/<name>` (.npz or
+.csv). Outputs: `<run_dir>/inverse_dynamics/<index>_<stem>.npz` (see runner.save_outputs). A
+trial the library rejects fails the job with the trial and input named (JobError: no retry).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from wildrobot.specs import InverseDynamicsSpec
+from wildrobot.workers.handlers import HandlerResult, JobContext, JobError
+
+MAX_JOB_FRAMES = 1_000_000
+
+
+def _load(spec: InverseDynamicsSpec, inputs_dir: Path, index: int, joint_names, foot_names):  # noqa: ANN001, ANN202
+    from wildrobot.envs.dynamics import trial as trial_io
+
+    if spec.trials_npz:
+        return f"trial{index:04d}", trial_io.load_npz(io.BytesIO(spec.trials_npz[index]))
+    name = spec.trial_names[index]
+    root = inputs_dir.resolve()
+    path = (root / name).resolve()
+    if root not in path.parents or not path.is_file():
+        raise trial_io.TrialError("trial_names", f"{name!r} is not a file under inputs/")
+    if path.suffix == ".csv":
+        return path.stem, trial_io.load_csv(path, joint_names, foot_names)
+    return path.stem, trial_io.load_npz(path)
+
+
+def run(context: JobContext, spec: InverseDynamicsSpec) -> HandlerResult:
+    from wildrobot.envs.dynamics import Config, TrialError
+    from wildrobot.envs.dynamics.runner import run_trial, save_outputs
+    from wildrobot.envs.dynamics.trial import Limits
+    from wildrobot.envs.dynamics.wildrobot import dynamics_model
+
+    model = dynamics_model()
+    joint_names = [model.mj_model.joint(j).name for j in range(1, model.mj_model.njnt)]
+    config = Config(
+        smooth_window=spec.smooth_window,
+        smooth_forces=spec.smooth_forces,
+        cop_threshold=spec.cop_threshold,
+    )
+    out_dir = context.run_dir / "inverse_dynamics"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    inputs_dir = context.run_dir.parent / "inputs"
+    num_trials = len(spec.trials_npz) or len(spec.trial_names)
+    frames = 0
+    for index in range(num_trials):
+        if context.should_stop():
+            return HandlerResult(final_step=frames, stopped=True)
+        try:
+            stem, trial = _load(spec, inputs_dir, index, joint_names, model.foot_names)
+            outputs = run_trial(
+                model,
+                trial,
+                config,
+                Limits(max_frames=MAX_JOB_FRAMES),
+                dtype="float64" if spec.float64 else "float32",
+            )
+        except TrialError as exc:
+            raise JobError(f"trial {index}: {exc}") from None
+        target = out_dir / f"{index:04d}_{stem}.npz"
+        save_outputs(outputs, target)
+        frames += trial.num_frames
+        context.publish.metrics(frames, {"trials_done": index + 1, "frames_done": frames})
+        context.publish.log("info", f"trial {index} ({trial.num_frames} frames) -> {target.name}")
+    return HandlerResult(final_step=frames, stopped=False)
