@@ -28,7 +28,7 @@ from typing import IO, Any, TypeVar
 
 import grpc
 
-from wildrobot.clients import errors
+from wildrobot.clients import dynamics, errors
 from wildrobot.clients.types import (
     CheckpointInfo,
     Job,
@@ -40,7 +40,7 @@ from wildrobot.clients.types import (
 )
 from wildrobot.convert import kind_to_proto, ppo_spec_fields_to_proto, state_to_proto
 from wildrobot.specs import JobKind, JobState, PpoSpec
-from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
+from wildrobot.v1 import dynamics_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 T = TypeVar("T")
 
@@ -110,6 +110,7 @@ class Client:
         else:
             self._channel = grpc.insecure_channel(address, options=options)
         self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)
+        self._dynamics = dynamics_pb2_grpc.DynamicsServiceStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -119,6 +120,46 @@ class Client:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    # -- inverse dynamics (synchronous) ----------------------------------------------------------
+
+    def inverse_dynamics(
+        self,
+        qpos: Any,
+        grf: Any,
+        cop: Any,
+        *,
+        rate_hz: float,
+        free_moment: Any = None,
+        qvel: Any = None,
+        qacc: Any = None,
+        smooth_window: int | None = None,
+        smooth_forces: bool | None = None,
+        cop_threshold: float | None = None,
+        timeout_s: float | None = None,
+    ) -> dynamics.InverseDynamicsResult:
+        """Joint torques, root residual, ankle moments and COP of one trial (docs/inverse_dynamics.md).
+
+        qpos [T, nq], grf/cop/free_moment [T, 2, 3], qvel/qacc [T, nv]; float32 or float64 (the
+        answer has the same dtype). Bad inputs raise the INVALID_ARGUMENT error naming the input.
+        Retried on UNAVAILABLE (the call has no side effects)."""
+        request = dynamics.build_request(
+            {"qpos": qpos, "grf": grf, "cop": cop, "free_moment": free_moment, "qvel": qvel,
+             "qacc": qacc},
+            rate_hz,
+            {"smooth_window": smooth_window, "smooth_forces": smooth_forces,
+             "cop_threshold": cop_threshold},
+        )
+        timeout = timeout_s or max(self.timeout_s, 120.0)  # a first call per length compiles
+        response = self._call_with_retry(
+            lambda: self._dynamics.InverseDynamics(
+                request, timeout=timeout, metadata=self._metadata
+            ),
+            method="InverseDynamics",
+            job_id=None,
+            attempts=self.retry.max_attempts,
+        )
+        return dynamics.result_from_proto(response)
 
     # -- submitting ---------------------------------------------------------------------------
 

@@ -158,3 +158,40 @@ def test_needs_a_token(service, trial) -> None:  # noqa: F811
     with pytest.raises(grpc.RpcError) as info:
         _stub(service).InverseDynamics(_request(trial), timeout=60)
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_sdk_and_cli_return_the_rpc_numbers(service, trial, tmp_path) -> None:  # noqa: F811
+    import io
+
+    from wildrobot.clients import Client
+    from wildrobot.clients.cli import main
+    from wildrobot.envs.dynamics.trial import TrialData, save_npz
+
+    request = _request(trial)
+    raw = _stub(service).InverseDynamics(request, metadata=METADATA, timeout=300)
+    expected = {o.name: arrays.from_proto(o.array, o.name) for o in raw.outputs}
+    with Client(service.address, TOKEN_OF["alice"]) as client:
+        result = client.inverse_dynamics(
+            trial.qpos, trial.grf, trial.cop, rate_hz=trial.rate_hz, free_moment=trial.free_moment
+        )
+    np.testing.assert_array_equal(result["joint_torque"], expected["joint_torque"])
+    assert result.columns["residual_force"] == ("x", "y", "z")
+    assert result.units["joint_torque"] == "N m"
+
+    path = tmp_path / "trial.npz"
+    save_npz(TrialData(**{**trial.__dict__, "qvel": None, "qacc": None}), path)
+    out = tmp_path / "torques.npz"
+    argv = [
+        "--address",
+        service.address,
+        "--token",
+        TOKEN_OF["alice"],
+        "id",
+        str(path),
+        "-o",
+        str(out),
+    ]
+    assert main(argv, stdout=io.StringIO(), stderr=io.StringIO()) == 0
+    with np.load(out) as saved:
+        np.testing.assert_array_equal(saved["joint_torque"], expected["joint_torque"])
+        assert list(saved["joint_torque__columns"])[0] == "waist_yaw"

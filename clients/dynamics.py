@@ -1,0 +1,79 @@
+"""The InverseDynamics RPC from Python: request building and named results (used by the SDK).
+
+from wildrobot.clients import Client
+
+with Client("localhost:50051", token) as client:
+    result = client.inverse_dynamics(qpos, grf, cop, rate_hz=250.0)
+    result["joint_torque"]            # [T, 17] numpy array
+    result.columns["joint_torque"]    # ("waist_yaw", "left_hip_pitch", ...)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wildrobot import arrays
+from wildrobot.v1 import dynamics_pb2
+
+INPUT_NAMES = ("qpos", "grf", "cop", "free_moment", "qvel", "qacc")
+
+
+@dataclasses.dataclass(frozen=True)
+class InverseDynamicsResult(Mapping):
+    """Output arrays by name ([T, ...]); `columns` names their trailing axes, `units` their units."""
+
+    arrays: dict[str, np.ndarray]
+    columns: dict[str, tuple[str, ...]]
+    units: dict[str, str]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(self.arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def save_npz(self, path: str | Path) -> None:
+        """Each output plus `<name>__columns` and `<name>__unit` (the job artifacts' format)."""
+        out: dict[str, np.ndarray] = {}
+        for name, array in self.arrays.items():
+            out[name] = array
+            out[f"{name}__columns"] = np.array(self.columns[name], dtype=str)
+            out[f"{name}__unit"] = np.array(self.units[name])
+        np.savez(path, **out)
+
+
+def build_request(
+    inputs: Mapping[str, Any], rate_hz: float, options: Mapping[str, Any]
+) -> dynamics_pb2.InverseDynamicsRequest:
+    """inputs: arrays by INPUT_NAMES (None: absent); options: smooth_window, smooth_forces,
+    cop_threshold (None: the server's default). float64 inputs stay float64; anything else that
+    is not float32 becomes float32."""
+    request = dynamics_pb2.InverseDynamicsRequest(rate_hz=float(rate_hz))
+    for name in INPUT_NAMES:
+        value = inputs.get(name)
+        if value is None:
+            continue
+        array = np.asarray(value)
+        if array.dtype not in (np.float32, np.float64):
+            array = array.astype(np.float32)
+        getattr(request, name).CopyFrom(arrays.to_proto(array))
+    for name, value in options.items():
+        if value is not None:
+            setattr(request.options, name, value)
+    return request
+
+
+def result_from_proto(response: dynamics_pb2.InverseDynamicsResponse) -> InverseDynamicsResult:
+    return InverseDynamicsResult(
+        arrays={o.name: arrays.from_proto(o.array, o.name) for o in response.outputs},
+        columns={o.name: tuple(o.columns) for o in response.outputs},
+        units={o.name: o.unit for o in response.outputs},
+    )
