@@ -73,17 +73,20 @@ class WildRobotServer:
         self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
 
     async def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING, then stop RPCs (in-flight ones get `grace` s), then the tasks."""
         cfg = self.services.config
         await self.health.enter_graceful_shutdown()
         await self.grpc.stop(cfg.grace_s if grace is None else grace)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=5)
+            for task in stuck:
+                log.warning("background task %s did not stop", task.get_name())
         self._tasks.clear()
         for client in self._redis_clients:
-            await client.aclose()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.aclose(), 2)
 
     async def wait_for_termination(self) -> None:
         await self.grpc.wait_for_termination()

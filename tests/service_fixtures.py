@@ -82,8 +82,10 @@ class ServerThread:
 
     def stop(self) -> None:
         if self._server is not None:
-            self.call(self._server.stop(0.5))
-            self._server = None
+            try:
+                self.call(self._server.stop(0.5), timeout=20)
+            finally:
+                self._server = None
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
