@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from wildrobot.queue import keys
 from wildrobot.specs import JobKind
+from wildrobot.workers.handlers import HANDLERS
 
 ENV_PREFIX = "WILDROBOT_"
 
@@ -27,7 +28,8 @@ class WorkerConfig(BaseModel):
     artifact_dir: Path = Path(".wildrobot/artifacts")
     # Compiled XLA programs survive restarts here; default <artifact_dir>/../jax_cache.
     jax_cache_dir: Path | None = None
-    kinds: tuple[JobKind, ...] = (JobKind.PPO,)
+    # Default: every kind this worker has a handler for.
+    kinds: tuple[JobKind, ...] = Field(default_factory=lambda: tuple(HANDLERS))
     worker_id: str = Field(default_factory=default_worker_id)
     lease_s: float = Field(keys.DEFAULT_LEASE_S, gt=0)
     heartbeat_s: float = Field(keys.DEFAULT_HEARTBEAT_S, gt=0)
