@@ -101,6 +101,10 @@ def run(args: RunnerArgs, stop: Event, lost: Event, conn: Connection) -> None:
         log.info(
             "job %s attempt %d: start (resume from %s)", lease.job_id, lease.attempt, resume_from
         )
+        if latest is not None:
+            context.publish.log(
+                "info", f"attempt {lease.attempt} resumes from the checkpoint at step {latest.step}"
+            )
         result = get_handler(lease.kind)(context, spec)
         conn.send(("stopped" if result.stopped else "succeeded", result.final_step, ""))
     except LeaseLost as exc:

@@ -47,13 +47,21 @@ class Supervisor:
         log.info(
             "worker %s: kinds %s, artifacts in %s", cfg.worker_id, self._kinds, cfg.artifact_dir
         )
+        groups_ready = False
         while not self._shutdown.is_set():
             try:
-                self.queue.ensure_groups(self._kinds)
+                if not groups_ready:
+                    self.queue.ensure_groups(self._kinds)
+                    groups_ready = True
                 lease = self.queue.take(self._kinds, cfg.worker_id, cfg.lease_s, cfg.poll_ms)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 log.warning("redis unavailable (%s)", exc)
                 self._shutdown.wait(1.0)
+                continue
+            except redis.exceptions.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                groups_ready = False  # Redis lost its data (no AOF?): recreate the groups
                 continue
             if lease is None:
                 continue

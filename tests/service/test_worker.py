@@ -167,6 +167,8 @@ def test_kill9_worker_job_resumes_on_another(service, worker_factory) -> None:
         if e.WhichOneof("event") == "metrics" and attempt_of[e.seq] == 2
     )
     assert first_of_second == resumed_from + 1280
+    logs = " ".join(e.log.message for e in events if e.WhichOneof("event") == "log")
+    assert f"attempt 2 resumes from the checkpoint at step {resumed_from}" in logs
     assert resumed_from <= killed_at and second[-1] == LONG * 1280
 
 
