@@ -1,7 +1,7 @@
 """Task registry: `make(name, config_overrides=...)` builds a registered Brax env.
 
-Names match `wildrobot.specs.TASKS`. Each entry is a factory imported on first use, so listing
-tasks (and making PointMass) never imports MJX.
+Names match `wildrobot.specs.TASKS`. Each entry names its module and class, imported on first
+use: a task module's import cost is paid only by the tasks that are made.
 """
 
 from __future__ import annotations
