@@ -292,7 +292,8 @@ class WildRobotEnv(Env, abc.ABC):
             **self._update_command(info, key_command),
         )
         obs = self._observation(data, info, key_noise)
-        metrics = {f"reward/{name}": value for name, value in weighted.items()}
+        # Update rather than replace: wrappers add their own entries (EvalWrapper's "reward").
+        metrics = {**state.metrics, **{f"reward/{n}": value for n, value in weighted.items()}}
         return state.replace(
             pipeline_state=data,
             obs=obs,
