@@ -77,12 +77,16 @@ class WildRobotServer:
         cfg = self.services.config
         await self.health.enter_graceful_shutdown()
         await self.grpc.stop(cfg.grace_s if grace is None else grace)
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            _, stuck = await asyncio.wait(self._tasks, timeout=5)
-            for task in stuck:
-                log.warning("background task %s did not stop", task.get_name())
+        pending = set(self._tasks)
+        # Cancel again while a task lives on: redis-py can swallow a cancel that lands mid-command.
+        for _ in range(10):
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.5)
+        for task in pending:
+            log.warning("background task %s did not stop", task.get_name())
         self._tasks.clear()
         for client in self._redis_clients:
             with contextlib.suppress(Exception):

@@ -247,8 +247,8 @@ def test_sigterm_releases_job_without_using_a_retry(service, worker_factory) -> 
 
 def test_redis_restart_keeps_acknowledged_jobs(service, worker_factory, redis_server) -> None:
     stub = service.stub("alice")
-    running = submit(stub, tiny_ppo(LONG, checkpoint_every=50))
-    queued = [submit(stub, tiny_ppo(3), request_id=f"q{i}").job_id for i in range(3)]
+    running = submit(stub, tiny_ppo(100, checkpoint_every=50))
+    queued = [submit(stub, tiny_ppo(3), request_id=f"q{i}").job_id for i in range(2)]
     worker_factory()
     wait_for(stub, running.job_id, lambda j: j.progress.steps_done > 0)
     redis_server.restart()
