@@ -3,7 +3,9 @@
     .venv/bin/python bench/inverse_dynamics.py [--quick] [--num-trials 32] [--num-frames 1000]
 
 MJX: `jit(vmap(make_inverse_fn(...)))` over num_trials x num_frames float32 frames (discrete
-differences from qpos, foot wrenches subtracted), warm, best of `repeats`. Native: a Python loop
+differences from qpos, foot wrenches subtracted), warm, best of `repeats`. vmap over trials
+multiplies the scan's block width, so the batch uses `--block` frames per trial (default 8:
+32 trials x 8 = 256 frames per scan step, the width a single trial gets by default). Native: a Python loop
 of `mujoco.mj_inverse` over the same frames (qpos/qvel/qacc set per frame, same model options:
 Euler, INVDISCRETE, constraints off), one core. compile_s: the first MJX call (trace + compile,
 or a load from JAX's persistent cache unless --no-cache). RPC: one num_frames float32 trial
@@ -116,6 +118,7 @@ def main() -> None:
     parser.add_argument("--num-frames", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rpc-calls", type=int, default=100)
+    parser.add_argument("--block", type=int, default=8, help="frames per trial per scan step")
     parser.add_argument("--quick", action="store_true", help="3 repeats, 30 RPC calls")
     parser.add_argument("--no-cache", action="store_true", help="ignore JAX's compile cache")
     args = parser.parse_args()
@@ -130,7 +133,7 @@ def main() -> None:
     import mujoco
     import numpy as np
 
-    from wildrobot.envs.dynamics import Trial, generate, make_inverse_fn
+    from wildrobot.envs.dynamics import Config, Trial, generate, make_inverse_fn
     from wildrobot.envs.dynamics.wildrobot import dynamics_model
 
     model = dynamics_model()
@@ -141,7 +144,7 @@ def main() -> None:
     batch = Trial(qpos=stack("qpos"), grf=stack("grf"), cop=stack("cop"))
     num = args.num_trials * args.num_frames
 
-    fn = jax.jit(jax.vmap(make_inverse_fn(model), in_axes=(0, None)))
+    fn = jax.jit(jax.vmap(make_inverse_fn(model, Config(block_size=args.block)), in_axes=(0, None)))
     start = time.perf_counter()
     jax.block_until_ready(fn(batch, trials[0].rate_hz))
     compile_s = time.perf_counter() - start
@@ -187,6 +190,7 @@ def main() -> None:
                 "rpc_p99_ms": round(p99, 2),
                 "num_trials": args.num_trials,
                 "num_frames": args.num_frames,
+                "block": args.block,
                 "compile_cache": not args.no_cache,
                 "cpu_count": os.cpu_count(),
             }
