@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import grpc
 import redis.asyncio as aioredis
 import redis.exceptions
 from grpc import aio
@@ -142,7 +143,14 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
         ],
         grpc_server,
     )
-    port = grpc_server.add_insecure_port(f"{config.host}:{config.port}")
+    address = f"{config.host}:{config.port}"
+    if config.tls_cert_file is not None and config.tls_key_file is not None:
+        credentials = grpc.ssl_server_credentials(
+            [(config.tls_key_file.read_bytes(), config.tls_cert_file.read_bytes())]
+        )
+        port = grpc_server.add_secure_port(address, credentials)
+    else:
+        port = grpc_server.add_insecure_port(address)
     try:
         await ensure_groups(client)
     except Exception as exc:  # noqa: BLE001 - the reaper retries; health says NOT_SERVING

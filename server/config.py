@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from wildrobot.queue import keys
 
@@ -44,6 +44,15 @@ class ServerConfig(BaseModel):
     watch_block_ms: int = Field(250, ge=10)
     chunk_bytes: int = Field(1024 * 1024, ge=1024)
     redis_pool_size: int = Field(64, ge=1)
+    # TLS when both are set (PEM files); plaintext otherwise (loopback, or TLS at the proxy).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
 
     @field_validator("tokens", mode="before")
     @classmethod

@@ -273,3 +273,28 @@ def test_health_follows_redis(tmp_path) -> None:
         channel.close()
         thread.stop()
         private.stop()
+
+
+def test_tls_when_configured(redis_url, tmp_path) -> None:
+    import subprocess
+
+    from tests.service_fixtures import AuthedStub, ServerThread, server_config
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    config = server_config(redis_url, tmp_path, tls_cert_file=cert, tls_key_file=key)
+    thread = ServerThread(config).start()
+    try:
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        with grpc.secure_channel(f"localhost:{thread.port}", credentials) as channel:
+            assert submit(AuthedStub(channel, "alice-token")).created
+        with grpc.insecure_channel(thread.address) as plain, pytest.raises(grpc.RpcError):
+            AuthedStub(plain, "alice-token").ListJobs(jobs_pb2.ListJobsRequest(), timeout=2)
+    finally:
+        thread.stop()
