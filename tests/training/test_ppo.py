@@ -73,22 +73,40 @@ def test_metrics_every_iteration_and_checkpoints(tmp_path: Path):
 
 
 def test_resume_continues_the_same_run_exactly(tmp_path: Path):
-    # 2K iterations in one go vs K iterations, then a resume for K more: bitwise equal state.
+    # 2K iterations in one go vs K iterations in another process (as a new worker attempt would),
+    # then a resume here for K more: the whole final state is bitwise equal.
     k = 3
     straight = train_ppo(
         point_mass_spec(2 * k, checkpoint_every=100), tmp_path / "a", RecordingHooks()
     )
-    first = train_ppo(point_mass_spec(k, checkpoint_every=100), tmp_path / "b", RecordingHooks())
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pathlib import Path\n"
+            "from tests.training.common import RecordingHooks, point_mass_spec\n"
+            "from wildrobot.workers.training.ppo import train_ppo\n"
+            f"r = train_ppo(point_mass_spec({k}, checkpoint_every=100), Path({str(tmp_path / 'b')!r}),"
+            " RecordingHooks())\n"
+            "print(r.checkpoint_dir)\n",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first_checkpoint = Path(proc.stdout.strip().splitlines()[-1])
     resumed_hooks = RecordingHooks()
     resumed = train_ppo(
         point_mass_spec(2 * k, checkpoint_every=100),
         tmp_path / "b",
         resumed_hooks,
-        resume_from=first.checkpoint_dir,
+        resume_from=first_checkpoint,
     )
 
     assert resumed.iterations == straight.iterations == 2 * k
-    assert [step for step, _ in resumed_hooks.metrics][0] == (k + 1) * STEPS_PER_ITERATION
+    assert resumed_hooks.metrics[0][0] == (k + 1) * STEPS_PER_ITERATION
     expected, actual = _saved_state(straight.checkpoint_dir), _saved_state(resumed.checkpoint_dir)
     # The whole state: params, optimizer, normalizer, env states, counters and RNG.
     jax.tree.map(np.testing.assert_array_equal, expected, actual)
