@@ -3,7 +3,9 @@
 Budget (documented because a 2-core CPU steps MJX at only ~1-2K control steps/s): 128 envs,
 episodes of 500 control steps (10 s, instead of the robot project's 20 s) with the default
 pushes (2-5 N for 6 steps, a new one every 40-250 steps) and the default domain randomization,
-smaller networks (128, 128) and a learning rate of 1e-3.
+smaller networks (128, 128), a learning rate of 1e-3 and no entropy bonus; 60 iterations of
+128 x 4 x 20 = 10240 env steps (614K steps). Measured here: about 100 s of start-up (env set-up
+and compile, with the persistent cache warm), 290 s of training, 200 s for the two evaluations.
 """
 
 from __future__ import annotations
