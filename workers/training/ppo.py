@@ -22,11 +22,7 @@ from wildrobot.workers.training.api import TrainHooks, TrainResult
 from wildrobot.workers.training.metrics import EpisodeTracker, check_finite, to_host
 from wildrobot.workers.training.rollout import evaluate_policy
 from wildrobot.workers.training.state import TrainingState
-from wildrobot.workers.training.trainer import (
-    Trainer,
-    init_state,
-    make_trainer,
-)
+from wildrobot.workers.training.trainer import Trainer, init_state, make_trainer
 
 # Spec fields that may change between a run and its resume; the rest must match exactly.
 RESUMABLE_CHANGES = frozenset({"num_timesteps", "checkpoint_every", "eval_every", "num_eval_envs"})
