@@ -246,3 +246,18 @@ def test_eval_every_adds_eval_metrics(tmp_path: Path):
     assert "eval/mean_episode_length" not in hooks.metrics[0][1]
     assert 0 < hooks.metrics[1][1]["eval/mean_episode_length"] <= 50
     assert 0.0 <= hooks.metrics[1][1]["eval/fall_rate"] <= 1.0
+
+
+def test_checkpoint_round_trips_zero_size_leaves(tmp_path: Path):
+    # MJX data holds zero-size arrays (e.g. `act`), which orbax alone refuses to save.
+    spec = point_mass_spec(1)
+    trainer = make_trainer(spec)
+    state = init_state(trainer)
+    info = {**state.env_state.info, "empty": np.zeros((1, 32, 0), np.float32)}
+    state = state.replace(env_state=state.env_state.replace(info=info))
+
+    path = ckpt.save_checkpoint(tmp_path, state, spec, trainer.network_config)
+
+    restored = ckpt.load_state(path, state)
+    assert restored.env_state.info["empty"].shape == (1, 32, 0)
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(state), restored)
