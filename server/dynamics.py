@@ -19,11 +19,14 @@ from wildrobot import arrays
 from wildrobot.server import errors
 from wildrobot.v1 import dynamics_pb2, dynamics_pb2_grpc
 
+MAX_FRAMES = 10_000
+RESPONSE_BYTES_PER_FRAME = 512
+
 
 class InverseDynamicsService:
     """Domain service: arrays in, named outputs out; raises errors.InvalidArgument."""
 
-    def __init__(self, max_frames: int = 10_000) -> None:
+    def __init__(self, max_frames: int = MAX_FRAMES) -> None:
         from wildrobot.envs.dynamics.wildrobot import dynamics_model
 
         self.model = dynamics_model()
@@ -108,7 +111,11 @@ class DynamicsServicer(dynamics_pb2_grpc.DynamicsServiceServicer):
 
 def register(services: Any, server: aio.Server) -> str:
     """Adds DynamicsService to the front end (an entry of server.app.REGISTRATIONS)."""
+    # The float64 answer is about 470 bytes a frame: cap frames so it fits one message.
+    max_frames = min(
+        MAX_FRAMES, (services.config.max_message_bytes - 65536) // RESPONSE_BYTES_PER_FRAME
+    )
     dynamics_pb2_grpc.add_DynamicsServiceServicer_to_server(
-        DynamicsServicer(InverseDynamicsService()), server
+        DynamicsServicer(InverseDynamicsService(max(max_frames, 3))), server
     )
     return dynamics_pb2.DESCRIPTOR.services_by_name["DynamicsService"].full_name

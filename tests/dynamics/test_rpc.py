@@ -195,3 +195,21 @@ def test_sdk_and_cli_return_the_rpc_numbers(service, trial, tmp_path) -> None:  
     with np.load(out) as saved:
         np.testing.assert_array_equal(saved["joint_torque"], expected["joint_torque"])
         assert list(saved["joint_torque__columns"])[0] == "waist_yaw"
+
+
+def test_frames_beyond_the_message_limit_are_rejected(service, trial) -> None:  # noqa: F811
+    # The test server allows 256 KiB messages: (256 Ki - 64 Ki) / 512 = 384 frames at most.
+    long = {
+        k: np.concatenate([v] * 3)
+        for k, v in (
+            ("qpos", trial.qpos),
+            ("grf", trial.grf),
+            ("cop", trial.cop),
+            ("free_moment", trial.free_moment),
+        )
+    }
+    request = _request(trial, np.float32, **long)
+    with pytest.raises(grpc.RpcError) as info:
+        _stub(service).InverseDynamics(request, metadata=METADATA, timeout=60)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "450 frames is more than the limit 384" in info.value.details()
