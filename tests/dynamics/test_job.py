@@ -39,6 +39,7 @@ def _npz_bytes(trial) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_uploaded_and_named_trials_give_named_npz(tmp_path, sim_trial, model) -> None:
     context = _context(tmp_path)
     inputs = tmp_path / "artifacts" / "inputs" / "lab"

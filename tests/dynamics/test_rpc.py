@@ -44,6 +44,7 @@ def _stub(service):  # noqa: F811
     return dynamics_pb2_grpc.DynamicsServiceStub(service.channel())
 
 
+@pytest.mark.slow
 def test_rpc_returns_the_library_numbers(service, trial) -> None:  # noqa: F811
     request = _request(trial)
     request.options.smooth_window = 3
@@ -160,6 +161,7 @@ def test_needs_a_token(service, trial) -> None:  # noqa: F811
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
+@pytest.mark.slow
 def test_sdk_and_cli_return_the_rpc_numbers(service, trial, tmp_path) -> None:  # noqa: F811
     import io
 
