@@ -50,11 +50,19 @@ def make_env_only_fn(trainer: Trainer, state: TrainingState):
     return jax.pmap(run, donate_argnums=0)
 
 
+def _parse_sizes(text: str | None) -> tuple[int, ...] | None:
+    return tuple(int(size) for size in text.split(",")) if text else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 timed iterations instead of 6")
     parser.add_argument("--num-envs", type=int, default=128)
     parser.add_argument("--iterations", type=int, help="timed iterations (after one warm-up)")
+    parser.add_argument(
+        "--hidden-sizes",
+        help="policy and value MLP sizes, e.g. 128,128 (default: the PpoSpec default)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
@@ -67,6 +75,11 @@ def main() -> None:
         num_minibatches=4,
         unroll_length=20,
         num_timesteps=10**9,
+        **(
+            {"policy_hidden_sizes": sizes, "value_hidden_sizes": sizes}
+            if (sizes := _parse_sizes(args.hidden_sizes))
+            else {}
+        ),
     )
     trainer = make_trainer(spec)
     state = init_state(trainer)

@@ -103,6 +103,14 @@ def make_iteration_fn(
     def iteration(state: TrainingState) -> tuple[TrainingState, dict[str, jax.Array]]:
         key_unroll, key_sgd, key_next = jax.random.split(state.rng, 3)
         env_state, data = rollout(state, key_unroll)
+        state_extras = data.extras["state_extras"]
+        # The loss needs only truncation; don't shuffle episode bookkeeping through every epoch.
+        data = data._replace(
+            extras={
+                "policy_extras": data.extras["policy_extras"],
+                "state_extras": {"truncation": state_extras["truncation"]},
+            }
+        )
         normalizer = running_statistics.update(
             state.normalizer, data.observation, pmap_axis_name=AXIS
         )
@@ -119,7 +127,7 @@ def make_iteration_fn(
         # max, not mean: one non-finite minibatch gradient must show (max propagates NaN).
         metrics["gradient_norm"] = jnp.max(sgd_metrics["grad_norm"])
         metrics["params_finite"] = _all_finite(params)
-        metrics.update(_episode_metrics(data.extras["state_extras"]))
+        metrics.update(_episode_metrics(state_extras))
         new_state = TrainingState(
             params=params,
             optimizer_state=optimizer_state,
