@@ -29,7 +29,7 @@ from brax.envs.base import Env, State
 from flax import struct
 from mujoco import mjx
 
-from wildrobot.envs.wildrobot import constants, randomization
+from wildrobot.envs.wildrobot import constants, randomization, rewards
 
 OBS_SIZE = 3 + 3 + 3 * constants.NUM_ACTUATORS + 3
 
@@ -182,6 +182,25 @@ class WildRobotEnv(Env, abc.ABC):
     @abc.abstractmethod
     def _reward_terms(self, s: Signals) -> dict[str, jax.Array]:
         """Unweighted reward terms, one per name in REWARD_TERMS."""
+
+    def _shared_reward_terms(self, s: Signals) -> dict[str, jax.Array]:
+        """The unweighted terms every WildRobot task scores: tracking, posture, effort, falls."""
+        cfg = self._config
+        return {
+            "tracking_lin_vel": rewards.tracking_lin_vel(
+                s.command, s.local_linvel, cfg.tracking_sigma
+            ),
+            "tracking_ang_vel": rewards.tracking_ang_vel(
+                s.command, s.yaw_rate, cfg.ang_tracking_sigma
+            ),
+            "lin_vel_z": rewards.lin_vel_z(s.local_linvel),
+            "ang_vel_xy": rewards.ang_vel_xy(s.gyro),
+            "orientation": rewards.orientation(s.gravity),
+            "base_height": rewards.base_height(s.height, cfg.base_height_target),
+            "torques": rewards.torques(s.actuator_force),
+            "action_rate": rewards.action_rate(s.action, s.last_action),
+            "termination": rewards.termination(s.done),
+        }
 
     # ---- Brax Env API -------------------------------------------------------------------------
 

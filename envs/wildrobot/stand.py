@@ -62,21 +62,8 @@ class WildRobotStand(WildRobotEnv):
         return {"command": info["command"]}
 
     def _reward_terms(self, s: Signals) -> dict[str, jax.Array]:
-        cfg = self._config
         return {
-            "tracking_lin_vel": rewards.tracking_lin_vel(
-                s.command, s.local_linvel, cfg.tracking_sigma
-            ),
-            "tracking_ang_vel": rewards.tracking_ang_vel(
-                s.command, s.yaw_rate, cfg.ang_tracking_sigma
-            ),
-            "lin_vel_z": rewards.lin_vel_z(s.local_linvel),
-            "ang_vel_xy": rewards.ang_vel_xy(s.gyro),
-            "orientation": rewards.orientation(s.gravity),
-            "base_height": rewards.base_height(s.height, cfg.base_height_target),
+            **self._shared_reward_terms(s),
             "joint_pose": rewards.joint_pose(s.joint_pos_rel),
-            "torques": rewards.torques(s.actuator_force),
-            "action_rate": rewards.action_rate(s.action, s.last_action),
             "alive": rewards.alive(),
-            "termination": rewards.termination(s.done),
         }
