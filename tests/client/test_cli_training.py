@@ -113,7 +113,9 @@ class CutAfter(io.StringIO):
 def test_watch_survives_a_cut_stream_without_losing_or_repeating(
     service: Service, worker_factory
 ) -> None:
-    iterations = 100  # seconds of training: the cut (after 3 iterations) comes mid-job
+    # A warm PointMass iteration takes ~25 ms here, so 1000 iterations train for ~25 s: the cut
+    # (after 3 iterations) and the reconnect (0.5 s outage plus backoff) land mid-job.
+    iterations = 1000
     with Client(service.address, TOKEN) as client:
         fields = dict(
             task="point_mass", num_envs=32, episode_length=50, batch_size=32, num_minibatches=4,
