@@ -66,6 +66,15 @@ def parse_bool(text: str) -> bool:
     raise UsageError(f"{text!r} is not true/false")
 
 
+def parse_override(text: str) -> Any:
+    """An env override value: a range `lo,hi` (or `[lo, hi]`) of two numbers, else a scalar."""
+    stripped = text.strip()
+    if "," in stripped:
+        parts = [part for part in stripped.strip("[]()").split(",") if part.strip()]
+        return tuple(parse_scalar(part) for part in parts)
+    return parse_scalar(text)
+
+
 def parse_scalar(text: str) -> bool | int | float | str:
     """An env override value: true/false, an integer (`4k` too), a float, else the string."""
     stripped = text.strip()
@@ -122,7 +131,7 @@ def parse_assignments(spec_cls: type[BaseModel], items: Iterable[str]) -> dict[s
         if not sep or not key:
             raise UsageError(f"--set {item!r}: expected key=value")
         if key.startswith(ENV_OVERRIDES + "."):
-            overrides[key[len(ENV_OVERRIDES) + 1 :]] = parse_scalar(value)
+            overrides[key[len(ENV_OVERRIDES) + 1 :]] = parse_override(value)
         elif key in settable:
             if key in fields:
                 raise UsageError(f"--set {key} given twice")

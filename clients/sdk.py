@@ -28,6 +28,7 @@ from typing import IO, Any, TypeVar
 
 import grpc
 
+from wildrobot import presets
 from wildrobot.clients import dynamics, errors
 from wildrobot.clients.types import (
     CheckpointInfo,
@@ -170,15 +171,19 @@ class Client:
         name: str = "",
         request_id: str | None = None,
         validate_only: bool = False,
+        preset: str | None = None,
         **fields: Any,
     ) -> SubmitResult:
         """Submits a PPO job from a full `PpoSpec`, or from just the fields given (the server fills
-        in the spec's defaults for the rest). Raises InvalidSpec naming the field and rule."""
-        if spec is not None and fields:
-            raise TypeError("pass either a PpoSpec or spec fields, not both")
+        in the spec's defaults for the rest). `preset` (wildrobot.presets, e.g. "walk-gpu") fills
+        the fields not given. Raises InvalidSpec naming the field and rule."""
+        if spec is not None and (fields or preset):
+            raise TypeError("pass either a PpoSpec or spec fields (and a preset), not both")
         if spec is not None:
             fields = spec.model_dump(exclude={"kind"})
         try:
+            if preset is not None:
+                fields = presets.apply_preset(preset, fields)
             msg = ppo_spec_fields_to_proto(fields)
         except (KeyError, ValueError, TypeError) as exc:
             text = str(exc).strip("'\"")

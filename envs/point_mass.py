@@ -15,26 +15,19 @@ import jax.numpy as jnp
 import ml_collections
 from brax.envs.base import Env, State
 
+from wildrobot import task_settings
+
 OBS_SIZE = 6  # position (2), velocity (2), target (2)
 ACTION_SIZE = 2
 
 
 def default_config() -> ml_collections.ConfigDict:
-    """A fresh config; weights (and signs) of the reward terms live here."""
-    return ml_collections.ConfigDict(
-        {
-            "dt": 0.05,
-            "force_scale": 4.0,
-            "damping": 0.5,
-            "box_half_width": 2.0,
-            "init_position_range": 1.0,
-            "target_range": 0.5,
-            "reward_weights": {"alive": 1.0, "distance": -1.0, "action": -0.01},
-            # Test hook: each env's reward becomes NaN once it has taken more than this many steps
-            # in total (across episodes); -1 disables it. Used by the trainer's NaN-guard test.
-            "nan_reward_after_steps": -1,
-        }
-    )
+    """A fresh config (wildrobot.task_settings): weights and signs of the reward terms too.
+
+    `nan_reward_after_steps` is a test hook: each env's reward becomes NaN once it has taken
+    more than this many steps in total (across episodes); -1 disables it.
+    """
+    return ml_collections.ConfigDict(task_settings.defaults("PointMass"))
 
 
 def _reward_alive(position: jax.Array) -> jax.Array:
@@ -60,7 +53,9 @@ class PointMass(Env):
     ) -> None:
         self._config = default_config() if config is None else config.copy_and_resolve_references()
         if config_overrides:
-            self._config.update_from_flattened_dict(dict(config_overrides))
+            self._config.update_from_flattened_dict(
+                task_settings.validate_overrides("PointMass", config_overrides)
+            )
         if set(self._config.reward_weights) != {"alive", "distance", "action"}:
             raise ValueError(f"unknown reward terms in {sorted(self._config.reward_weights)}")
 

@@ -116,7 +116,7 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
     client = aioredis.Redis(connection_pool=pool)
     # The watch hub holds one connection in a blocking XREAD; it gets its own client.
     hub_client = aioredis.Redis.from_url(config.redis_url, decode_responses=True, **retry)
-    jobs = JobService(client)
+    jobs = JobService(client, cost_limits=config.cost_limits)
     services = Services(
         config=config,
         redis=client,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from wildrobot import costs
 from wildrobot.queue import keys
 
 ENV_PREFIX = "WILDROBOT_"
@@ -44,9 +45,21 @@ class ServerConfig(BaseModel):
     watch_block_ms: int = Field(250, ge=10)
     chunk_bytes: int = Field(1024 * 1024, ge=1024)
     redis_pool_size: int = Field(64, ge=1)
+    # What one job may cost (wildrobot.costs); raise them for bigger machines.
+    max_env_steps_per_iteration: int = Field(costs.DEFAULT_MAX_ENV_STEPS_PER_ITERATION, ge=1)
+    max_eval_env_steps: int = Field(costs.DEFAULT_MAX_EVAL_ENV_STEPS, ge=1)
+    max_substeps: int = Field(costs.DEFAULT_MAX_SUBSTEPS, ge=1)
     # TLS when both are set (PEM files); plaintext otherwise (loopback, or TLS at the proxy).
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+
+    @property
+    def cost_limits(self) -> costs.CostLimits:
+        return costs.CostLimits(
+            max_env_steps_per_iteration=self.max_env_steps_per_iteration,
+            max_eval_env_steps=self.max_eval_env_steps,
+            max_substeps=self.max_substeps,
+        )
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerConfig:

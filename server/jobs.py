@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from wildrobot import convert
+from wildrobot import convert, costs
 from wildrobot.queue import keys, scripts
 from wildrobot.queue.records import JobRecord
 from wildrobot.server import errors
@@ -32,7 +32,8 @@ class Submitted:
 
 
 def steps_total(spec: PpoSpec) -> int:
-    return int(getattr(spec, "num_timesteps", 0))
+    """The env steps the job will do (training rounds up to whole iterations); 0 if untimed."""
+    return int(getattr(spec, "planned_timesteps", 0))
 
 
 def preview(tenant: str, spec: PpoSpec, name: str) -> JobRecord:
@@ -67,9 +68,16 @@ def check_job_id(job_id: str) -> None:
 class JobService:
     """Tenant-scoped job operations; every state change is one Lua script (wildrobot.queue)."""
 
-    def __init__(self, client: aioredis.Redis, *, events_maxlen: int = keys.EVENTS_MAXLEN) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        events_maxlen: int = keys.EVENTS_MAXLEN,
+        cost_limits: costs.CostLimits | None = None,
+    ) -> None:
         self.redis = client
         self._events_maxlen = events_maxlen
+        self._cost_limits = cost_limits or costs.CostLimits()
         self._submit = client.register_script(scripts.SUBMIT)
         self._cancel = client.register_script(scripts.CANCEL)
 
@@ -80,13 +88,20 @@ class JobService:
             raise errors.InvalidArgument(
                 f"request_id: at most {MAX_REQUEST_ID_CHARS} characters", ("request_id",)
             )
+        which = spec_msg.WhichOneof("kind") or "kind"
         try:
-            return convert.spec_from_proto(spec_msg)
+            spec = convert.spec_from_proto(spec_msg)
         except ValidationError as exc:
-            which = spec_msg.WhichOneof("kind") or "kind"
             raise errors.InvalidArgument.from_validation(exc, f"spec.{which}") from None
         except ValueError as exc:
             raise errors.InvalidArgument(str(exc), ("spec",)) from None
+        if isinstance(spec, PpoSpec):
+            try:
+                costs.check_cost(spec, self._cost_limits)
+            except costs.CostLimitExceeded as exc:
+                field = f"spec.{which}.{exc.field}"
+                raise errors.InvalidArgument(f"{field}: {exc}", (field,)) from None
+        return spec
 
     async def submit(
         self,

@@ -49,7 +49,14 @@ def _non_default_ppo() -> PpoSpec:
         checkpoint_every=5,
         num_eval_envs=16,
         eval_every=3,
-        env_overrides={"reward_weights.alive": 1.5, "push.enabled": False, "episode": 3, "x": "y"},
+        # One of each setting type: float, bool, int, int range, float range.
+        env_overrides={
+            "reward_weights.alive": 1.5,
+            "push.enable": False,
+            "push.duration_steps": 3,
+            "push.interval_steps": (20, 60),
+            "push.magnitude": (1.0, 2.5),
+        },
     )
 
 
@@ -90,6 +97,8 @@ def test_enums_map_both_ways() -> None:
         ({"num_envs": 3}, "", "must be divisible by num_envs (3)"),
         ({"policy_hidden_sizes": ()}, "policy_hidden_sizes", "at least 1"),
         ({"env_overrides": {"a b": 1}}, "env_overrides", "dotted config name"),
+        ({"env_overrides": {"push.enabled": True}}, "env_overrides", "not a setting"),
+        ({"env_overrides": {"push.magnitude": (3, 1)}}, "env_overrides", "above max"),
         ({"bogus": 1}, "bogus", "Extra inputs are not permitted"),
     ],
 )

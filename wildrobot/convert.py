@@ -149,13 +149,16 @@ def spec_from_proto(msg: jobs_pb2.JobSpec) -> PpoSpec | InverseDynamicsSpec:
     raise ValueError("spec: no job kind set (expected one of: ppo, inverse_dynamics)")
 
 
-def _to_value(value: bool | int | float | str) -> struct_pb2.Value:
+def _to_value(value: bool | int | float | str | tuple) -> struct_pb2.Value:
     out = struct_pb2.Value()
-    json_format.ParseDict(value, out)
+    json_format.ParseDict(list(value) if isinstance(value, tuple) else value, out)
     return out
 
 
-def _from_value(value: struct_pb2.Value) -> bool | int | float | str:
+def _from_value(value: struct_pb2.Value) -> Any:
+    """A Value as Python; a list (a range setting) comes back as a tuple."""
+    if value.WhichOneof("kind") == "list_value":
+        return tuple(_from_value(item) for item in value.list_value.values)
     out = json_format.MessageToDict(value)
     # protobuf's Value keeps every number as a double; give integers back as int.
     if isinstance(out, float) and out.is_integer() and value.WhichOneof("kind") == "number_value":

@@ -12,7 +12,16 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from wildrobot import task_settings
 
 
 class JobKind(enum.StrEnum):
@@ -46,7 +55,8 @@ _OVERRIDE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$
 HiddenSizes = Annotated[
     tuple[Annotated[int, Field(ge=1, le=4096)], ...], Field(min_length=1, max_length=8)
 ]
-OverrideValue = bool | int | float | str
+# A range setting ((min, max), wildrobot.task_settings) is overridden by a pair.
+OverrideValue = bool | int | float | str | tuple[int, int] | tuple[float, float]
 
 
 class _Spec(BaseModel):
@@ -91,19 +101,21 @@ class PpoSpec(_Spec):
     def _expand_alias(cls, value: Any) -> Any:
         return TASK_ALIASES.get(value, value) if isinstance(value, str) else value
 
-    @field_validator("env_overrides")
+    @field_validator("env_overrides", mode="before")
     @classmethod
-    def _check_overrides(cls, value: dict[str, OverrideValue]) -> dict[str, OverrideValue]:
+    def _check_overrides(cls, value: Any, info: ValidationInfo) -> Any:
+        """Known settings of the task only, in their types and bounds (task_settings)."""
+        if not isinstance(value, dict):
+            return value
         if len(value) > MAX_ENV_OVERRIDES:
             raise ValueError(f"at most {MAX_ENV_OVERRIDES} overrides, got {len(value)}")
-        for key, item in value.items():
-            if not _OVERRIDE_KEY.match(key) or len(key) > 128:
-                raise ValueError(f"key {key!r} is not a dotted config name")
-            if isinstance(item, float) and not math.isfinite(item):
-                raise ValueError(f"value of {key!r} must be finite")
-            if isinstance(item, str) and len(item) > 256:
-                raise ValueError(f"value of {key!r} is longer than 256 characters")
-        return value
+        for key in value:
+            if not isinstance(key, str) or not _OVERRIDE_KEY.match(key) or len(key) > 128:
+                raise ValueError(f"key {str(key)[:128]!r} is not a dotted config name")
+        task = info.data.get("task")
+        if task is None:  # the task itself was invalid; that error is reported
+            return value
+        return task_settings.validate_overrides(task, value)
 
     @model_validator(mode="after")
     def _check_batch_shape(self) -> PpoSpec:
@@ -118,6 +130,16 @@ class PpoSpec(_Spec):
     @property
     def env_steps_per_iteration(self) -> int:
         return self.batch_size * self.num_minibatches * self.unroll_length
+
+    @property
+    def num_iterations(self) -> int:
+        """Whole iterations the run does: num_timesteps rounded up to whole iterations."""
+        return math.ceil(self.num_timesteps / self.env_steps_per_iteration)
+
+    @property
+    def planned_timesteps(self) -> int:
+        """Env steps the run will actually do (num_timesteps rounded up to whole iterations)."""
+        return self.num_iterations * self.env_steps_per_iteration
 
 
 # Inverse dynamics jobs: inputs uploaded with the request are bounded; larger inputs go to the

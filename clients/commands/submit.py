@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from wildrobot import presets
 from wildrobot.clients import render
 from wildrobot.clients.commands.base import Command, Context, connection_options
 from wildrobot.clients.commands.watch import follow
@@ -28,6 +29,7 @@ class SubmitKind:
     spec_cls: type[BaseModel]
     flags: dict[str, str]  # --flag -> spec field (the common ones; --set reaches every field)
     submit: Callable[..., SubmitResult]  # bound to a Client: submit(client, name=..., **fields)
+    presets: tuple[str, ...] = ()  # named recipes (wildrobot.presets) for --preset
 
 
 def _submit_ppo(client: Client, **kwargs: Any) -> SubmitResult:
@@ -47,6 +49,7 @@ KINDS = (
             "--seed": "seed",
         },
         _submit_ppo,
+        tuple(presets.PRESETS),
     ),
 )
 
@@ -72,6 +75,10 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         for flag, field in kind.flags.items():
             sub.add_argument(flag, dest=f"field_{field}", metavar=field.upper(),
                              help=_field_help(kind.spec_cls, field))
+        if kind.presets:
+            sub.add_argument("--preset", metavar="NAME",
+                             help="a named recipe for the fields you leave out: "
+                                  + ", ".join(kind.presets) + " (wildrobot/presets.py)")
         sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="any other spec field, or env_overrides.<name>=VALUE (repeatable)")
         sub.add_argument("--name", default="", help="a name to find the job by")
@@ -100,6 +107,8 @@ def _run(ctx: Context, args: argparse.Namespace) -> int:
     if args.dry_run and args.watch:
         raise UsageError("--dry-run and --watch exclude each other")
     fields = spec_fields(kind, args)
+    if getattr(args, "preset", None):
+        fields["preset"] = args.preset
     result = kind.submit(
         ctx.client, name=args.name, request_id=args.request_id, validate_only=args.dry_run, **fields
     )

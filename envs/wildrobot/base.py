@@ -9,10 +9,33 @@ Brax compatibility: the MJX model is the public attribute `sys`, read afresh by 
 `brax.envs.base.State` is the state; `observation_size`, `action_size`, `backend` are provided.
 The time limit is left to Brax's `EpisodeWrapper`.
 
-Observation [60], all computable on the robot: gravity in the IMU frame (3), gyro (3), joint
+Episode boundaries: Brax's `AutoResetWrapper` swaps `pipeline_state` and `obs` back to the
+world's first state when an episode ends, but leaves `info` alone. So `step` marks a fall with
+`info["reset_pending"]` (and reads a time limit from the wrappers' step count, which the
+auto-reset zeroes), and the next `step` starts every per-episode field afresh
+(`_episode_info`: action filter and delay line, IMU history, foot bookkeeping, push schedule,
+latencies, backlash, gait clock and command), exactly as `reset` builds them. The command of
+the new episode is the one `reset` drew (`reset_command`), since that is what the swapped-in
+first observation shows the policy.
+
+A world whose physics goes non-finite keeps its last finite state, ends its episode with the
+termination penalty, and reports finite observation and reward, so one diverging world never
+poisons a training batch.
+
+The robot as it is (shared/WILDROBOT.md), each drawn per episode from a configured range:
+- action delay (`latency.action_substeps`): the new servo targets reach the servos after this
+  many physics substeps (one control step = `ctrl_dt / sim_dt` substeps); until then the
+  previous control step's targets (or the one before) act.
+- IMU latency (`latency.imu_steps`): the observed gravity and gyro lag the truth by this
+  fraction of a control step (linear interpolation between the last two control-step readings).
+- servo backlash (`backlash`): a dead band of this half-width (rad) on each servo's position
+  error, re-applied at every physics substep: inside the band the servo exerts no holding torque.
+
+Observation [64], all computable on the robot: gravity in the IMU frame (3), gyro (3), joint
 positions relative to home as the encoders read them (17), joint velocities (17), previous
-action (17), command (vx, vy, yaw rate) (3). Action [17] in [-1, 1]: offsets from the home servo
-targets, scaled by `action_scale` and low-pass filtered.
+action (17), command (vx, vy, yaw rate) (3), gait clock (cos and sin of each foot's phase) (4).
+Action [17] in [-1, 1]: offsets from the home servo targets, scaled by `action_scale` and
+low-pass filtered.
 """
 
 from __future__ import annotations
@@ -29,46 +52,21 @@ from brax.envs.base import Env, State
 from flax import struct
 from mujoco import mjx
 
+from wildrobot import task_settings
 from wildrobot.envs.wildrobot import constants, randomization, rewards
 
-OBS_SIZE = 3 + 3 + 3 * constants.NUM_ACTUATORS + 3
-
-
-def base_config() -> ml_collections.ConfigDict:
-    """The settings every WildRobot task shares; tasks add `reward_weights` and their own."""
-    return ml_collections.ConfigDict(
-        {
-            "ctrl_dt": 0.02,  # 50 Hz control
-            "sim_dt": 0.004,  # 5 physics substeps per control step, see the MJCF's comment
-            "action_scale": 0.3,  # rad per unit action
-            # filtered = alpha * action + (1 - alpha) * previous filtered; 1.0 disables.
-            "action_filter_alpha": 0.6,
-            "init": {"joint_noise": 0.05, "base_vel_noise": 0.1, "random_yaw": True},
-            "termination": {"min_height": 0.36, "max_height": 0.70, "max_tilt": 0.436},
-            # Uniform noise of +-level * scale on each observation part; level 0 disables.
-            "noise": {
-                "level": 1.0,
-                "gravity": 0.005,
-                "gyro": 0.015,
-                "joint_pos": 0.005,
-                "joint_vel": 0.1,
-            },
-            # Horizontal force on the torso (the waist) for `duration_steps` control steps,
-            # every `interval_steps` steps (the first one starts within the same interval).
-            "push": {
-                "enable": True,
-                "magnitude": (2.0, 5.0),
-                "duration_steps": 6,
-                "interval_steps": (40, 250),
-            },
-            "foot_contact_height": 0.004,  # pad clearance (m) below which a pad is in contact
-            "tracking_sigma": 0.25,
-            "ang_tracking_sigma": 0.5,
-            "base_height_target": constants.STANDING_HEIGHT,
-            "feet_air_time_threshold": 0.2,
-            "randomization": randomization.default_config(),
-        }
-    )
+OBS_SIZE = 3 + 3 + 3 * constants.NUM_ACTUATORS + 3 + 4
+# (name, size) of each observation part, in the order `_observation` concatenates them.
+OBSERVATION_LAYOUT = (
+    ("gravity", 3),
+    ("gyro", 3),
+    ("joint_pos", constants.NUM_ACTUATORS),
+    ("joint_vel", constants.NUM_ACTUATORS),
+    ("last_action", constants.NUM_ACTUATORS),
+    ("command", 3),
+    ("gait_clock", 4),
+)
+_LAYOUT_INDEX = {name: index for index, (name, _) in enumerate(OBSERVATION_LAYOUT)}
 
 
 @struct.dataclass
@@ -90,13 +88,18 @@ class Signals:
     first_contact: jax.Array  # [2] bool, touchdown this step
     air_time: jax.Array  # [2] s in the air before this step's touchdown
     foot_vel_xy: jax.Array  # [2, 2]
+    foot_height: jax.Array  # [2] lowest pad clearance of each foot (m)
+    phase: jax.Array  # [2] gait phase of each foot (rad)
     done: jax.Array  # []
 
 
 class WildRobotEnv(Env, abc.ABC):
     """Base of the WildRobot tasks. Subclasses define the class attributes and hooks below."""
 
+    NAME: str = ""  # the registered task name; its settings are task_settings.SETTINGS[NAME]
     REWARD_TERMS: tuple[str, ...] = ()
+    # Tasks with a gait advance a phase per foot and show it in the observation (gait clock).
+    HAS_GAIT: bool = False
 
     def __init__(
         self,
@@ -105,14 +108,16 @@ class WildRobotEnv(Env, abc.ABC):
     ) -> None:
         cfg = self.default_config() if config is None else config.copy_and_resolve_references()
         if config_overrides:
-            cfg.update_from_flattened_dict(dict(config_overrides))
+            cfg.update_from_flattened_dict(
+                task_settings.validate_overrides(self.NAME, config_overrides)
+            )
+        # The same rules a job spec's env_overrides meet, over the whole config.
+        task_settings.validate_overrides(self.NAME, flatten_config(cfg))
         if set(cfg.reward_weights) != set(self.REWARD_TERMS):
             raise ValueError(
                 f"reward_weights keys {sorted(cfg.reward_weights)} != terms {sorted(self.REWARD_TERMS)}"
             )
-        num_substeps = round(cfg.ctrl_dt / cfg.sim_dt)
-        if abs(num_substeps * cfg.sim_dt - cfg.ctrl_dt) > 1e-9:
-            raise ValueError(f"ctrl_dt {cfg.ctrl_dt} is not a multiple of sim_dt {cfg.sim_dt}")
+        num_substeps = task_settings.num_substeps(self.NAME, flatten_config(cfg))
         self._config = cfg
         self._num_substeps = num_substeps
 
@@ -166,18 +171,28 @@ class WildRobotEnv(Env, abc.ABC):
 
     # ---- task hooks ---------------------------------------------------------------------------
 
-    @staticmethod
-    @abc.abstractmethod
-    def default_config() -> ml_collections.ConfigDict:
-        """A fresh config for the task."""
+    @classmethod
+    def default_config(cls) -> ml_collections.ConfigDict:
+        """A fresh config for the task: its defaults in wildrobot.task_settings."""
+        return ml_collections.ConfigDict(task_settings.defaults(cls.NAME))
 
     @abc.abstractmethod
-    def _init_command(self, rng: jax.Array) -> dict[str, jax.Array]:
-        """Task info at reset; must hold "command" [3]."""
+    def _sample_command(self, rng: jax.Array) -> jax.Array:
+        """A command [3] (vx, vy, yaw rate) for a new episode."""
 
-    @abc.abstractmethod
+    def _task_info(self) -> dict[str, jax.Array]:
+        """Task-specific per-episode info entries, as at the start of an episode."""
+        return {}
+
     def _update_command(self, info: dict[str, Any], rng: jax.Array) -> dict[str, jax.Array]:
-        """The task info entries after one control step."""
+        """The command and task info entries after one control step (default: unchanged)."""
+        del rng
+        return {"command": info["command"], **{k: info[k] for k in self._task_info()}}
+
+    def _phase_dt(self, rng: jax.Array) -> jax.Array:
+        """Gait phase advance per control step [] for a new episode (0: no gait)."""
+        del rng
+        return jnp.zeros(())
 
     @abc.abstractmethod
     def _reward_terms(self, s: Signals) -> dict[str, jax.Array]:
@@ -234,7 +249,9 @@ class WildRobotEnv(Env, abc.ABC):
 
     def reset(self, rng: jax.Array) -> State:
         cfg = self._config
-        rng, key_joint, key_vel, key_yaw, key_push, key_command = jax.random.split(rng, 6)
+        rng, key_joint, key_vel, key_yaw, key_episode, key_command, key_noise = jax.random.split(
+            rng, 7
+        )
         qpos = self._home_qpos
         joint_noise = (
             jax.random.uniform(key_joint, (constants.NUM_ACTUATORS,), minval=-1.0, maxval=1.0)
@@ -257,60 +274,63 @@ class WildRobotEnv(Env, abc.ABC):
         # and skipping the full forward pass here keeps compile time down.
         data = mjx.com_vel(self.sys, mjx.com_pos(self.sys, mjx.kinematics(self.sys, data)))
 
-        zeros = jnp.zeros(constants.NUM_ACTUATORS)
+        command = self._sample_command(key_command)
         info = {
             "rng": rng,
-            "last_action": zeros,
-            "filtered_action": zeros,
-            "feet_air_time": jnp.zeros(2),
-            "last_contact": jnp.zeros(2, dtype=bool),
-            "last_foot_pos": data.site_xpos[self._foot_sites],
-            "push_timer": jnp.zeros((), jnp.int32),
-            **self._sample_push(key_push),
-            **self._init_command(key_command),
+            "reset_pending": jnp.zeros((), bool),
+            "reset_command": command,
+            **self._episode_info(data, key_episode, command),
         }
-        rng, key_noise = jax.random.split(rng)
-        info["rng"] = rng
-        obs = self._observation(data, info, key_noise)
+        obs = self._observation(data, info, self._imu(data), key_noise)
         metrics = {f"reward/{name}": jnp.zeros(()) for name in self.REWARD_TERMS}
         return State(data, obs, jnp.zeros(()), jnp.zeros(()), metrics, info)
 
     def step(self, state: State, action: jax.Array) -> State:
         cfg = self._config
-        info = dict(state.info)
-        rng, key_push, key_command, key_noise = jax.random.split(info["rng"], 4)
+        rng, key_episode, key_push, key_command, key_noise = jax.random.split(state.info["rng"], 5)
+        info = self._start_pending_episode(state, key_episode)
 
         action = jnp.clip(action, -1.0, 1.0)
         alpha = cfg.action_filter_alpha
         filtered = alpha * action + (1.0 - alpha) * info["filtered_action"]
-        ctrl = jnp.clip(
+        target = jnp.clip(
             self._home_ctrl + cfg.action_scale * filtered, self._ctrl_lower, self._ctrl_upper
         )
+        # [3, 17]: the targets of two control steps ago, of the last one, and the new ones.
+        targets = jnp.concatenate([info["targets"], target[None]])
 
         push_force, push_info = self._push(info, key_push)
         xfrc = state.pipeline_state.xfrc_applied.at[self._torso_id, :3].set(push_force)
-        data = state.pipeline_state.replace(ctrl=ctrl, xfrc_applied=xfrc)
-        data = jax.lax.fori_loop(0, self._num_substeps, lambda _, d: mjx.step(self.sys, d), data)
+        before = state.pipeline_state.replace(xfrc_applied=xfrc)
+        data = self._physics(before, targets, info["action_substeps"], info["backlash"])
+        # A diverged world keeps its last finite state and ends its episode (see the docstring).
+        finite = jnp.all(jnp.isfinite(data.qpos)) & jnp.all(jnp.isfinite(data.qvel))
+        data = jax.tree.map(lambda new, old: jnp.where(finite, new, old), data, before)
 
         foot = self._foot_state(data, info)
         signals = self._signals(data, info, action, foot)
-        done = self._fallen(data, signals)
+        done = self._fallen(signals) | ~finite
         signals = signals.replace(done=done)
         terms = self._reward_terms(signals)
         weighted = {name: cfg.reward_weights[name] * terms[name] for name in self.REWARD_TERMS}
         reward = sum(weighted.values())
 
+        imu = self._imu(data)
         info.update(
             rng=rng,
+            reset_pending=done,
             last_action=action,
             filtered_action=filtered,
+            targets=targets[1:],
             feet_air_time=foot["air_time_next"],
             last_contact=foot["contact"],
             last_foot_pos=foot["pos"],
+            phase=_wrap_angle(info["phase"] + info["phase_dt"]),
             **push_info,
             **self._update_command(info, key_command),
         )
-        obs = self._observation(data, info, key_noise)
+        obs = self._observation(data, info, imu, key_noise)
+        info["imu_prev"] = imu
         # Update rather than replace: wrappers add their own entries (EvalWrapper's "reward").
         metrics = {**state.metrics, **{f"reward/{n}": value for n, value in weighted.items()}}
         return state.replace(
@@ -322,7 +342,91 @@ class WildRobotEnv(Env, abc.ABC):
             info=info,
         )
 
-    # ---- pieces -------------------------------------------------------------------------------
+    def set_command(self, state: State, command: jax.Array) -> State:
+        """`state` with `command` [3] as its episode's command, in the observation too.
+
+        For evaluation on fixed commands (from a config that never resamples them).
+        """
+        start = sum(size for _, size in OBSERVATION_LAYOUT[: _LAYOUT_INDEX["command"]])
+        obs = state.obs.at[start : start + 3].set(command)
+        info = {**state.info, "command": command, "reset_command": command}
+        return state.replace(obs=obs, info=info)
+
+    # ---- episodes -----------------------------------------------------------------------------
+
+    def _episode_info(
+        self, data: mjx.Data, rng: jax.Array, command: jax.Array
+    ) -> dict[str, jax.Array]:
+        """Every per-episode info entry, the task's too, for an episode that starts in `data`
+        with `command` [3]."""
+        cfg = self._config
+        key_push, key_delay, key_imu, key_backlash, key_phase = jax.random.split(rng, 5)
+        zeros = jnp.zeros(constants.NUM_ACTUATORS)
+        delay = cfg.latency.action_substeps
+        return {
+            "last_action": zeros,
+            "filtered_action": zeros,
+            "targets": jnp.broadcast_to(self._home_ctrl, (2, constants.NUM_ACTUATORS)),
+            "imu_prev": self._imu(data),
+            "feet_air_time": jnp.zeros(2),
+            "last_contact": jnp.zeros(2, dtype=bool),
+            "last_foot_pos": data.site_xpos[self._foot_sites],
+            "push_timer": jnp.zeros((), jnp.int32),
+            **self._sample_push(key_push),
+            "action_substeps": jax.random.randint(key_delay, (), delay[0], delay[1] + 1),
+            "imu_lag": jax.random.uniform(
+                key_imu, (), minval=cfg.latency.imu_steps[0], maxval=cfg.latency.imu_steps[1]
+            ),
+            "backlash": jax.random.uniform(
+                key_backlash,
+                (constants.NUM_ACTUATORS,),
+                minval=cfg.backlash[0],
+                maxval=cfg.backlash[1],
+            ),
+            "phase": jnp.array([0.0, jnp.pi]),
+            "phase_dt": self._phase_dt(key_phase),
+            "command": command,
+            **self._task_info(),
+        }
+
+    def _start_pending_episode(self, state: State, rng: jax.Array) -> dict[str, Any]:
+        """state.info, with every per-episode entry renewed if the last step ended an episode.
+
+        By then Brax's auto-reset has put the world's first state back in `pipeline_state`, so
+        the renewed entries start from where the robot respawned.
+        """
+        info = dict(state.info)
+        fresh = self._episode_info(state.pipeline_state, rng, info["reset_command"])
+        pending = info["reset_pending"]
+        if "steps" in info:
+            # Brax's EpisodeWrapper counts steps and its auto-reset zeroes the count when an
+            # episode ends, time limits (which this env never sees) included.
+            pending = pending | (info["steps"] == 0)
+        info.update({name: jnp.where(pending, value, info[name]) for name, value in fresh.items()})
+        return info
+
+        # ---- pieces -------------------------------------------------------------------------------
+
+    def _physics(
+        self, data: mjx.Data, targets: jax.Array, delay: jax.Array, backlash: jax.Array
+    ) -> mjx.Data:
+        """One control step of physics substeps with the action delay and servo backlash.
+
+        targets [3, 17]: servo targets of two control steps ago, the last one and this one;
+        delay []: substeps before this step's targets act; backlash [17]: dead-band half-width.
+        """
+        num_substeps = self._num_substeps
+
+        def substep(i, d):
+            # Substep i acts on the targets issued (i - delay) substeps after this step began.
+            age = jnp.clip(2 + jnp.floor_divide(i - delay, num_substeps), 0, 2)
+            target = targets[age]
+            measured = self._joint_pos_measured(d)
+            error = target - measured
+            dead_band = jnp.sign(error) * jnp.maximum(jnp.abs(error) - backlash, 0.0)
+            return mjx.step(self.sys, d.replace(ctrl=measured + dead_band))
+
+        return jax.lax.fori_loop(0, num_substeps, substep, data)
 
     def _joint_pos_measured(self, data: mjx.Data) -> jax.Array:
         """Encoder reading [17]: true position plus the calibration offset in the actuator bias."""
@@ -345,11 +449,20 @@ class WildRobotEnv(Env, abc.ABC):
         # World gravity direction (0, 0, -1) in the IMU frame: minus the third row of R_imu.
         return -data.site_xmat[self._imu_site][2]
 
-    def _observation(self, data: mjx.Data, info: dict[str, Any], rng: jax.Array) -> jax.Array:
+    def _imu(self, data: mjx.Data) -> jax.Array:
+        """True IMU reading [6]: gravity direction and gyro in the IMU frame."""
+        return jnp.concatenate([self._gravity(data), self._imu_gyro(data)])
+
+    def _observation(
+        self, data: mjx.Data, info: dict[str, Any], imu: jax.Array, rng: jax.Array
+    ) -> jax.Array:
+        """imu [6]: this control step's true reading; the observed one lags it by info's
+        `imu_lag` control steps (interpolated towards `imu_prev`)."""
         noise = self._config.noise
+        lagged = imu + info["imu_lag"] * (info["imu_prev"] - imu)
         parts = [
-            (self._gravity(data), noise.gravity),
-            (self._imu_gyro(data), noise.gyro),
+            (lagged[:3], noise.gravity),
+            (lagged[3:], noise.gyro),
             (self._joint_pos_measured(data) - self._home_joint_pos, noise.joint_pos),
             (data.qvel[self._qvel_adr], noise.joint_vel),
         ]
@@ -359,7 +472,9 @@ class WildRobotEnv(Env, abc.ABC):
             + noise.level * scale * jax.random.uniform(key, value.shape, minval=-1.0, maxval=1.0)
             for (value, scale), key in zip(parts, keys, strict=True)
         ]
-        return jnp.concatenate([*noisy, info["last_action"], info["command"]])
+        clock = jnp.concatenate([jnp.cos(info["phase"]), jnp.sin(info["phase"])])
+        clock = clock if self.HAS_GAIT else jnp.zeros_like(clock)
+        return jnp.concatenate([*noisy, info["last_action"], info["command"], clock])
 
     def _foot_state(self, data: mjx.Data, info: dict[str, Any]) -> dict[str, jax.Array]:
         pad_bottom = data.geom_xpos[self._pad_geoms][..., 2] - self._pad_radius  # [2 feet, 2 pads]
@@ -375,6 +490,7 @@ class WildRobotEnv(Env, abc.ABC):
             "air_time_next": air_time * ~contact_filtered,
             "pos": pos,
             "vel_xy": (pos - info["last_foot_pos"])[:, :2] / self._config.ctrl_dt,
+            "height": jnp.min(pad_bottom, axis=-1),
         }
 
     def _signals(
@@ -396,16 +512,17 @@ class WildRobotEnv(Env, abc.ABC):
             first_contact=foot["first_contact"],
             air_time=foot["air_time"],
             foot_vel_xy=foot["vel_xy"],
+            foot_height=foot["height"],
+            phase=info["phase"],
             done=jnp.zeros((), bool),
         )
 
-    def _fallen(self, data: mjx.Data, s: Signals) -> jax.Array:
+    def _fallen(self, s: Signals) -> jax.Array:
         term = self._config.termination
         # The IMU's z axis against world up: cos(tilt) is R_imu[2, 2] = -gravity_z.
         too_tilted = -s.gravity[2] < jnp.cos(term.max_tilt)
         out_of_height = (s.height < term.min_height) | (s.height > term.max_height)
-        not_finite = ~jnp.all(jnp.isfinite(data.qpos)) | ~jnp.all(jnp.isfinite(data.qvel))
-        return too_tilted | out_of_height | not_finite
+        return too_tilted | out_of_height
 
     def _sample_push(self, rng: jax.Array) -> dict[str, jax.Array]:
         push = self._config.push
@@ -452,6 +569,22 @@ def local_linvel(
     """
     velocity = body_cvel[3:] + jnp.cross(body_cvel[:3], site_xpos - root_com)
     return site_xmat.T @ velocity
+
+
+def flatten_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """{"push.enable": True, ...}: a config as dotted keys, the form overrides take."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            flat.update({f"{key}.{k}": v for k, v in flatten_config(value).items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _wrap_angle(angle: jax.Array) -> jax.Array:
+    """angle wrapped into [-pi, pi)."""
+    return jnp.mod(angle + jnp.pi, 2.0 * jnp.pi) - jnp.pi
 
 
 def _quat_mul(a: jax.Array, b: jax.Array) -> jax.Array:

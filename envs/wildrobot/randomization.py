@@ -8,6 +8,9 @@ apply them during the episode (see `base.py`).
 Joint offsets model a servo calibration error delta: the servo computes its error from q + delta,
 so it holds q = ctrl - delta while its encoder reads q + delta. Both live in the actuator bias
 (biasprm[0] = -kp * delta), so the env recovers the encoder reading from the model alone.
+
+The ranges are the task config's `randomization` settings (wildrobot.task_settings; defaults from
+shared/WILDROBOT.md).
 """
 
 from __future__ import annotations
@@ -28,19 +31,6 @@ RANDOMIZED_FIELDS = (
     "actuator_biasprm",
     "dof_frictionloss",
 )
-
-
-def default_config() -> ml_collections.ConfigDict:
-    """Ranges from shared/WILDROBOT.md (the robot's own standing-recovery project)."""
-    return ml_collections.ConfigDict(
-        {
-            "floor_friction": (0.4, 1.0),
-            "mass_scale": (0.9, 1.1),
-            "kp_scale": (0.9, 1.1),
-            "frictionloss_scale": (0.8, 1.2),
-            "joint_offset": 0.03,  # rad, uniform in +-joint_offset
-        }
-    )
 
 
 def randomize(

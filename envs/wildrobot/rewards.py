@@ -79,6 +79,25 @@ def feet_air_time(
     return jnp.sum((air_time - threshold) * first_contact) * moving
 
 
+def feet_phase(
+    foot_height: jax.Array,
+    phase: jax.Array,
+    command: jax.Array,
+    swing_height: float,
+    sigma: float,
+) -> jax.Array:
+    """How well the feet follow the gait clock [], while asked to move.
+
+    foot_height [2] (m above the floor), phase [2] (rad): a foot swings while sin(phase) > 0,
+    with target height swing_height * sin(phase), and stands (target 0) otherwise.
+    exp(-sum((height - target)^2) / sigma), in (0, 1].
+    """
+    moving = jnp.linalg.norm(command) > 0.05
+    target = swing_height * jnp.maximum(jnp.sin(phase), 0.0)
+    error = jnp.sum(jnp.square(foot_height - target))
+    return jnp.exp(-error / sigma) * moving
+
+
 def feet_slip(foot_contact: jax.Array, foot_vel_xy: jax.Array) -> jax.Array:
     """Squared horizontal speed of feet in contact []; foot_vel_xy [2, 2]."""
     return jnp.sum(foot_contact * jnp.sum(jnp.square(foot_vel_xy), axis=-1))

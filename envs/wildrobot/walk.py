@@ -2,6 +2,11 @@
 
 The command (vx, vy, yaw rate) is resampled every `command.resample_steps` control steps; with
 probability `command.zero_probability` it is zero, so standing is part of the task.
+
+A gait clock (each foot's phase, the feet half a cycle apart, at a frequency drawn per episode
+from `gait.frequency`) is part of the observation; while the robot is asked to move, the
+`feet_phase` term rewards swing-foot heights that follow it (MuJoCo Playground's biped joystick
+tasks do the same), which makes stepping easy to discover.
 """
 
 from __future__ import annotations
@@ -10,39 +15,14 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from wildrobot.envs.wildrobot import rewards
-from wildrobot.envs.wildrobot.base import Signals, WildRobotEnv, base_config
-
-
-def default_config() -> ml_collections.ConfigDict:
-    cfg = base_config()
-    cfg.command = {
-        "vx": (-0.3, 0.5),  # m/s
-        "vy": (-0.2, 0.2),  # m/s
-        "yaw_rate": (-1.0, 1.0),  # rad/s
-        "resample_steps": 250,
-        "zero_probability": 0.2,
-    }
-    cfg.reward_weights = {
-        "tracking_lin_vel": 1.5,
-        "tracking_ang_vel": 0.8,
-        "lin_vel_z": -0.5,
-        "ang_vel_xy": -0.05,
-        "orientation": -5.0,
-        "base_height": -20.0,
-        "torques": -1e-3,
-        "action_rate": -0.01,
-        "feet_air_time": 2.0,
-        "feet_slip": -0.1,
-        "stand_still": -0.5,
-        "termination": -50.0,
-    }
-    return cfg
+from wildrobot.envs.wildrobot.base import Signals, WildRobotEnv
 
 
 class WildRobotWalk(WildRobotEnv):
+    NAME = "WildRobotWalk"
+    HAS_GAIT = True
     REWARD_TERMS = (
         "tracking_lin_vel",
         "tracking_ang_vel",
@@ -53,14 +33,11 @@ class WildRobotWalk(WildRobotEnv):
         "torques",
         "action_rate",
         "feet_air_time",
+        "feet_phase",
         "feet_slip",
         "stand_still",
         "termination",
     )
-
-    @staticmethod
-    def default_config() -> ml_collections.ConfigDict:
-        return default_config()
 
     def _sample_command(self, rng: jax.Array) -> jax.Array:
         command = self._config.command
@@ -77,8 +54,14 @@ class WildRobotWalk(WildRobotEnv):
         standing = jax.random.bernoulli(key_zero, command.zero_probability)
         return jnp.where(standing, 0.0, value)
 
-    def _init_command(self, rng: jax.Array) -> dict[str, jax.Array]:
-        return {"command": self._sample_command(rng), "command_timer": jnp.zeros((), jnp.int32)}
+    def _task_info(self) -> dict[str, jax.Array]:
+        return {"command_timer": jnp.zeros((), jnp.int32)}
+
+    def _phase_dt(self, rng: jax.Array) -> jax.Array:
+        frequency = jax.random.uniform(
+            rng, (), minval=self._config.gait.frequency[0], maxval=self._config.gait.frequency[1]
+        )
+        return 2.0 * jnp.pi * frequency * self._config.ctrl_dt
 
     def _update_command(self, info: dict[str, Any], rng: jax.Array) -> dict[str, jax.Array]:
         timer = info["command_timer"] + 1
@@ -94,6 +77,9 @@ class WildRobotWalk(WildRobotEnv):
             **self._shared_reward_terms(s),
             "feet_air_time": rewards.feet_air_time(
                 s.air_time, s.first_contact, s.command, cfg.feet_air_time_threshold
+            ),
+            "feet_phase": rewards.feet_phase(
+                s.foot_height, s.phase, s.command, cfg.gait.swing_height, cfg.feet_phase_sigma
             ),
             "feet_slip": rewards.feet_slip(s.foot_contact, s.foot_vel_xy),
             "stand_still": rewards.stand_still(s.joint_pos_rel, s.command),

@@ -40,6 +40,12 @@ def test_dry_run_with_4096_envs_validates_and_queues_nothing(service: Service) -
         (["--num-envs", "100k"], ["num_envs", "less than or equal to 65536"]),
         (["--num-envs", "3"], ["divisible by num_envs"]),
         (["--set", "learning_rate=0"], ["learning_rate", "greater than 0"]),
+        (
+            ["--set", "env_overrides.push.magnitde=3,8"],
+            ["env_overrides", "push.magnitde: not a setting", "did you mean 'push.magnitude'"],
+        ),
+        (["--set", "env_overrides.push.enable=2"], ["push.enable: must be true or false"]),
+        (["--set", "env_overrides.sim_dt=0.0005"], ["40 physics substeps", "max_substeps"]),
     ],
 )
 def test_invalid_spec_names_field_and_rule(service: Service, argv, expected) -> None:
@@ -47,6 +53,20 @@ def test_invalid_spec_names_field_and_rule(service: Service, argv, expected) -> 
     assert code == 5 and out == ""
     assert "invalid spec" in err and all(text in err for text in expected), err
     assert "Traceback" not in err
+
+
+def test_preset_fills_the_fields_left_out(service: Service) -> None:
+    code, out, err = run_cli(
+        service.address, "submit", "ppo", "--preset", "walk-gpu", "--seed", "3",
+        "--set", "env_overrides.push.magnitude=1,4", "--dry-run", "--json",
+    )
+    assert (code, err) == (0, "")
+    spec = json.loads(out)["job"]["spec"]
+    assert spec["num_envs"] == 4096 and spec["task"] == "WildRobotWalk" and int(spec["seed"]) == 3
+    assert spec["policy_hidden_sizes"] == [512, 256, 128]
+    assert spec["env_overrides"] == {"push.magnitude": [1.0, 4.0]}
+    code, _, err = run_cli(service.address, "submit", "ppo", "--preset", "fly", "--dry-run")
+    assert code == 5 and "preset: unknown 'fly' (known: walk-gpu" in err
 
 
 def test_bad_token_is_an_auth_error(service: Service) -> None:

@@ -67,7 +67,9 @@ def test_set_coerces_by_spec_field_type() -> None:
             "value-hidden-sizes=[64, 64]",
             "task=stand",
             "env_overrides.reward_weights.tracking_lin_vel=1.5",
-            "env_overrides.terrain=rough",
+            "env_overrides.push.enable=false",
+            "env_overrides.push.magnitude=3,8",
+            "env_overrides.push.interval_steps=[20, 60]",
         ],
     )
     assert fields == {
@@ -77,9 +79,15 @@ def test_set_coerces_by_spec_field_type() -> None:
         "policy_hidden_sizes": (512, 256),
         "value_hidden_sizes": (64, 64),
         "task": "stand",
-        "env_overrides": {"reward_weights.tracking_lin_vel": 1.5, "terrain": "rough"},
+        "env_overrides": {
+            "reward_weights.tracking_lin_vel": 1.5,
+            "push.enable": False,
+            "push.magnitude": (3, 8),
+            "push.interval_steps": (20, 60),
+        },
     }
-    PpoSpec(**{**fields, "batch_size": 1024})  # what --set builds is what the spec accepts
+    spec = PpoSpec(**{**fields, "batch_size": 1024})  # what --set builds is what the spec accepts
+    assert spec.env_overrides["push.magnitude"] == (3.0, 8.0)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from tests.training.common import RecordingHooks, point_mass_spec
 from wildrobot.envs.point_mass import PointMass
 from wildrobot.workers.training import evaluate
 from wildrobot.workers.training.ppo import train_ppo
-from wildrobot.workers.training.rollout import evaluate_policy
+from wildrobot.workers.training.rollout import evaluate_policy, make_evaluator
 
 
 def test_evaluate_main_reports_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
@@ -44,3 +44,17 @@ def test_evaluate_policy_counts_falls():
     )
     assert push["fall_rate"] == 1.0 and push["mean_episode_length"] < 50
     assert rest == {**rest, "fall_rate": 0.0, "mean_episode_length": 50.0}
+
+
+def test_evaluator_compiles_once_and_takes_new_params():
+    traces = []
+
+    def policy_fn(params, obs, key):
+        traces.append(1)  # runs only while tracing
+        return jax.numpy.broadcast_to(params, (obs.shape[0], 2))
+
+    evaluate = make_evaluator(policy_fn, PointMass(), 4, 50)
+    push = evaluate(jax.numpy.ones(2), jax.random.PRNGKey(0))
+    rest = evaluate(jax.numpy.zeros(2), jax.random.PRNGKey(1))
+    assert len(traces) == 1
+    assert push["fall_rate"] == 1.0 and rest["fall_rate"] == 0.0

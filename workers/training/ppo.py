@@ -6,7 +6,6 @@ jitted iteration never touches disk or the job service.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ from wildrobot.workers.training import checkpoint as ckpt
 from wildrobot.workers.training import networks as net
 from wildrobot.workers.training.api import TrainHooks, TrainResult
 from wildrobot.workers.training.metrics import EpisodeTracker, check_finite, to_host
-from wildrobot.workers.training.rollout import evaluate_policy
+from wildrobot.workers.training.rollout import make_evaluator
 from wildrobot.workers.training.state import TrainingState
 from wildrobot.workers.training.trainer import Trainer, init_state, make_trainer
 
@@ -43,7 +42,7 @@ def train_ppo(
     if resume_from is not None:
         state = _resume(trainer, state, Path(resume_from))
         last_checkpoint = Path(resume_from)
-    num_iterations = math.ceil(spec.num_timesteps / spec.env_steps_per_iteration)
+    num_iterations = spec.num_iterations
     iteration = int(state.iteration[0])
     checkpointed_iteration = iteration
     evaluate = _make_evaluator(trainer) if spec.eval_every else None
@@ -117,24 +116,24 @@ def _resume(trainer: Trainer, target: TrainingState, checkpoint_dir: Path) -> Tr
 
 
 def _make_evaluator(trainer: Trainer) -> Callable[[TrainingState], dict[str, float]]:
-    """Deterministic policy, num_eval_envs full episodes on the nominal (unrandomized) env."""
+    """Deterministic policy, num_eval_envs full episodes on the nominal (unrandomized) env.
+
+    The rollout compiles once; each evaluation passes the current parameters in.
+    """
     spec = trainer.spec
     make_policy = ppo_networks.make_inference_fn(trainer.networks)
     key_eval = jax.random.PRNGKey(spec.seed + 1)
 
+    def policy_fn(params, obs, key):
+        return make_policy(params, deterministic=True)(obs, key)[0]
+
+    evaluator = make_evaluator(policy_fn, trainer.base_env, spec.num_eval_envs, spec.episode_length)
+
     def evaluate(state: TrainingState) -> dict[str, float]:
         first = jax.tree.map(lambda x: x[0], state)
-        policy = make_policy(
-            (first.normalizer, first.params.policy, first.params.value), deterministic=True
-        )
-        report = evaluate_policy(
-            lambda obs, key: policy(obs, key)[0],
-            trainer.base_env,
-            spec.num_eval_envs,
-            spec.episode_length,
-            jax.random.fold_in(key_eval, int(first.iteration)),
-        )
-        return {f"eval/{name}": float(value) for name, value in report.items()}
+        params = (first.normalizer, first.params.policy, first.params.value)
+        report = evaluator(params, jax.random.fold_in(key_eval, int(first.iteration)))
+        return {f"eval/{name}": float(value) for name, value in report.items() if name != "values"}
 
     return evaluate
 
