@@ -24,7 +24,6 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TASKS = {"walk": "WildRobotWalk", "stand": "WildRobotStand"}
@@ -39,7 +38,6 @@ COMMANDS = {
     "stand": {"stand_still": (0.0, 0.0, 0.0)},
 }
 FORWARD = ("forward_0.2", "forward_0.3", "forward_0.4")
-POLICIES = ("trained", "zero_action", "random")
 
 
 class BudgetHooks:
@@ -81,48 +79,6 @@ def per_step_terms(point: dict[str, float]) -> dict[str, float]:
     """Each reward term's mean per control step over the episodes that ended (sum / length)."""
     length = max(point.get("episode/length", 0.0), 1.0)
     return {k[len("reward/") :]: v / length for k, v in point.items() if k.startswith("reward/")}
-
-
-def fixed_command_report(task: str, spec: Any, checkpoint: Path, args: argparse.Namespace):
-    """{policy: {command set: report}} on the fixed command sets (one compiled rollout)."""
-    import jax
-    import jax.numpy as jnp
-
-    from wildrobot.workers.training.ppo import load_policy
-    from wildrobot.workers.training.rollout import make_evaluator
-    from wildrobot.workers.training.trainer import make_base_env
-
-    overrides = dict(spec.env_overrides)
-    if task == "walk":
-        overrides.update({"command.resample_steps": 100_000, "command.zero_probability": 0.0})
-    env = make_base_env(spec.task, overrides)
-    trained = load_policy(checkpoint)
-    sets = COMMANDS[task]
-    commands = jnp.repeat(jnp.asarray(list(sets.values())), args.eval_envs, axis=0)
-    num_envs = commands.shape[0]
-
-    def policy_fn(which, obs, key):
-        random = jax.random.uniform(key, (num_envs, env.action_size), minval=-1.0, maxval=1.0)
-        zero = jnp.zeros((num_envs, env.action_size))
-        return jnp.select([which == 0, which == 1], [trained(obs), zero], random)
-
-    evaluate = make_evaluator(policy_fn, env, num_envs, args.eval_steps)
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for index, policy in enumerate(POLICIES):
-        report = evaluate(jnp.asarray(index), jax.random.PRNGKey(args.seed + 17), commands)
-        values = report["values"]
-        out[policy] = {}
-        for position, name in enumerate(sets):
-            rows = slice(position * args.eval_envs, (position + 1) * args.eval_envs)
-            out[policy][name] = {
-                "fall_rate": float(values["fell"][rows].mean()),
-                "mean_episode_length": float(values["episode_length"][rows].mean()),
-                "vx_tracking_error": float(values["vx_error"][rows].mean()),
-                "velocity_tracking_error": float(values["velocity_tracking_error"][rows].mean()),
-                "forward_speed": float(values["forward_speed"][rows].mean()),
-                "yaw_rate": float(values["yaw_rate"][rows].mean()),
-            }
-    return out
 
 
 def summary(task: str, report: dict[str, dict[str, dict[str, float]]]) -> dict[str, float]:
@@ -185,7 +141,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "learning")
     parser.add_argument("--run-dir", type=Path, help="checkpoints (default: <out>/runs/<task>)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--eval-every", type=int, default=10, help="iterations")
+    parser.add_argument("--eval-every", type=int, default=20, help="iterations")
     parser.add_argument("--eval-envs", type=int, default=32, help="per command set")
     parser.add_argument("--eval-steps", type=int, default=500, help="control steps (10 s)")
     parser.add_argument(
@@ -203,6 +159,7 @@ def main() -> None:
 
     from wildrobot import presets
     from wildrobot.specs import PpoSpec
+    from wildrobot.workers.training.evaluate import compare_policies
     from wildrobot.workers.training.ppo import train_ppo
 
     fields = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
@@ -214,7 +171,9 @@ def main() -> None:
     result = train_ppo(spec, run_dir, hooks)
     wall_s = time.perf_counter() - hooks.start
 
-    report = fixed_command_report(args.task, spec, result.checkpoint_dir, args)
+    report = compare_policies(
+        result.checkpoint_dir, COMMANDS[args.task], args.eval_envs, args.eval_steps, args.seed + 17
+    )
     figures = {
         "task": args.task,
         "env_steps": result.final_step,

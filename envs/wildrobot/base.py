@@ -311,7 +311,11 @@ class WildRobotEnv(Env, abc.ABC):
         signals = self._signals(data, info, action, foot)
         done = self._fallen(signals) | ~finite
         signals = signals.replace(done=done)
-        terms = self._reward_terms(signals)
+        # A diverged step scores only its termination: the rest would read blown-up velocities.
+        terms = {
+            name: jnp.where(finite | (name == "termination"), value, 0.0)
+            for name, value in self._reward_terms(signals).items()
+        }
         weighted = {name: cfg.reward_weights[name] * terms[name] for name in self.REWARD_TERMS}
         reward = sum(weighted.values())
 
@@ -405,7 +409,7 @@ class WildRobotEnv(Env, abc.ABC):
         info.update({name: jnp.where(pending, value, info[name]) for name, value in fresh.items()})
         return info
 
-        # ---- pieces -------------------------------------------------------------------------------
+    # ---- pieces -------------------------------------------------------------------------------
 
     def _physics(
         self, data: mjx.Data, targets: jax.Array, delay: jax.Array, backlash: jax.Array

@@ -1,7 +1,9 @@
 """WildRobotStand: keep balance in the home pose and recover from pushes.
 
-The command is always zero (it stays in the observation so stand and walk policies share one
-observation layout); the tracking terms then reward standing still.
+The command is always zero and the gait clock zeros (both stay in the observation so stand and
+walk policies share one observation layout); the tracking terms then reward standing still.
+The default pushes (6-11 N for 6 control steps, wildrobot.task_settings) topple a robot that
+only holds the home pose in most episodes.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""Slow: PPO learns WildRobotStand on this CPU within about 10 minutes.
+"""Slow: PPO learns WildRobotStand on this CPU, where holding the home pose does not.
 
-Budget (documented because a 2-core CPU steps MJX at only ~1-2K control steps/s): 128 envs,
-episodes of 500 control steps (10 s, instead of the robot project's 20 s) with the default
-pushes (2-5 N for 6 steps, a new one every 40-250 steps) and the default domain randomization,
-smaller networks (128, 128), a learning rate of 1e-3 and no entropy bonus; 60 iterations of
-128 x 4 x 20 = 10240 env steps (614K steps). Measured here: about 100 s of start-up (env set-up
-and compile, with the persistent cache warm), 290 s of training, 200 s for the two evaluations.
+Budget (a 2-core CPU steps MJX at only a few thousand control steps/s): the `stand-cpu` preset
+(128 envs, 500-step episodes, 128x128 networks, learning rate 1e-3; wildrobot.presets) with the
+task's default pushes (strong enough that the zero-action policy falls in most episodes), domain
+randomization, action delay, IMU latency and backlash, for ITERATIONS iterations of 10240 env
+steps. Then the trained deterministic policy, the zero-action policy and a random policy each
+stand for 500 steps on 64 envs of the nominal model under the same pushes.
 """
 
 from __future__ import annotations
@@ -13,31 +13,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import jax
 import pytest
 
 from tests.training.common import RecordingHooks
+from wildrobot import presets
 from wildrobot.specs import PpoSpec
-from wildrobot.workers.training.ppo import load_policy, train_ppo
-from wildrobot.workers.training.rollout import evaluate_policy
-from wildrobot.workers.training.trainer import make_base_env
+from wildrobot.workers.training.evaluate import compare_policies
+from wildrobot.workers.training.ppo import train_ppo
 
 EPISODE_LENGTH = 500
-ITERATIONS = 60
-STAND = {
-    "task": "WildRobotStand",
-    "num_envs": 128,
-    "batch_size": 128,
-    "num_minibatches": 4,
-    "unroll_length": 20,
-    "num_updates_per_batch": 4,
-    "episode_length": EPISODE_LENGTH,
-    "learning_rate": 1e-3,
-    "entropy_cost": 0.0,
-    "policy_hidden_sizes": (128, 128),
-    "value_hidden_sizes": (128, 128),
-    "checkpoint_every": 1000,
-}
+ITERATIONS = 100
+STAND = presets.PRESETS["stand-cpu"]
 
 
 class CurveHooks(RecordingHooks):
@@ -56,8 +42,11 @@ class CurveHooks(RecordingHooks):
 
 
 @pytest.mark.slow
-def test_ppo_learns_to_stand_under_pushes(tmp_path: Path, capsys: pytest.CaptureFixture):
-    spec = PpoSpec(**STAND, num_timesteps=ITERATIONS * 128 * 4 * 20)
+def test_ppo_learns_to_stand_where_zero_action_falls(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert STAND["episode_length"] == EPISODE_LENGTH
+    spec = PpoSpec(**{**STAND, "num_timesteps": ITERATIONS * 128 * 4 * 20})
     hooks = CurveHooks()
     # The curve goes past pytest's capture so that CI's log records it for a passing run too.
     with capsys.disabled():
@@ -65,25 +54,17 @@ def test_ppo_learns_to_stand_under_pushes(tmp_path: Path, capsys: pytest.Capture
         result = train_ppo(spec, tmp_path, hooks)
     wall_s = time.perf_counter() - hooks.start
 
-    env = make_base_env("WildRobotStand", {})
-    policy = load_policy(result.checkpoint_dir)
-    trained = evaluate_policy(
-        lambda obs, key: policy(obs), env, 64, EPISODE_LENGTH, jax.random.PRNGKey(7)
+    report = compare_policies(
+        result.checkpoint_dir, {"stand_still": (0.0, 0.0, 0.0)}, 64, EPISODE_LENGTH, seed=7
     )
-    random = evaluate_policy(
-        lambda obs, key: jax.random.uniform(key, (obs.shape[0], env.action_size), minval=-1.0),
-        env,
-        64,
-        EPISODE_LENGTH,
-        jax.random.PRNGKey(7),
-    )
+    trained, zero, random = (report[p]["stand_still"] for p in ("trained", "zero_action", "random"))
     with capsys.disabled():
-        print(f"train wall time {wall_s:.0f} s; trained {trained}; random {random}")
-    assert trained["mean_episode_length"] >= 0.9 * EPISODE_LENGTH
-    assert random["mean_episode_length"] < 0.3 * EPISODE_LENGTH
-    # The curve shows the learning: the untrained (stochastic) policy's episodes end early, the
-    # last iterations' run close to the limit. (Holding the home pose with zero actions also
-    # stands under the default 2-5 N pushes; the untrained deterministic policy does not: ~51.)
+        print(f"train wall time {wall_s:.0f} s; trained {trained}; zero {zero}; random {random}")
+    # Holding the home pose falls in most episodes under these pushes; the policy does not.
+    assert zero["fall_rate"] >= 0.5
+    assert random["fall_rate"] >= 0.9
+    assert trained["fall_rate"] <= 0.1
+    # The curve shows the learning: early episodes end early, the last ones run long.
     lengths = [metrics["episode/length"] for _, metrics in hooks.metrics]
     assert lengths[0] < 0.2 * EPISODE_LENGTH
-    assert sum(lengths[-5:]) / 5 >= 0.7 * EPISODE_LENGTH
+    assert sum(lengths[-5:]) / 5 >= 0.6 * EPISODE_LENGTH

@@ -4,6 +4,9 @@
 
 Prints mean episode length, fall rate (episodes that terminated before the time limit) and, when
 the env reports it, the velocity tracking error; the last line is one JSON object.
+
+`compare_policies` rolls a trained policy out beside the zero-action policy (hold the home
+pose) and a uniformly random one on fixed commands, in one compiled rollout.
 """
 
 from __future__ import annotations
@@ -15,12 +18,67 @@ import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 
 from wildrobot.specs import TASK_ALIASES
 from wildrobot.workers.training import checkpoint as ckpt
 from wildrobot.workers.training.ppo import load_policy
-from wildrobot.workers.training.rollout import evaluate_policy
+from wildrobot.workers.training.rollout import evaluate_policy, make_evaluator
 from wildrobot.workers.training.trainer import make_base_env
+
+BASELINES = ("trained", "zero_action", "random")
+
+
+def compare_policies(
+    checkpoint: Path,
+    command_sets: dict[str, tuple[float, float, float]],
+    num_envs: int,
+    num_steps: int,
+    seed: int = 0,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """{policy: {command set: figures}} for the trained policy and the baselines.
+
+    The checkpoint's task and env settings, on the unrandomized model, num_envs envs per
+    command set for num_steps control steps each (commands never resampled). Figures: fall_rate,
+    mean_episode_length, and for commanded tasks vx_tracking_error, velocity_tracking_error,
+    forward_speed and yaw_rate (means over the steps each env was alive).
+    """
+    spec = ckpt.read_spec(checkpoint)
+    overrides = dict(spec.env_overrides)
+    if spec.task == "WildRobotWalk":
+        overrides.update({"command.resample_steps": 100_000, "command.zero_probability": 0.0})
+    env = make_base_env(spec.task, overrides)
+    trained = load_policy(checkpoint)
+    commands = jnp.repeat(jnp.asarray(list(command_sets.values())), num_envs, axis=0)
+    total = commands.shape[0]
+
+    def policy_fn(which, obs, key):
+        random = jax.random.uniform(key, (total, env.action_size), minval=-1.0, maxval=1.0)
+        zero = jnp.zeros((total, env.action_size))
+        return jnp.select([which == 0, which == 1], [trained(obs), zero], random)
+
+    evaluate = make_evaluator(policy_fn, env, total, num_steps)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for index, policy in enumerate(BASELINES):
+        values = evaluate(jnp.asarray(index), jax.random.PRNGKey(seed), commands)["values"]
+        out[policy] = {}
+        for position, name in enumerate(command_sets):
+            rows = slice(position * num_envs, (position + 1) * num_envs)
+            out[policy][name] = {
+                "fall_rate": float(values["fell"][rows].mean()),
+                "mean_episode_length": float(values["episode_length"][rows].mean()),
+                **{
+                    metric: float(values[metric][rows].mean())
+                    for metric in (
+                        "vx_tracking_error",
+                        "velocity_tracking_error",
+                        "forward_speed",
+                        "yaw_rate",
+                    )
+                    if metric in values
+                },
+            }
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,7 @@ def make_evaluator(
     with a velocity command and a floating base, velocity_tracking_error (|commanded - actual|
     planar base velocity in the heading frame, m/s), forward_speed (heading-frame vx, m/s) and
     yaw_rate (rad/s), averaged over the steps each env was alive; with per-env `values` too
-    (those and vx_error, |commanded - actual| forward velocity).
+    (those and vx_tracking_error, |commanded - actual| forward velocity).
     """
     env = env_wrappers.EpisodeWrapper(env_wrappers.VmapWrapper(base_env), episode_length, 1)
     probe = jax.eval_shape(base_env.reset, jax.random.PRNGKey(0))
@@ -80,7 +80,7 @@ def make_evaluator(
                 "velocity_tracking_error": means[:, 0],
                 "forward_speed": means[:, 1],
                 "yaw_rate": means[:, 2],
-                "vx_error": means[:, 3],
+                "vx_tracking_error": means[:, 3],
             }
         return report
 

@@ -1,0 +1,61 @@
+"""Slow: PPO on WildRobotWalk improves its velocity tracking within a ~10 minute CPU budget.
+
+The `walk-cpu` preset (256 envs, 500-step episodes, commands mostly forward; wildrobot.presets)
+for ITERATIONS iterations of 40960 env steps. The measure is the velocity-tracking reward term
+per control step: reward/tracking_lin_vel (summed over each episode that ended in the
+iteration, then averaged over those episodes) divided by the mean episode length. It is
+exp(-|v_cmd - v|^2 / 0.1) x 1.5, so standing 0.3 m/s off earns 0.41 x 1.5 per step and
+falling (fast, uncommanded velocities) earns less.
+
+The test compares the mean of the last 5 iterations with the first 3. Each iteration's value
+averages hundreds of ended episodes, so the iteration-to-iteration noise is small (its spread is
+printed); the margin MIN_GAIN is several times that spread, so a policy that does not learn
+cannot pass by chance: the untrained policy's level is fixed by its initial parameters (seed 0),
+and only learning moves it by that much.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.training.common import RecordingHooks
+from wildrobot import presets
+from wildrobot.specs import PpoSpec
+from wildrobot.workers.training.ppo import train_ppo
+
+ITERATIONS = 40
+MIN_GAIN = 0.15  # per-step tracking term (weight 1.5 included; at most 1.5)
+WALK = presets.PRESETS["walk-cpu"]
+
+
+def tracking_per_step(metrics: dict[str, float]) -> float:
+    return metrics["reward/tracking_lin_vel"] / max(metrics["episode/length"], 1.0)
+
+
+@pytest.mark.slow
+def test_walk_tracking_improves_well_beyond_the_first_iterations(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    steps_per_iteration = WALK["batch_size"] * WALK["num_minibatches"] * WALK["unroll_length"]
+    spec = PpoSpec(**{**WALK, "num_timesteps": ITERATIONS * steps_per_iteration})
+    hooks = RecordingHooks()
+    start = time.perf_counter()
+    result = train_ppo(spec, tmp_path, hooks)
+    wall_s = time.perf_counter() - start
+    assert result.iterations == ITERATIONS
+
+    curve = [tracking_per_step(metrics) for _, metrics in hooks.metrics]
+    first, last = statistics.mean(curve[:3]), statistics.mean(curve[-5:])
+    noise = statistics.pstdev(curve[-5:])
+    with capsys.disabled():
+        print(f"\nwalk: {wall_s:.0f} s, tracking per step by iteration:")
+        print(" ".join(f"{value:.3f}" for value in curve))
+        print(
+            f"first 3 {first:.3f}, last 5 {last:.3f} (spread {noise:.3f}), gain {last - first:.3f}"
+        )
+    assert last - first >= MIN_GAIN
+    assert 5 * noise <= MIN_GAIN
