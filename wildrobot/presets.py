@@ -21,15 +21,20 @@ _WALK_CPU_COMMANDS = {
     "command.resample_steps": 200,
 }
 
+# One GPU: 4096 envs, 256 x 32 = 8192 sequences of 20 steps (two unrolls per env) per iteration.
+_GPU_BATCH = {
+    "num_envs": 4096,
+    "batch_size": 256,
+    "num_minibatches": 32,
+    "unroll_length": 20,
+    "num_updates_per_batch": 4,
+    "episode_length": 1000,
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     "walk-gpu": {
         "task": "WildRobotWalk",
-        "num_envs": 4096,
-        "batch_size": 256,
-        "num_minibatches": 32,
-        "unroll_length": 20,
-        "num_updates_per_batch": 4,
-        "episode_length": 1000,
+        **_GPU_BATCH,
         "num_timesteps": 200_000_000,
         "learning_rate": 3e-4,
         "entropy_cost": 5e-3,
@@ -57,12 +62,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "stand-gpu": {
         "task": "WildRobotStand",
-        "num_envs": 4096,
-        "batch_size": 256,
-        "num_minibatches": 32,
-        "unroll_length": 20,
-        "num_updates_per_batch": 4,
-        "episode_length": 1000,
+        **_GPU_BATCH,
         "num_timesteps": 50_000_000,
         "learning_rate": 3e-4,
         "entropy_cost": 1e-3,
