@@ -53,6 +53,9 @@ class _Spec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
+MAX_HOSTS = 64
+
+
 class PpoSpec(_Spec):
     """PPO training on a registered task (Brax PPO semantics).
 
@@ -85,6 +88,9 @@ class PpoSpec(_Spec):
     num_eval_envs: int = Field(128, ge=1, le=MAX_NUM_ENVS)
     eval_every: int = Field(0, ge=0, le=1_000_000, description="iterations; 0 disables")
     env_overrides: dict[str, OverrideValue] = Field(default_factory=dict)
+    # Hosts (processes) one run spans with jax.distributed; num_envs and batch_size are global
+    # and must split evenly over all hosts' devices. >1 runs as a Kubernetes Indexed Job.
+    num_hosts: int = Field(1, ge=1, le=MAX_HOSTS)
 
     @field_validator("task", mode="before")
     @classmethod
