@@ -50,6 +50,7 @@ def _non_default_ppo() -> PpoSpec:
         num_eval_envs=16,
         eval_every=3,
         env_overrides={"reward_weights.alive": 1.5, "push.enabled": False, "episode": 3, "x": "y"},
+        num_hosts=2,
     )
 
 
@@ -91,6 +92,9 @@ def test_enums_map_both_ways() -> None:
         ({"policy_hidden_sizes": ()}, "policy_hidden_sizes", "at least 1"),
         ({"env_overrides": {"a b": 1}}, "env_overrides", "dotted config name"),
         ({"bogus": 1}, "bogus", "Extra inputs are not permitted"),
+        ({"num_hosts": 0}, "num_hosts", "greater than or equal to 1"),
+        ({"num_hosts": 65}, "num_hosts", "less than or equal to 64"),
+        ({"num_hosts": 3}, "", "num_envs (1024) must be divisible by num_hosts (3)"),
     ],
 )
 def test_bad_fields_are_named(fields: dict, field: str, words: str) -> None:

@@ -119,6 +119,12 @@ class PpoSpec(_Spec):
                 f"{self.batch_size * self.num_minibatches}) must be divisible by num_envs "
                 f"({self.num_envs})"
             )
+        for name in ("num_envs", "batch_size"):  # every host feeds at least one device
+            if getattr(self, name) % self.num_hosts != 0:
+                raise ValueError(
+                    f"{name} ({getattr(self, name)}) must be divisible by num_hosts "
+                    f"({self.num_hosts})"
+                )
         return self
 
     @property

@@ -134,6 +134,8 @@ def run(args: RunnerArgs, stop: Event, lost: Event, conn: Connection) -> None:
                 queue, lease, artifact_dir, lambda values: conn.send((PROGRESS, values))
             ),
             should_stop=should_stop,
+            redis_url=args.redis_url,
+            worker_id=lease.owner,
         )
         log.info(
             "job %s attempt %d: start (resume from %s)", lease.job_id, lease.attempt, resume_from

@@ -18,6 +18,7 @@ from wildrobot.server.config import ServerConfig
 from wildrobot.server.metrics import ServerMetrics
 from wildrobot.workers.config import WorkerConfig
 from wildrobot.workers.metrics import WorkerMetrics
+from wildrobot.workers.multihost import LAUNCHER_ENV, KubernetesSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -25,9 +26,11 @@ K8S_VERSIONS = ("1.29.0", "1.33.0")  # oldest with native gRPC probes GA + a cur
 SERVER_ENV = {f"WILDROBOT_{n.upper()}" for n in ServerConfig.model_fields} | {
     "WILDROBOT_TOKENS_FILE"
 }
-WORKER_ENV = {f"WILDROBOT_{n.upper()}" for n in WorkerConfig.model_fields} | {
-    "WILDROBOT_K8S_NAMESPACE"
-}
+WORKER_ENV = (
+    {f"WILDROBOT_{n.upper()}" for n in WorkerConfig.model_fields}
+    | {f"WILDROBOT_K8S_{n.upper()}" for n in KubernetesSettings.__dataclass_fields__}
+    | {LAUNCHER_ENV}
+)
 
 
 def by_kind(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -93,6 +96,9 @@ def test_kustomizations_render_and_validate(overlay: str) -> None:
         assert gpus == 1 and w["resources"]["requests"]["nvidia.com/gpu"] == 1
         assert w["image"] == "wildrobot-train-worker:latest"
         assert w["command"] == ["wildrobot-worker"]  # the base's fields survive the patch
+        env = {e["name"]: e.get("value") for e in w["env"]}
+        assert env["WILDROBOT_K8S_GPUS_PER_HOST"] == "1"  # merged by name into the base's env
+        assert env["WILDROBOT_MULTIHOST_LAUNCHER"] == "kubernetes"
     else:
         assert gpus is None
 
