@@ -75,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resume-from", type=Path)
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    # First thing: a stop that arrives while JAX starts must not kill a host mid-collective.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     configure_logging(args.log_format)
     logging.getLogger("absl").setLevel(logging.WARNING)
 
@@ -89,8 +92,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     spec_json = args.spec_file.read_text()
     spec = PpoSpec.model_validate_json(spec_json)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     leader = distributed.is_leader()
     hooks = HostHooks(stop, _publisher(spec_json, args.run_dir) if leader else None)
     try:

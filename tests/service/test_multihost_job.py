@@ -38,3 +38,22 @@ def test_two_host_job_succeeds_through_the_launching_worker(service, worker_fact
     # One writer: the checkpoints on disk are exactly the registered ones.
     on_disk = sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir())
     assert on_disk == steps
+
+
+def test_cancel_stops_every_host_after_a_checkpoint(service, worker_factory) -> None:
+    """Cancel reaches the hosts through the launching worker: process 0 checkpoints, all stop."""
+    stub = service.stub("alice")
+    worker_factory()
+    job = submit(stub, tiny_ppo(10_000, checkpoint_every=1000, num_hosts=2))
+    wait_for(stub, job.job_id, lambda j: j.progress.steps_done > 0, timeout=400)
+    stub.CancelJob(jobs_pb2.CancelJobRequest(job_id=job.job_id))
+    done = wait_for(
+        stub, job.job_id, state_is(jobs_pb2.JOB_STATE_CANCELLED, jobs_pb2.JOB_STATE_FAILED), 300
+    )
+    assert done.state == jobs_pb2.JOB_STATE_CANCELLED, done.error
+    checkpoints = stub.ListCheckpoints(jobs_pb2.ListCheckpointsRequest(job_id=job.job_id))
+    # checkpoint_every is never reached: this one is the stop's, at the step both hosts stopped.
+    assert [c.step for c in checkpoints.checkpoints] == [done.progress.steps_done]
+    assert 0 < done.progress.steps_done < 10_000 * STEPS_PER_ITERATION
+    logs = [p.read_text() for p in (service.artifact_dir / job.job_id).glob("host-*.log")]
+    assert len(logs) == 2 and all("(stopped)" in text for text in logs)
