@@ -9,8 +9,8 @@
     wildrobot_active_watches                      WatchJob streams open on this front end
     wildrobot_jobs_sample_truncated               1 when the last sample hit MAX_SAMPLED_JOBS
 
-Queue depth and jobs by state come from a periodic sample of the job hashes (SCAN + HMGET), at
-most MAX_SAMPLED_JOBS per pass, so a scrape never touches Redis itself.
+Queue depth and jobs by state come from a periodic sample of the job hashes (SCAN, one pipelined
+HMGET per page), about MAX_SAMPLED_JOBS per pass at most, so a scrape never touches Redis itself.
 """
 
 from __future__ import annotations
@@ -74,17 +74,22 @@ class ServerMetrics:
         waiting: Tally[str] = Tally()
         seen = 0
         pattern = keys.job("*")
-        async for key in client.scan_iter(match=pattern, count=1000):
-            if key.count(":") != pattern.count(":"):  # events/ckpt keys of a job
-                continue
-            state, kind = await client.hmget(key, "state", "kind")
-            if state is None:
-                continue
-            states[state] += 1
-            if state in WAITING:
-                waiting[kind or JobKind.PPO.value] += 1
-            seen += 1
-            if seen >= MAX_SAMPLED_JOBS:
+        cursor = 0
+        while seen < MAX_SAMPLED_JOBS:
+            cursor, page = await client.scan(cursor, match=pattern, count=1000)
+            page = [k for k in page if k.count(":") == pattern.count(":")]  # not events/ckpt
+            if page:
+                pipe = client.pipeline(transaction=False)
+                for key in page:
+                    pipe.hmget(key, "state", "kind")
+                for state, kind in await pipe.execute():
+                    if state is None:
+                        continue
+                    states[state] += 1
+                    if state in WAITING:
+                        waiting[kind or JobKind.PPO.value] += 1
+                    seen += 1
+            if cursor == 0:
                 break
         for state in JobState:
             self.jobs.labels(state.value).set(states[state.value])

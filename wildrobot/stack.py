@@ -71,6 +71,14 @@ def local_token(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def worker_env(index: int, workers: int, environ: dict[str, str]) -> dict[str, str] | None:
+    """Worker `index` (1-based) of `workers` sees one GPU, index - 1 (JAX pre-allocates 75% of
+    every GPU it sees). None: inherit the environment (one worker, or CUDA_VISIBLE_DEVICES set)."""
+    if workers == 1 or "CUDA_VISIBLE_DEVICES" in environ:
+        return None
+    return dict(environ, CUDA_VISIBLE_DEVICES=str(index - 1))
+
+
 def restart_delay(crashes_in_a_row: int) -> float:
     first, cap = RESTART_BACKOFF_S
     return min(cap, first * 2 ** max(0, crashes_in_a_row - 1))
@@ -82,6 +90,7 @@ class Child:
     args: list[str]
     proc: subprocess.Popen
     started: float
+    env: dict[str, str] | None = None
     crashes: int = 0  # in a row (reset once it has run STABLE_AFTER_S)
     restart_at: float | None = None  # set while a dead worker waits out its backoff
 
@@ -108,18 +117,22 @@ class Stack:
     def redis_url(self) -> str:
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
-    def _popen(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _popen(
+        self, name: str, args: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
         log = (self.data_dir / "logs" / f"{name}.log").open("ab")
         try:
             return subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
             )
         finally:
             log.close()
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
-        proc = self._popen(name, args)
-        self.children.append(Child(name, args, proc, time.monotonic()))
+    def _spawn(
+        self, name: str, args: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
+        proc = self._popen(name, args, env)
+        self.children.append(Child(name, args, proc, time.monotonic(), env))
         say(f"{name} started (pid {proc.pid})")
         return proc
 
@@ -155,6 +168,7 @@ class Stack:
                  "--log-format", self.log_format,
                  "--artifact-dir", str(self.data_dir / "artifacts"),
                  "--jax-cache-dir", str(self.data_dir / "jax_cache")],
+                worker_env(index, self.workers, dict(os.environ)),
             )  # fmt: skip
 
     def check(self) -> tuple[str, int] | None:
@@ -163,7 +177,7 @@ class Stack:
         for child in self.children:
             if child.restart_at is not None:
                 if now >= child.restart_at:
-                    child.proc = self._popen(child.name, child.args)
+                    child.proc = self._popen(child.name, child.args, child.env)
                     child.started, child.restart_at = now, None
                     say(f"{child.name} restarted (pid {child.proc.pid})")
                 continue
@@ -218,7 +232,11 @@ def up(argv: Sequence[str]) -> int:
     parser.add_argument("--port", type=int, default=50051, help="gRPC port (0: a free one)")
     parser.add_argument("--redis-port", type=int, default=0, help="0: a free one")
     parser.add_argument(
-        "--workers", type=int, default=1, help="worker processes (one per GPU on a GPU box)"
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes; with more than one, worker i sees only GPU i-1 "
+        "(unless CUDA_VISIBLE_DEVICES is set)",
     )
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)

@@ -43,3 +43,9 @@ def test_restart_backoff_doubles_up_to_its_cap() -> None:
 def test_up_refuses_fewer_than_one_worker(workers: str, tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         stack.up(["--dir", str(tmp_path), "--workers", workers])
+
+
+def test_each_of_several_workers_sees_its_own_gpu() -> None:
+    assert stack.worker_env(1, 1, {"A": "1"}) is None  # one worker: everything it inherits
+    assert stack.worker_env(2, 3, {"A": "1"}) == {"A": "1", "CUDA_VISIBLE_DEVICES": "1"}
+    assert stack.worker_env(2, 3, {"CUDA_VISIBLE_DEVICES": "4,5"}) is None  # the user decides

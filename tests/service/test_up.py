@@ -117,8 +117,8 @@ def descendants(pid: int) -> list[int]:
 
 
 def test_up_survives_a_worker_sigkill_and_keeps_tokens_off_argv(tmp_path: Path) -> None:
-    """SIGKILL the worker mid-job: the launcher restarts it (logged), the server and Redis stay
-    up, and the job ends SUCCEEDED on attempt 2 through the lease. No process's argv holds the
+    """With two workers, SIGKILL the one running a job: the launcher restarts it (logged), the
+    server and Redis stay up, and the job ends SUCCEEDED on attempt 2 through the lease. No process's argv holds the
     token, and both secret files are mode 0600."""
     data_dir = tmp_path / "stack"
     short_lease = {
@@ -128,17 +128,17 @@ def test_up_survives_a_worker_sigkill_and_keeps_tokens_off_argv(tmp_path: Path) 
         "WILDROBOT_REAPER_INTERVAL_S": "0.5",
         "PYTHONUNBUFFERED": "1",
     }
-    up = Launcher(data_dir, "--workers", "1", env=short_lease)
+    up = Launcher(data_dir, "--workers", "2", env=short_lease)
     try:
         address = up.wait_for(r"WILDROBOT_ADDRESS=(\S+)").group(1)
         token = up.wait_for(r"WILDROBOT_TOKEN=(\S+)").group(1)
-        worker_pid = int(up.wait_for(r"worker-1 started \(pid (\d+)\)").group(1))
+        workers = [int(up.wait_for(rf"worker-{i} started \(pid (\d+)\)").group(1)) for i in (1, 2)]
         server_pid = int(up.wait_for(r"server started \(pid (\d+)\)").group(1))
         redis_pid = int(up.wait_for(r"redis started \(pid (\d+)\)").group(1))
         for name in ("token", "tokens"):
             assert (data_dir / name).stat().st_mode & 0o777 == 0o600, name
         pids = descendants(up.proc.pid)
-        assert {worker_pid, server_pid, redis_pid} <= set(pids)
+        assert {*workers, server_pid, redis_pid} <= set(pids)
         for pid in [up.proc.pid, *pids]:
             with contextlib.suppress(FileNotFoundError, ProcessLookupError):
                 argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
@@ -148,9 +148,12 @@ def test_up_survives_a_worker_sigkill_and_keeps_tokens_off_argv(tmp_path: Path) 
             stub = AuthedStub(channel, token)
             job = submit(stub, tiny_ppo(30, checkpoint_every=5))
             wait_for(stub, job.job_id, lambda j: j.progress.steps_done > 0, timeout=240)
-            os.kill(worker_pid, signal.SIGKILL)
-            up.wait_for(rf"worker-1 \(pid {worker_pid}\) exited with code -9; restarting")
-            new_pid = int(up.wait_for(r"worker-1 restarted \(pid (\d+)\)").group(1))
+            running = Path(data_dir / "logs").glob("worker-*.log")
+            name = next(p.stem for p in running if job.job_id in p.read_text())
+            worker_pid = workers[int(name[-1]) - 1]
+            os.kill(worker_pid, signal.SIGKILL)  # the worker running the job, not its runner
+            up.wait_for(rf"{name} \(pid {worker_pid}\) exited with code -9; restarting")
+            new_pid = int(up.wait_for(rf"{name} restarted \(pid (\d+)\)").group(1))
             assert new_pid != worker_pid
             done = wait_for(
                 stub,

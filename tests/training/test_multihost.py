@@ -34,7 +34,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch(run_dir: Path, spec_file: Path, devices: int, process: tuple[str, int, int] | None):
+def launch(
+    run_dir: Path,
+    spec_file: Path,
+    devices: int,
+    process: tuple[str, int, int] | None,
+    resume_from: Path | None = None,
+):
     env = dict(
         os.environ,
         JAX_PLATFORMS="cpu",
@@ -51,10 +57,12 @@ def launch(run_dir: Path, spec_file: Path, devices: int, process: tuple[str, int
             WILDROBOT_NUM_PROCESSES=str(num),
             JOB_COMPLETION_INDEX=str(index),
         )
-    log = (run_dir.parent / f"{run_dir.name}-{0 if process is None else process[2]}.log").open("w")
+    index = 0 if process is None else process[2]
+    log = (run_dir.parent / f"{run_dir.name}-{spec_file.stem}-{index}.log").open("w")
+    resume = ["--resume-from", str(resume_from)] if resume_from else []
     return subprocess.Popen(
         [sys.executable, "-m", "wildrobot.workers.host", "--spec-file", str(spec_file),
-         "--run-dir", str(run_dir)],
+         "--run-dir", str(run_dir), *resume],
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
 
@@ -79,17 +87,31 @@ def final_state(run_dir: Path) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def test_two_processes_train_what_one_process_with_two_devices_trains(tmp_path: Path) -> None:
-    spec = point_mass_spec(ITERATIONS, checkpoint_every=ITERATIONS, num_hosts=2)
+    """...including across a resume: the 2-host run stops after 2 iterations and a new 2-host
+    run continues from process 0's checkpoint (each host restores its own rows)."""
+    spec = point_mass_spec(ITERATIONS, checkpoint_every=1, num_hosts=2)
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(spec.model_dump_json())
+    first_part = tmp_path / "first.json"
+    first_part.write_text(
+        spec.model_copy(
+            update={"num_timesteps": 2 * spec.env_steps_per_iteration}
+        ).model_dump_json()
+    )
 
     coordinator = f"127.0.0.1:{free_port()}"
-    multi = [launch(tmp_path / "multi", spec_file, 1, (coordinator, 2, i)) for i in range(2)]
+    multi = [launch(tmp_path / "multi", first_part, 1, (coordinator, 2, i)) for i in range(2)]
     single = [launch(tmp_path / "single", spec_file, 2, None)]
     wait_all(multi + single, sorted(tmp_path.glob("*.log")))
+    resume_from = sorted((tmp_path / "multi" / "checkpoints").iterdir())[-1]
+    coordinator = f"127.0.0.1:{free_port()}"
+    multi = [
+        launch(tmp_path / "multi", spec_file, 1, (coordinator, 2, i), resume_from) for i in range(2)
+    ]
+    wait_all(multi, sorted(tmp_path.glob("multi-spec-*.log")))
 
-    # Only process 0 wrote: one checkpoint directory, with both hosts' rows in it.
-    assert len(list((tmp_path / "multi" / "checkpoints").iterdir())) == 1
+    # Only process 0 wrote: one directory per iteration, each with both hosts' rows in it.
+    assert len(list((tmp_path / "multi" / "checkpoints").iterdir())) == ITERATIONS
     multi_state, multi_meta = final_state(tmp_path / "multi")
     single_state, single_meta = final_state(tmp_path / "single")
     assert multi_meta == single_meta == {
