@@ -77,9 +77,11 @@ def test_front_end_and_worker_metrics_move_with_a_job(redis_url: str, tmp_path: 
             next(watch)  # the snapshot; the stream then waits for new events
             eventually(lambda: value(scrape(port), "wildrobot_active_watches") == 1)
 
+            # A long lease: on a loaded machine a 3 s lease can expire and add an attempt.
             worker = start_worker(
-                redis_url, artifacts, tmp_path / "worker.log", "--metrics-port", "0"
-            )
+                redis_url, artifacts, tmp_path / "worker.log", "--metrics-port", "0",
+                "--lease-s", "60", "--heartbeat-s", "2",
+            )  # fmt: skip
             eventually(lambda: "metrics on" in worker.log(), timeout=60)
             worker_port = int(re.search(r"metrics on \S+:(\d+)", worker.log()).group(1))
             idle = scrape(worker_port)

@@ -11,11 +11,13 @@ from wildrobot.v1 import jobs_pb2
 from .helpers import STEPS_PER_ITERATION, state_is, submit, tiny_ppo, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow]
+# Nothing here needs a lease to expire; a long one keeps a loaded machine from adding attempts.
+LONG_LEASE = ("--lease-s", "60", "--heartbeat-s", "2")
 
 
 def test_two_host_job_succeeds_through_the_launching_worker(service, worker_factory) -> None:
     stub = service.stub("alice")
-    worker = worker_factory()
+    worker = worker_factory(*LONG_LEASE)
     job = submit(stub, tiny_ppo(3, checkpoint_every=1, num_hosts=2))
     done = wait_for(
         stub,
@@ -43,7 +45,7 @@ def test_two_host_job_succeeds_through_the_launching_worker(service, worker_fact
 def test_cancel_stops_every_host_after_a_checkpoint(service, worker_factory) -> None:
     """Cancel reaches the hosts through the launching worker: process 0 checkpoints, all stop."""
     stub = service.stub("alice")
-    worker_factory()
+    worker_factory(*LONG_LEASE)
     job = submit(stub, tiny_ppo(10_000, checkpoint_every=1000, num_hosts=2))
     wait_for(stub, job.job_id, lambda j: j.progress.steps_done > 0, timeout=400)
     stub.CancelJob(jobs_pb2.CancelJobRequest(job_id=job.job_id))

@@ -122,8 +122,8 @@ def test_up_survives_a_worker_sigkill_and_keeps_tokens_off_argv(tmp_path: Path) 
     token, and both secret files are mode 0600."""
     data_dir = tmp_path / "stack"
     short_lease = {
-        "WILDROBOT_LEASE_S": "3",
-        "WILDROBOT_HEARTBEAT_S": "0.5",
+        "WILDROBOT_LEASE_S": "10",  # the killed worker's job returns within ~10 s
+        "WILDROBOT_HEARTBEAT_S": "1",
         "WILDROBOT_POLL_MS": "200",
         "WILDROBOT_REAPER_INTERVAL_S": "0.5",
         "PYTHONUNBUFFERED": "1",
