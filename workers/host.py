@@ -86,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from wildrobot.workers.training import distributed
 
     multi = distributed.initialize_from_env()
+    # Again: jax.distributed installs its own SIGTERM handler (preemption notices).
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     import jax
 
     from wildrobot.workers.training.ppo import train_ppo
