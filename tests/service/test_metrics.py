@@ -4,6 +4,7 @@ their values move when a tiny job runs."""
 from __future__ import annotations
 
 import re
+import socket
 import time
 import urllib.request
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.service_fixtures import TOKEN_OF, AuthedStub, ServerThread, server_config, start_worker
+from wildrobot.server import healthcheck
 from wildrobot.v1 import jobs_pb2
 
 from .helpers import STEPS_PER_ITERATION, state_is, submit, tiny_ppo, wait_for
@@ -126,3 +128,14 @@ def test_front_end_and_worker_metrics_move_with_a_job(redis_url: str, tmp_path: 
         if worker is not None:
             worker.stop()
         thread.stop()
+
+
+def test_container_health_check(service) -> None:
+    assert healthcheck.main([service.address]) == 0
+    assert healthcheck.main([f"127.0.0.1:{free_port()}"]) == 1  # nothing listens there
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
