@@ -83,6 +83,24 @@ class Launcher:
         for line in self.proc.stdout:
             self.lines.append(line)
 
+    def close(self) -> None:
+        """Stops the stack even when the test failed: SIGTERM first (the launcher stops its
+        children in order), then SIGKILL for the launcher and everything below it (its children
+        run in their own sessions and would outlive a killed launcher)."""
+        if self.proc.poll() is not None:
+            return
+        below = descendants(self.proc.pid)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(150)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        for pid in [self.proc.pid, *below]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait()
+
     @property
     def text(self) -> str:
         return "".join(self.lines)
@@ -170,6 +188,4 @@ def test_up_survives_a_worker_sigkill_and_keeps_tokens_off_argv(tmp_path: Path) 
         up.proc.send_signal(signal.SIGINT)
         assert up.proc.wait(120) == 0, up.text
     finally:
-        if up.proc.poll() is None:
-            up.proc.kill()
-            up.proc.wait()
+        up.close()
