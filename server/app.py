@@ -25,12 +25,14 @@ from grpc_reflection.v1alpha import reflection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from wildrobot.monitoring import MetricsEndpoint
 from wildrobot.server import dynamics
 from wildrobot.server.artifacts import CheckpointService
 from wildrobot.server.config import ServerConfig
 from wildrobot.server.health import RedisHealth
 from wildrobot.server.interceptors import AuthInterceptor, ErrorInterceptor
 from wildrobot.server.jobs import JobService
+from wildrobot.server.metrics import MetricsInterceptor, ServerMetrics
 from wildrobot.server.reaper import Reaper, ensure_groups
 from wildrobot.server.servicer import JobServicer
 from wildrobot.server.watch import WatchHub
@@ -48,6 +50,7 @@ class Services:
     jobs: JobService
     checkpoints: CheckpointService
     hub: WatchHub
+    metrics: ServerMetrics
 
 
 def _register_jobs(services: Services, server: aio.Server) -> str:
@@ -69,6 +72,11 @@ class WildRobotServer:
         self._redis_clients = redis_clients
         self._tasks: list[asyncio.Task] = []
         self.health = health.aio.HealthServicer()
+        self.metrics_endpoint: MetricsEndpoint | None = None
+
+    @property
+    def metrics_port(self) -> int | None:
+        return None if self.metrics_endpoint is None else self.metrics_endpoint.port
 
     def _spawn(self, coro: object, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
@@ -89,6 +97,9 @@ class WildRobotServer:
         for task in pending:
             log.warning("background task %s did not stop", task.get_name())
         self._tasks.clear()
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.stop()
+            self.metrics_endpoint = None
         for client in self._redis_clients:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.aclose(), 2)
@@ -117,15 +128,22 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
     # The watch hub holds one connection in a blocking XREAD; it gets its own client.
     hub_client = aioredis.Redis.from_url(config.redis_url, decode_responses=True, **retry)
     jobs = JobService(client, cost_limits=config.cost_limits)
+    metrics = ServerMetrics()
     services = Services(
         config=config,
         redis=client,
         jobs=jobs,
         checkpoints=CheckpointService(jobs, config.artifact_dir, config.chunk_bytes),
         hub=WatchHub(hub_client, config.watch_block_ms),
+        metrics=metrics,
     )
+    metrics.watches.set_function(lambda: services.hub.num_watches)
     grpc_server = aio.server(
-        interceptors=[ErrorInterceptor(), AuthInterceptor(config.tokens)],
+        interceptors=[
+            MetricsInterceptor(metrics),
+            ErrorInterceptor(),
+            AuthInterceptor(config.tokens),
+        ],
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", max(config.max_message_bytes, 2 * config.chunk_bytes)),
@@ -155,12 +173,22 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
         await ensure_groups(client)
     except Exception as exc:  # noqa: BLE001 - the reaper retries; health says NOT_SERVING
         log.warning("redis not reachable at start (%s); serving NOT_SERVING until it is", exc)
-    reaper = Reaper(client, max_retries=config.max_retries, orphan_after_s=config.orphan_after_s)
+    reaper = Reaper(
+        client,
+        max_retries=config.max_retries,
+        orphan_after_s=config.orphan_after_s,
+        on_expired=lambda job_id, state: metrics.lease_expiries.inc(),
+    )
     redis_health = RedisHealth(server.health, client, names)
     await redis_health.check(timeout_s=2.0)
     await grpc_server.start()
     server._spawn(services.hub.run(), "watch-hub")
     server._spawn(reaper.run(config.reaper_interval_s), "lease-reaper")
     server._spawn(redis_health.run(config.health_interval_s), "health")
+    server._spawn(metrics.run_sampler(client, config.metrics_interval_s), "metrics-sampler")
+    if config.metrics_port is not None:
+        server.metrics_endpoint = MetricsEndpoint.start(
+            metrics.registry, config.metrics_host, config.metrics_port
+        )
     log.info("serving %s on %s:%d", ", ".join(names), config.host, port)
     return server, port

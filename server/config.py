@@ -6,6 +6,7 @@ import argparse
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -52,6 +53,13 @@ class ServerConfig(BaseModel):
     # TLS when both are set (PEM files); plaintext otherwise (loopback, or TLS at the proxy).
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # Prometheus /metrics on this port (0: a free one); None serves none.
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"
+    metrics_interval_s: float = Field(
+        5.0, gt=0
+    )  # how often jobs by state / queue depth are sampled
+    log_format: Literal["text", "json"] = "text"
 
     @property
     def cost_limits(self) -> costs.CostLimits:
@@ -85,14 +93,25 @@ def _env_defaults(environ: Mapping[str, str]) -> dict[str, str]:
 def load_config(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> ServerConfig:
-    """Flags (`--redis-url ...`) override WILDROBOT_REDIS_URL-style env vars, which override defaults."""
-    values: dict[str, object] = dict(_env_defaults(os.environ if environ is None else environ))
+    """Flags (`--redis-url ...`) override WILDROBOT_REDIS_URL-style env vars, which override defaults.
+
+    Tokens: `--tokens-file`/WILDROBOT_TOKENS_FILE or WILDROBOT_TOKENS; `--tokens` works but puts
+    the secrets on the command line.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = dict(_env_defaults(environ))
     parser = argparse.ArgumentParser(prog="wildrobot-server", description="WildRobot job service")
     for name, info in ServerConfig.model_fields.items():
         parser.add_argument("--" + name.replace("_", "-"), dest=name, help=info.description)
-    parser.add_argument("--tokens-file", help="file with one `token:tenant` per line")
+    parser.add_argument(
+        "--tokens-file",
+        help="file with one `token:tenant` per line (or WILDROBOT_TOKENS_FILE); keeps tokens "
+        "out of the command line, which `ps` shows to every user",
+    )
     args = vars(parser.parse_args(argv))
     tokens_file = args.pop("tokens_file")
+    if tokens_file is None and args.get("tokens") is None:  # a flag beats the environment
+        tokens_file = environ.get(ENV_PREFIX + "TOKENS_FILE")
     values.update({k: v for k, v in args.items() if v is not None})
     if tokens_file:
         values["tokens"] = ",".join(Path(tokens_file).read_text().split())

@@ -38,7 +38,9 @@ def current_tenant() -> str:
     return _tenant.get()
 
 
-def _wrap(handler: grpc.RpcMethodHandler, wrap_unary: Callable, wrap_stream: Callable) -> Any:
+def wrap_handler(
+    handler: grpc.RpcMethodHandler, wrap_unary: Callable, wrap_stream: Callable
+) -> Any:
     """A copy of `handler` whose behavior is wrapped (unary-unary and unary-stream RPCs)."""
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
@@ -104,7 +106,7 @@ class AuthInterceptor(aio.ServerInterceptor):
 
             return call
 
-        return _wrap(handler, wrap_unary, wrap_stream)
+        return wrap_handler(handler, wrap_unary, wrap_stream)
 
 
 async def _abort(context: aio.ServicerContext, exc: Exception, method: str) -> None:
@@ -154,4 +156,4 @@ class ErrorInterceptor(aio.ServerInterceptor):
 
             return call
 
-        return _wrap(handler, wrap_unary, wrap_stream)
+        return wrap_handler(handler, wrap_unary, wrap_stream)

@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from wildrobot.logs import configure_logging
 from wildrobot.server.app import create_server
 from wildrobot.server.config import ServerConfig, load_config
 
@@ -17,6 +18,10 @@ log = logging.getLogger("wildrobot.server")
 async def serve(config: ServerConfig) -> None:
     server, port = await create_server(config)
     print(f"wildrobot-server listening on {config.host}:{port}", flush=True)
+    if server.metrics_port is not None:
+        print(
+            f"wildrobot-server metrics on {config.metrics_host}:{server.metrics_port}", flush=True
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -27,8 +32,8 @@ async def serve(config: ServerConfig) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = load_config(sys.argv[1:] if argv is None else argv)
+    configure_logging(config.log_format)
     if not config.tokens:
         log.warning("no tokens configured: every JobService call will be UNAUTHENTICATED")
     asyncio.run(serve(config))

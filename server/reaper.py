@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -42,11 +43,13 @@ class Reaper:
         max_retries: int,
         orphan_after_s: float,
         events_maxlen: int = keys.EVENTS_MAXLEN,
+        on_expired: Callable[[str, str], None] | None = None,
     ) -> None:
         self._redis = client
         self._max_retries = max_retries
         self._orphan_ms = int(orphan_after_s * 1000)
         self._events_maxlen = events_maxlen
+        self._on_expired = on_expired
         self._reap = client.register_script(scripts.REAP)
         self._orphan = client.register_script(scripts.ORPHAN)
 
@@ -65,6 +68,8 @@ class Reaper:
             if result[0] == "ok":
                 outcomes[job_id] = result[1]
                 log.warning("lease of job %s expired: now %s", job_id, result[1])
+                if self._on_expired is not None:
+                    self._on_expired(job_id, result[1])
         return outcomes
 
     async def requeue_orphans(self) -> int:

@@ -57,6 +57,7 @@ def _non_default_ppo() -> PpoSpec:
             "push.interval_steps": (20, 60),
             "push.magnitude": (1.0, 2.5),
         },
+        num_hosts=2,
     )
 
 
@@ -100,6 +101,9 @@ def test_enums_map_both_ways() -> None:
         ({"env_overrides": {"push.enabled": True}}, "env_overrides", "not a setting"),
         ({"env_overrides": {"push.magnitude": (3, 1)}}, "env_overrides", "above max"),
         ({"bogus": 1}, "bogus", "Extra inputs are not permitted"),
+        ({"num_hosts": 0}, "num_hosts", "greater than or equal to 1"),
+        ({"num_hosts": 65}, "num_hosts", "less than or equal to 64"),
+        ({"num_hosts": 3}, "", "num_envs (1024) must be divisible by num_hosts (3)"),
     ],
 )
 def test_bad_fields_are_named(fields: dict, field: str, words: str) -> None:

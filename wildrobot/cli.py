@@ -11,7 +11,10 @@ def main(argv: list[str] | None = None) -> int:
         from wildrobot.stack import up
 
         return up(args[1:])
-    print("usage: wildrobot up [--dir DIR] [--port PORT] [--redis-port PORT]", file=sys.stderr)
+    print(
+        "usage: wildrobot up [--dir DIR] [--port PORT] [--redis-port PORT] [--workers N] [--log-format text|json]",
+        file=sys.stderr,
+    )
     return 2
 
 

@@ -35,6 +35,7 @@ _PPO_SCALARS = (
     "checkpoint_every",
     "num_eval_envs",
     "eval_every",
+    "num_hosts",
 )
 _PPO_REPEATED = ("policy_hidden_sizes", "value_hidden_sizes")
 

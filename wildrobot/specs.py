@@ -63,6 +63,9 @@ class _Spec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
+MAX_HOSTS = 64
+
+
 class PpoSpec(_Spec):
     """PPO training on a registered task (Brax PPO semantics).
 
@@ -95,6 +98,9 @@ class PpoSpec(_Spec):
     num_eval_envs: int = Field(128, ge=1, le=MAX_NUM_ENVS)
     eval_every: int = Field(0, ge=0, le=1_000_000, description="iterations; 0 disables")
     env_overrides: dict[str, OverrideValue] = Field(default_factory=dict)
+    # Hosts (processes) one run spans with jax.distributed; num_envs and batch_size are global
+    # and must split evenly over all hosts' devices. >1 runs as a Kubernetes Indexed Job.
+    num_hosts: int = Field(1, ge=1, le=MAX_HOSTS)
 
     @field_validator("task", mode="before")
     @classmethod
@@ -125,6 +131,12 @@ class PpoSpec(_Spec):
                 f"{self.batch_size * self.num_minibatches}) must be divisible by num_envs "
                 f"({self.num_envs})"
             )
+        for name in ("num_envs", "batch_size"):  # every host feeds at least one device
+            if getattr(self, name) % self.num_hosts != 0:
+                raise ValueError(
+                    f"{name} ({getattr(self, name)}) must be divisible by num_hosts "
+                    f"({self.num_hosts})"
+                )
         return self
 
     @property

@@ -1,14 +1,21 @@
-"""`wildrobot up`: the local stack in one command (private Redis, the server, one worker).
+"""`wildrobot up`: the local stack in one command (private Redis, the server, N workers).
 
 Redis keeps its data (AOF on) in <dir>/redis, checkpoints go to <dir>/artifacts, compiled XLA
-programs to <dir>/jax_cache, and the local token in <dir>/token (created once, mode 0600). Each
-child runs in its own session, so Ctrl-C reaches only this launcher, which stops them in order:
-the worker first (it checkpoints and re-queues its job), then the server, then Redis.
+programs to <dir>/jax_cache, and the local token in <dir>/token (created once, mode 0600 before
+any byte is written). The server reads its `token:tenant` list from <dir>/tokens (same mode),
+never from its command line, so `ps` shows no secret. Each child runs in its own session, so
+Ctrl-C reaches only this launcher, which stops them in order: the workers first (each
+checkpoints and re-queues its job), then the server, then Redis.
+
+A worker that dies (crash, OOM kill, SIGKILL) is restarted with exponential backoff and the
+restart is logged; the server and Redis stay up and the dead worker's job comes back through its
+lease, as on a cluster. The server or Redis dying stops the whole stack.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import shutil
@@ -18,10 +25,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 LOCAL_TENANT = "local"
 WORKER_STOP_S = 120.0  # a worker finishes its iteration and checkpoints before it exits
+RESTART_BACKOFF_S = (1.0, 60.0)  # first delay, cap; doubles per crash in a row
+STABLE_AFTER_S = 120.0  # a worker up this long resets its backoff
 
 
 def free_port() -> int:
@@ -43,31 +53,87 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout_s: float, what: str
     raise RuntimeError(f"{what} did not listen on port {port} within {timeout_s:.0f} s")
 
 
+def write_private(path: Path, text: str) -> None:
+    """Creates `path` with mode 0600 (whatever the umask) and only then writes `text` into it."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # the umask can only remove bits; make the mode exact anyway
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 def local_token(data_dir: Path) -> str:
     path = data_dir / "token"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(24) + "\n")
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(24) + "\n")
     return path.read_text().strip()
 
 
+def worker_env(index: int, workers: int, environ: dict[str, str]) -> dict[str, str] | None:
+    """Worker `index` (1-based) of `workers` sees one GPU, index - 1 (JAX pre-allocates 75% of
+    every GPU it sees). None: inherit the environment (one worker, or CUDA_VISIBLE_DEVICES set)."""
+    if workers == 1 or "CUDA_VISIBLE_DEVICES" in environ:
+        return None
+    return dict(environ, CUDA_VISIBLE_DEVICES=str(index - 1))
+
+
+def restart_delay(crashes_in_a_row: int) -> float:
+    first, cap = RESTART_BACKOFF_S
+    return min(cap, first * 2 ** max(0, crashes_in_a_row - 1))
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    proc: subprocess.Popen
+    started: float
+    env: dict[str, str] | None = None
+    crashes: int = 0  # in a row (reset once it has run STABLE_AFTER_S)
+    restart_at: float | None = None  # set while a dead worker waits out its backoff
+
+
 class Stack:
-    def __init__(self, data_dir: Path, port: int, redis_port: int, host: str) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        redis_port: int,
+        host: str,
+        workers: int = 1,
+        log_format: str = "text",
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
         self.redis_port = redis_port or free_port()
         self.host = host
-        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.workers = workers
+        self.log_format = log_format
+        self.children: list[Child] = []
 
     @property
     def redis_url(self) -> str:
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _popen(
+        self, name: str, args: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
         log = (self.data_dir / "logs" / f"{name}.log").open("ab")
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        self.procs.append((name, proc))
+        try:
+            return subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+            )
+        finally:
+            log.close()
+
+    def _spawn(
+        self, name: str, args: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
+        proc = self._popen(name, args, env)
+        self.children.append(Child(name, args, proc, time.monotonic(), env))
+        say(f"{name} started (pid {proc.pid})")
         return proc
 
     def start(self, token: str) -> None:
@@ -84,39 +150,77 @@ class Stack:
              "--protected-mode", "yes"],
         )  # fmt: skip
         wait_for_port(self.redis_port, redis, 20, "redis-server")
+        tokens_file = self.data_dir / "tokens"
+        write_private(tokens_file, f"{token}:{LOCAL_TENANT}\n")
         server = self._spawn(
             "server",
             [sys.executable, "-m", "wildrobot.server.main", "--host", self.host,
              "--port", str(self.port), "--redis-url", self.redis_url,
-             "--tokens", f"{token}:{LOCAL_TENANT}",
+             "--tokens-file", str(tokens_file), "--log-format", self.log_format,
              "--artifact-dir", str(self.data_dir / "artifacts")],
         )  # fmt: skip
         wait_for_port(self.port, server, 60, "wildrobot-server")
-        self._spawn(
-            "worker",
-            [sys.executable, "-m", "wildrobot.workers.main", "--redis-url", self.redis_url,
-             "--artifact-dir", str(self.data_dir / "artifacts"),
-             "--jax-cache-dir", str(self.data_dir / "jax_cache")],
-        )  # fmt: skip
+        for index in range(1, self.workers + 1):
+            self._spawn(
+                f"worker-{index}",
+                [sys.executable, "-m", "wildrobot.workers.main", "--redis-url", self.redis_url,
+                 "--worker-id", f"{socket.gethostname()}-up-worker-{index}",
+                 "--log-format", self.log_format,
+                 "--artifact-dir", str(self.data_dir / "artifacts"),
+                 "--jax-cache-dir", str(self.data_dir / "jax_cache")],
+                worker_env(index, self.workers, dict(os.environ)),
+            )  # fmt: skip
 
-    def first_exit(self) -> tuple[str, int] | None:
-        for name, proc in self.procs:
-            if proc.poll() is not None:
-                return name, proc.returncode
+    def check(self) -> tuple[str, int] | None:
+        """Restarts dead workers (after their backoff); returns (name, code) of a dead server/Redis."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.proc = self._popen(child.name, child.args, child.env)
+                    child.started, child.restart_at = now, None
+                    say(f"{child.name} restarted (pid {child.proc.pid})")
+                continue
+            code = child.proc.poll()
+            if code is None:
+                continue
+            if not child.name.startswith("worker"):
+                return child.name, code
+            # Its runner (same session) may outlive it: it is fenced anyway; end it now.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.proc.pid, signal.SIGKILL)
+            child.crashes = 1 if now - child.started > STABLE_AFTER_S else child.crashes + 1
+            delay = restart_delay(child.crashes)
+            child.restart_at = now + delay
+            say(
+                f"{child.name} (pid {child.proc.pid}) exited with code {code}; "
+                f"restarting in {delay:.0f} s (crash {child.crashes} in a row); "
+                "its job returns through the lease",
+                err=True,
+            )
         return None
 
     def stop(self) -> None:
-        """Worker, then server, then Redis: each gets SIGTERM and time to finish."""
-        timeouts = {"worker": WORKER_STOP_S, "server": 30.0, "redis": 30.0}
-        for name, proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+        """Workers, then server, then Redis: each gets SIGTERM and time to finish."""
+        for group in ("worker", "server", "redis"):
+            members = [c for c in self.children if c.name.startswith(group)]
+            for child in members:
+                if child.restart_at is None and child.proc.poll() is None:
+                    child.proc.send_signal(signal.SIGTERM)
+            timeout = WORKER_STOP_S if group == "worker" else 30.0
+            for child in members:
+                if child.restart_at is not None:
+                    continue
                 try:
-                    proc.wait(timeouts.get(name, 30.0))
+                    child.proc.wait(timeout)
                 except subprocess.TimeoutExpired:
-                    print(f"wildrobot up: {name} did not stop; killing it", file=sys.stderr)
-                    proc.kill()
-                    proc.wait()
+                    say(f"{child.name} did not stop; killing it", err=True)
+                    child.proc.kill()
+                    child.proc.wait()
+
+
+def say(message: str, err: bool = False) -> None:
+    print(f"wildrobot up: {message}", file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def up(argv: Sequence[str]) -> int:
@@ -127,10 +231,20 @@ def up(argv: Sequence[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=50051, help="gRPC port (0: a free one)")
     parser.add_argument("--redis-port", type=int, default=0, help="0: a free one")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes; with more than one, worker i sees only GPU i-1 "
+        "(unless CUDA_VISIBLE_DEVICES is set)",
+    )
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     args.dir.mkdir(parents=True, exist_ok=True)
     port = args.port or free_port()
-    stack = Stack(args.dir, port, args.redis_port, args.host)
+    stack = Stack(args.dir, port, args.redis_port, args.host, args.workers, args.log_format)
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -143,12 +257,12 @@ def up(argv: Sequence[str]) -> int:
     try:
         stack.start(token)
     except RuntimeError as exc:
-        print(f"wildrobot up: {exc} (logs in {stack.data_dir / 'logs'})", file=sys.stderr)
+        say(f"{exc} (logs in {stack.data_dir / 'logs'})", err=True)
         stack.stop()
         return 1
     print(
         f"WildRobot Train is up: server {args.host}:{port}, redis {stack.redis_url}, "
-        f"data in {stack.data_dir}\n"
+        f"{args.workers} worker(s), data in {stack.data_dir}\n"
         f"  export WILDROBOT_ADDRESS={args.host}:{port}\n"
         f"  export WILDROBOT_TOKEN={token}\n"
         f"  logs: {stack.data_dir / 'logs'}   Ctrl-C stops everything",
@@ -156,14 +270,12 @@ def up(argv: Sequence[str]) -> int:
     )
     code = 0
     while not stopping:
-        exited = stack.first_exit()
-        if exited is not None:
-            print(
-                f"wildrobot up: {exited[0]} exited with code {exited[1]}; stopping", file=sys.stderr
-            )
+        dead = stack.check()
+        if dead is not None:
+            say(f"{dead[0]} exited with code {dead[1]}; stopping", err=True)
             code = 1
             break
         time.sleep(0.2)
-    print("wildrobot up: stopping worker, server, redis", flush=True)
+    say("stopping workers, server, redis")
     stack.stop()
     return code

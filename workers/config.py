@@ -7,6 +7,7 @@ import os
 import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -38,6 +39,10 @@ class WorkerConfig(BaseModel):
     # Seconds a runner gets to finish its iteration and checkpoint after a stop request.
     stop_grace_s: float = Field(600.0, gt=0)
     once: bool = False  # exit after one job (tests, batch schedulers)
+    # Prometheus /metrics on this port (0: a free one); None serves none.
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"
+    log_format: Literal["text", "json"] = "text"
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> WorkerConfig:

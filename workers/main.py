@@ -8,19 +8,27 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from wildrobot.logs import configure_logging
+from wildrobot.monitoring import MetricsEndpoint
 from wildrobot.workers.config import load_config
 from wildrobot.workers.supervisor import Supervisor
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = load_config(sys.argv[1:] if argv is None else argv)
+    configure_logging(config.log_format)
     # Runner processes inherit this: a restarted worker reuses the compiled programs.
     if config.jax_cache_dir is not None or "JAX_COMPILATION_CACHE_DIR" not in os.environ:
         config.cache_dir.mkdir(parents=True, exist_ok=True)
         os.environ["JAX_COMPILATION_CACHE_DIR"] = str(config.cache_dir)
     config.artifact_dir.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor(config)
+    endpoint = None
+    if config.metrics_port is not None:
+        endpoint = MetricsEndpoint.start(
+            supervisor.metrics.registry, config.metrics_host, config.metrics_port
+        )
+        print(f"wildrobot-worker metrics on {config.metrics_host}:{endpoint.port}", flush=True)
 
     def on_signal(signum: int, frame: object) -> None:
         logging.getLogger("wildrobot.workers").info(
@@ -30,7 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    return supervisor.run()
+    try:
+        return supervisor.run()
+    finally:
+        if endpoint is not None:
+            endpoint.stop()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import redis.exceptions
 
+from wildrobot.logs import configure_logging
 from wildrobot.queue.client import Lease, LeaseLost, QueueClient, connect
 from wildrobot.specs import spec_from_json
 from wildrobot.workers.handlers import JobContext, get_handler
@@ -33,6 +36,13 @@ class RunnerArgs:
     redis_url: str
     artifact_dir: str
     retry_s: float = 60.0
+    log_format: str = "text"
+
+
+# Messages on the pipe to the supervisor: (PROGRESS, values) any number of times, then
+# (OUTCOME, (status, final_step, reason)) once.
+PROGRESS = "progress"
+OUTCOME = "outcome"
 
 
 def dir_size(path: Path) -> int:
@@ -42,8 +52,15 @@ def dir_size(path: Path) -> int:
 class FencedPublisher:
     """Metrics, checkpoint registrations and log lines, each refused once the attempt is stale."""
 
-    def __init__(self, queue: QueueClient, lease: Lease, artifact_dir: Path) -> None:
+    def __init__(
+        self,
+        queue: QueueClient,
+        lease: Lease,
+        artifact_dir: Path,
+        progress: Callable[[dict[str, float]], None] | None = None,
+    ) -> None:
         self._queue = queue
+        self._progress = progress
         self._lease = lease
         self._artifact_dir = artifact_dir
         self._start = time.monotonic()
@@ -51,6 +68,8 @@ class FencedPublisher:
     def metrics(self, step: int, values: dict[str, float]) -> None:
         rate = float(values.get("env_steps_per_s", 0.0))
         self._queue.metrics(self._lease, step, values, time.monotonic() - self._start, rate)
+        if self._progress is not None:
+            self._progress(dict(values, **device_memory()))
 
     def checkpoint(self, step: int, path: Path) -> None:
         path = Path(path).resolve()
@@ -61,10 +80,26 @@ class FencedPublisher:
         self._queue.log_line(self._lease, level, message)
 
 
+def device_memory() -> dict[str, float]:
+    """Bytes in use per local accelerator (GPU); empty on CPU or before JAX is loaded."""
+    if "jax" not in sys.modules:
+        return {}
+    import jax
+
+    found: dict[str, float] = {}
+    for device in jax.local_devices():
+        stats = device.memory_stats() if device.platform != "cpu" else None
+        if stats and "bytes_in_use" in stats:
+            found[f"device_memory_bytes/{device.platform}:{device.id}"] = float(
+                stats["bytes_in_use"]
+            )
+    return found
+
+
 def run(args: RunnerArgs, stop: Event, lost: Event, conn: Connection) -> None:
     """Entry point of the runner process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which decides
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
+    configure_logging(args.log_format)
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save step at INFO
     lease = args.lease
     parent = os.getppid()
@@ -95,8 +130,12 @@ def run(args: RunnerArgs, stop: Event, lost: Event, conn: Connection) -> None:
             attempt=lease.attempt,
             run_dir=run_dir,
             resume_from=resume_from,
-            publish=FencedPublisher(queue, lease, artifact_dir),
+            publish=FencedPublisher(
+                queue, lease, artifact_dir, lambda values: conn.send((PROGRESS, values))
+            ),
             should_stop=should_stop,
+            redis_url=args.redis_url,
+            worker_id=lease.owner,
         )
         log.info(
             "job %s attempt %d: start (resume from %s)", lease.job_id, lease.attempt, resume_from
@@ -106,14 +145,14 @@ def run(args: RunnerArgs, stop: Event, lost: Event, conn: Connection) -> None:
                 "info", f"attempt {lease.attempt} resumes from the checkpoint at step {latest.step}"
             )
         result = get_handler(lease.kind)(context, spec)
-        conn.send(("stopped" if result.stopped else "succeeded", result.final_step, ""))
+        conn.send((OUTCOME, ("stopped" if result.stopped else "succeeded", result.final_step, "")))
     except LeaseLost as exc:
         log.warning("job %s: %s", lease.job_id, exc)
-        conn.send(("lost", 0, str(exc)))
+        conn.send((OUTCOME, ("lost", 0, str(exc))))
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        conn.send(("infra", 0, f"redis unavailable: {exc}"))
+        conn.send((OUTCOME, ("infra", 0, f"redis unavailable: {exc}")))
     except Exception as exc:  # noqa: BLE001 - an error in the job itself: FAILED, not retried
         log.exception("job %s failed", lease.job_id)
-        conn.send(("failed", 0, f"{type(exc).__name__}: {exc}"))
+        conn.send((OUTCOME, ("failed", 0, f"{type(exc).__name__}: {exc}")))
     finally:
         conn.close()

@@ -27,6 +27,7 @@ import redis.exceptions
 from wildrobot.queue.client import Lease, LeaseLost, QueueClient, connect
 from wildrobot.workers import runner
 from wildrobot.workers.config import WorkerConfig
+from wildrobot.workers.metrics import WorkerMetrics
 
 log = logging.getLogger("wildrobot.workers.supervisor")
 
@@ -38,6 +39,7 @@ class Supervisor:
         self._shutdown = threading.Event()
         self._mp = mp.get_context("spawn")
         self._kinds = [k.value for k in config.kinds]
+        self.metrics = WorkerMetrics()
 
     def request_shutdown(self) -> None:
         self._shutdown.set()
@@ -76,7 +78,10 @@ class Supervisor:
         log.info("job %s: attempt %d taken", lease.job_id, lease.attempt)
         stop, lost = self._mp.Event(), self._mp.Event()
         receiver, sender = self._mp.Pipe(duplex=False)
-        args = runner.RunnerArgs(lease, cfg.redis_url, str(cfg.artifact_dir))
+        self.metrics.job_started(lease.job_id, lease.kind, lease.attempt)
+        args = runner.RunnerArgs(
+            lease, cfg.redis_url, str(cfg.artifact_dir), log_format=cfg.log_format
+        )
         proc = self._mp.Process(
             target=runner.run, args=(args, stop, lost, sender), name=f"runner-{lease.job_id[:8]}"
         )
@@ -89,10 +94,15 @@ class Supervisor:
         while True:
             ready = wait([receiver, proc.sentinel], timeout=max(0.0, next_renew - time.monotonic()))
             if receiver in ready:
+                message = None
                 with contextlib.suppress(EOFError):
-                    outcome = receiver.recv()
-                proc.join(30)
-                break
+                    message = receiver.recv()
+                if message is not None and message[0] == runner.PROGRESS:
+                    self.metrics.progress(message[1])
+                else:
+                    outcome = message[1] if message is not None else None
+                    proc.join(30)
+                    break
             if proc.sentinel in ready:
                 proc.join()
                 break
@@ -105,6 +115,7 @@ class Supervisor:
                     lost.set()
                     proc.kill()
                     proc.join()
+                    self.metrics.job_ended("lost")
                     return
                 except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                     log.warning("job %s: heartbeat failed (%s)", lease.job_id, exc)
@@ -136,6 +147,7 @@ class Supervisor:
             0,
             f"runner process exited with code {exitcode}",
         )
+        self.metrics.job_ended(status)
         if status == "lost":
             log.warning("job %s attempt %d: lost (%s)", lease.job_id, lease.attempt, reason)
             return

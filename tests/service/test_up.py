@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -58,3 +61,131 @@ def test_up_runs_a_job_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             proc.kill()
     assert list((tmp_path / "stack" / "redis").rglob("*.aof*"))
     assert (tmp_path / "stack" / "artifacts" / job.job_id / "checkpoints").is_dir()
+
+
+class Launcher:
+    """`wildrobot up` in a subprocess; a thread collects its output lines."""
+
+    def __init__(self, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wildrobot.cli", "up", "--dir", str(data_dir), "--port", "0",
+             *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=dict(os.environ, JAX_PLATFORMS="cpu", **(env or {})),
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def close(self) -> None:
+        """Stops the stack even when the test failed: SIGTERM first (the launcher stops its
+        children in order), then SIGKILL for the launcher and everything below it (its children
+        run in their own sessions and would outlive a killed launcher)."""
+        if self.proc.poll() is not None:
+            return
+        below = descendants(self.proc.pid)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(150)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        for pid in [self.proc.pid, *below]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 120) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.text)
+            if match:
+                return match
+            assert self.proc.poll() is None, self.text
+            time.sleep(0.1)
+        raise AssertionError(f"no {pattern!r} in:\n{self.text}")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (from /proc's parent links)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def test_up_survives_a_worker_sigkill_and_keeps_tokens_off_argv(tmp_path: Path) -> None:
+    """With two workers, SIGKILL the one running a job: the launcher restarts it (logged), the
+    server and Redis stay up, and the job ends SUCCEEDED on attempt 2 through the lease. No process's argv holds the
+    token, and both secret files are mode 0600."""
+    data_dir = tmp_path / "stack"
+    short_lease = {
+        "WILDROBOT_LEASE_S": "10",  # the killed worker's job returns within ~10 s
+        "WILDROBOT_HEARTBEAT_S": "1",
+        "WILDROBOT_POLL_MS": "200",
+        "WILDROBOT_REAPER_INTERVAL_S": "0.5",
+        "PYTHONUNBUFFERED": "1",
+    }
+    up = Launcher(data_dir, "--workers", "2", env=short_lease)
+    try:
+        address = up.wait_for(r"WILDROBOT_ADDRESS=(\S+)").group(1)
+        token = up.wait_for(r"WILDROBOT_TOKEN=(\S+)").group(1)
+        workers = [int(up.wait_for(rf"worker-{i} started \(pid (\d+)\)").group(1)) for i in (1, 2)]
+        server_pid = int(up.wait_for(r"server started \(pid (\d+)\)").group(1))
+        redis_pid = int(up.wait_for(r"redis started \(pid (\d+)\)").group(1))
+        for name in ("token", "tokens"):
+            assert (data_dir / name).stat().st_mode & 0o777 == 0o600, name
+        pids = descendants(up.proc.pid)
+        assert {*workers, server_pid, redis_pid} <= set(pids)
+        for pid in [up.proc.pid, *pids]:
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+                assert token not in argv, f"pid {pid} shows the token: {argv!r}"
+
+        with grpc.insecure_channel(address) as channel:
+            stub = AuthedStub(channel, token)
+            job = submit(stub, tiny_ppo(30, checkpoint_every=5))
+            wait_for(stub, job.job_id, lambda j: j.progress.steps_done > 0, timeout=240)
+            running = Path(data_dir / "logs").glob("worker-*.log")
+            name = next(p.stem for p in running if job.job_id in p.read_text())
+            worker_pid = workers[int(name[-1]) - 1]
+            os.kill(worker_pid, signal.SIGKILL)  # the worker running the job, not its runner
+            up.wait_for(rf"{name} \(pid {worker_pid}\) exited with code -9; restarting")
+            new_pid = int(up.wait_for(rf"{name} restarted \(pid (\d+)\)").group(1))
+            assert new_pid != worker_pid
+            done = wait_for(
+                stub,
+                job.job_id,
+                state_is(jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED),
+                timeout=300,
+            )
+            assert done.state == jobs_pb2.JOB_STATE_SUCCEEDED, done
+            assert done.attempt == 2
+            assert done.progress.steps_done == done.progress.steps_total
+        for pid in (server_pid, redis_pid):  # never restarted: the same processes served it all
+            os.kill(pid, 0)
+        assert up.text.count("server started") == 1
+        up.proc.send_signal(signal.SIGINT)
+        assert up.proc.wait(120) == 0, up.text
+    finally:
+        up.close()

@@ -127,6 +127,7 @@ class PpoSpec(_message.Message):
     NUM_EVAL_ENVS_FIELD_NUMBER: _builtins.int
     EVAL_EVERY_FIELD_NUMBER: _builtins.int
     ENV_OVERRIDES_FIELD_NUMBER: _builtins.int
+    NUM_HOSTS_FIELD_NUMBER: _builtins.int
     task: _builtins.str
     num_envs: _builtins.int
     num_timesteps: _builtins.int
@@ -147,6 +148,8 @@ class PpoSpec(_message.Message):
     checkpoint_every: _builtins.int
     num_eval_envs: _builtins.int
     eval_every: _builtins.int
+    num_hosts: _builtins.int
+    """Hosts one run spans (jax.distributed; 1..64); >1 runs as a Kubernetes Indexed Job."""
     @_builtins.property
     def policy_hidden_sizes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
     @_builtins.property
@@ -181,10 +184,11 @@ class PpoSpec(_message.Message):
         num_eval_envs: _builtins.int | None = ...,
         eval_every: _builtins.int | None = ...,
         env_overrides: _abc.Mapping[_builtins.str, _struct_pb2.Value] | None = ...,
+        num_hosts: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_eval_every", b"_eval_every", "_gae_lambda", b"_gae_lambda", "_learning_rate", b"_learning_rate", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_envs", b"_num_envs", "_num_eval_envs", b"_num_eval_envs", "_num_minibatches", b"_num_minibatches", "_num_timesteps", b"_num_timesteps", "_num_updates_per_batch", b"_num_updates_per_batch", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_task", b"_task", "_unroll_length", b"_unroll_length", "batch_size", b"batch_size", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "episode_length", b"episode_length", "eval_every", b"eval_every", "gae_lambda", b"gae_lambda", "learning_rate", b"learning_rate", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_envs", b"num_envs", "num_eval_envs", b"num_eval_envs", "num_minibatches", b"num_minibatches", "num_timesteps", b"num_timesteps", "num_updates_per_batch", b"num_updates_per_batch", "reward_scaling", b"reward_scaling", "seed", b"seed", "task", b"task", "unroll_length", b"unroll_length"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_eval_every", b"_eval_every", "_gae_lambda", b"_gae_lambda", "_learning_rate", b"_learning_rate", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_envs", b"_num_envs", "_num_eval_envs", b"_num_eval_envs", "_num_hosts", b"_num_hosts", "_num_minibatches", b"_num_minibatches", "_num_timesteps", b"_num_timesteps", "_num_updates_per_batch", b"_num_updates_per_batch", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_task", b"_task", "_unroll_length", b"_unroll_length", "batch_size", b"batch_size", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "episode_length", b"episode_length", "eval_every", b"eval_every", "gae_lambda", b"gae_lambda", "learning_rate", b"learning_rate", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_envs", b"num_envs", "num_eval_envs", b"num_eval_envs", "num_hosts", b"num_hosts", "num_minibatches", b"num_minibatches", "num_timesteps", b"num_timesteps", "num_updates_per_batch", b"num_updates_per_batch", "reward_scaling", b"reward_scaling", "seed", b"seed", "task", b"task", "unroll_length", b"unroll_length"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_eval_every", b"_eval_every", "_gae_lambda", b"_gae_lambda", "_learning_rate", b"_learning_rate", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_envs", b"_num_envs", "_num_eval_envs", b"_num_eval_envs", "_num_minibatches", b"_num_minibatches", "_num_timesteps", b"_num_timesteps", "_num_updates_per_batch", b"_num_updates_per_batch", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_task", b"_task", "_unroll_length", b"_unroll_length", "batch_size", b"batch_size", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "env_overrides", b"env_overrides", "episode_length", b"episode_length", "eval_every", b"eval_every", "gae_lambda", b"gae_lambda", "learning_rate", b"learning_rate", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_envs", b"num_envs", "num_eval_envs", b"num_eval_envs", "num_minibatches", b"num_minibatches", "num_timesteps", b"num_timesteps", "num_updates_per_batch", b"num_updates_per_batch", "policy_hidden_sizes", b"policy_hidden_sizes", "reward_scaling", b"reward_scaling", "seed", b"seed", "task", b"task", "unroll_length", b"unroll_length", "value_hidden_sizes", b"value_hidden_sizes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_eval_every", b"_eval_every", "_gae_lambda", b"_gae_lambda", "_learning_rate", b"_learning_rate", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_envs", b"_num_envs", "_num_eval_envs", b"_num_eval_envs", "_num_hosts", b"_num_hosts", "_num_minibatches", b"_num_minibatches", "_num_timesteps", b"_num_timesteps", "_num_updates_per_batch", b"_num_updates_per_batch", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_task", b"_task", "_unroll_length", b"_unroll_length", "batch_size", b"batch_size", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "env_overrides", b"env_overrides", "episode_length", b"episode_length", "eval_every", b"eval_every", "gae_lambda", b"gae_lambda", "learning_rate", b"learning_rate", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_envs", b"num_envs", "num_eval_envs", b"num_eval_envs", "num_hosts", b"num_hosts", "num_minibatches", b"num_minibatches", "num_timesteps", b"num_timesteps", "num_updates_per_batch", b"num_updates_per_batch", "policy_hidden_sizes", b"policy_hidden_sizes", "reward_scaling", b"reward_scaling", "seed", b"seed", "task", b"task", "unroll_length", b"unroll_length", "value_hidden_sizes", b"value_hidden_sizes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__batch_size: _TypeAlias = _typing.Literal["batch_size"]  # noqa: Y015
     _WhichOneofArgType__batch_size: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size"]  # noqa: Y015
@@ -212,6 +216,8 @@ class PpoSpec(_message.Message):
     _WhichOneofArgType__num_envs: _TypeAlias = _typing.Literal["_num_envs", b"_num_envs"]  # noqa: Y015
     _WhichOneofReturnType__num_eval_envs: _TypeAlias = _typing.Literal["num_eval_envs"]  # noqa: Y015
     _WhichOneofArgType__num_eval_envs: _TypeAlias = _typing.Literal["_num_eval_envs", b"_num_eval_envs"]  # noqa: Y015
+    _WhichOneofReturnType__num_hosts: _TypeAlias = _typing.Literal["num_hosts"]  # noqa: Y015
+    _WhichOneofArgType__num_hosts: _TypeAlias = _typing.Literal["_num_hosts", b"_num_hosts"]  # noqa: Y015
     _WhichOneofReturnType__num_minibatches: _TypeAlias = _typing.Literal["num_minibatches"]  # noqa: Y015
     _WhichOneofArgType__num_minibatches: _TypeAlias = _typing.Literal["_num_minibatches", b"_num_minibatches"]  # noqa: Y015
     _WhichOneofReturnType__num_timesteps: _TypeAlias = _typing.Literal["num_timesteps"]  # noqa: Y015
@@ -252,6 +258,8 @@ class PpoSpec(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__num_envs) -> _WhichOneofReturnType__num_envs | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__num_eval_envs) -> _WhichOneofReturnType__num_eval_envs | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__num_hosts) -> _WhichOneofReturnType__num_hosts | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__num_minibatches) -> _WhichOneofReturnType__num_minibatches | None: ...
     @_typing.overload

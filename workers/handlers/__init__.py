@@ -43,6 +43,8 @@ class JobContext:
     resume_from: Path | None  # the last registered checkpoint of an earlier attempt
     publish: Publisher
     should_stop: Callable[[], bool]
+    redis_url: str = ""  # for work the handler starts elsewhere (multi-host) to publish fenced
+    worker_id: str = ""
 
 
 @dataclass(frozen=True)

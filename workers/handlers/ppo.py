@@ -24,6 +24,10 @@ class _Hooks:
 
 
 def run(context: JobContext, spec: PpoSpec) -> HandlerResult:
+    if spec.num_hosts > 1:  # launched on num_hosts hosts; this process only watches it
+        from wildrobot.workers.multihost import run_multi_host
+
+        return run_multi_host(context, spec)
     from wildrobot.workers.training.ppo import train_ppo  # JAX: only in the runner process
 
     result = train_ppo(spec, context.run_dir, _Hooks(context), resume_from=context.resume_from)

@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import flax.serialization
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -34,6 +35,19 @@ POLICY_DIR = "policy"
 SPEC_FILE = "spec.json"
 NETWORK_CONFIG_FILE = "network_config.json"
 META_FILE = "meta.json"
+
+
+def _checkpointer() -> ocp.StandardCheckpointer:
+    """Orbax on its own: in a multi-host run only process 0 writes, and every process reads by
+    itself, so no orbax call may wait for the other hosts."""
+    if jax.process_count() == 1:
+        return ocp.StandardCheckpointer()
+    me = jax.process_index()
+    return ocp.StandardCheckpointer(
+        multiprocessing_options=ocp.options.MultiprocessingOptions(
+            primary_host=me, active_processes={me}, barrier_sync_key_prefix=f"host{me}"
+        )
+    )
 
 
 def policy_tree(normalizer: Any, policy: Any, value: Any) -> dict[str, Any]:
@@ -51,12 +65,15 @@ def save_checkpoint(
     tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        checkpointer = ocp.StandardCheckpointer()
+        checkpointer = _checkpointer()
         checkpointer.save(tmp / STATE_DIR, _named_leaves(host_state))
-        first = jax.tree.map(lambda x: x[0], host_state)
-        checkpointer.save(
-            tmp / POLICY_DIR, policy_tree(first.normalizer, first.params.policy, first.params.value)
-        )
+        first = jax.tree.map(lambda x: np.asarray(x[0]), host_state)  # 0-d arrays, not scalars
+        policy = policy_tree(first.normalizer, first.params.policy, first.params.value)
+        if jax.process_count() > 1:
+            # Orbax refuses host-local jax.Arrays across hosts, and brax's UInt64 turns numpy
+            # back into them; plain dicts of numpy save under the same names.
+            policy = jax.tree.map(np.asarray, flax.serialization.to_state_dict(policy))
+        checkpointer.save(tmp / POLICY_DIR, policy)
         checkpointer.wait_until_finished()
         checkpointer.close()
         (tmp / SPEC_FILE).write_text(spec.model_dump_json(indent=2))
@@ -88,7 +105,7 @@ def _replace_dir(src: Path, dst: Path) -> None:
 def load_state(checkpoint_dir: Path, target: TrainingState) -> TrainingState:
     """Restores the whole training state into the structure (and shapes) of `target`."""
     host_target = jax.device_get(target)
-    with ocp.StandardCheckpointer() as checkpointer:
+    with _checkpointer() as checkpointer:
         restored = checkpointer.restore(
             Path(checkpoint_dir).absolute() / STATE_DIR, _named_leaves(host_target)
         )
@@ -118,7 +135,7 @@ def _leaf_name(index: int, path: tuple) -> str:
 
 
 def load_policy_tree(checkpoint_dir: Path, target: dict[str, Any]) -> dict[str, Any]:
-    with ocp.StandardCheckpointer() as checkpointer:
+    with _checkpointer() as checkpointer:
         return checkpointer.restore(Path(checkpoint_dir).absolute() / POLICY_DIR, target)
 
 

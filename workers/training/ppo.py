@@ -12,12 +12,15 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from brax.training.agents.ppo import networks as ppo_networks
+from jax.experimental import multihost_utils
 
 from wildrobot.specs import PpoSpec
 from wildrobot.workers.training import checkpoint as ckpt
+from wildrobot.workers.training import distributed
 from wildrobot.workers.training import networks as net
-from wildrobot.workers.training.api import TrainHooks, TrainResult
+from wildrobot.workers.training.api import TrainHooks, TrainResult, checkpoint_path
 from wildrobot.workers.training.metrics import EpisodeTracker, check_finite, to_host
 from wildrobot.workers.training.rollout import make_evaluator
 from wildrobot.workers.training.state import TrainingState
@@ -48,12 +51,18 @@ def train_ppo(
     evaluate = _make_evaluator(trainer) if spec.eval_every else None
 
     compile_start = time.perf_counter()
-    iteration_fn = trainer.iteration_fn.lower(state).compile()
+    if _multi_host(trainer):
+        # An ahead-of-time compiled pmap expects the global shapes; across hosts each process
+        # feeds only its local rows, so the first call compiles (its time counts as compile).
+        iteration_fn = trainer.iteration_fn
+    else:
+        iteration_fn = trainer.iteration_fn.lower(state).compile()
     compile_s = time.perf_counter() - compile_start
     episodes = EpisodeTracker()
     stopped = False
+    leader = distributed.is_leader()
     while iteration < num_iterations:
-        if hooks.should_stop():
+        if _agreed_stop(trainer, hooks.should_stop() if leader else False):
             stopped = True
             break
         start = time.perf_counter()
@@ -74,7 +83,8 @@ def train_ppo(
         )
         if evaluate is not None and iteration % spec.eval_every == 0:
             metrics.update(evaluate(state))
-        hooks.on_metrics(env_steps, metrics)
+        if leader:
+            hooks.on_metrics(env_steps, metrics)
         if iteration % spec.checkpoint_every == 0:
             last_checkpoint = _checkpoint(trainer, state, run_dir, hooks)
             checkpointed_iteration = iteration
@@ -88,9 +98,30 @@ def train_ppo(
     )
 
 
+def _multi_host(trainer: Trainer) -> bool:
+    return trainer.global_devices != trainer.num_devices
+
+
+def _agreed_stop(trainer: Trainer, leader_says_stop: bool) -> bool:
+    """Every host stops at the same iteration: process 0 decides, the others follow."""
+    if not _multi_host(trainer):
+        return leader_says_stop
+    return bool(multihost_utils.broadcast_one_to_all(np.int32(leader_says_stop)))
+
+
 def _checkpoint(trainer: Trainer, state: TrainingState, run_dir: Path, hooks: TrainHooks) -> Path:
-    path = ckpt.save_checkpoint(run_dir, state, trainer.spec, trainer.network_config)
-    hooks.on_checkpoint(int(jax.device_get(state.env_steps).to_numpy()[0]), path)
+    """Process 0 writes the whole run's state (every host's devices, gathered) and registers it."""
+    if _multi_host(trainer):
+        host_state = jax.tree.map(np.asarray, multihost_utils.process_allgather(state, tiled=True))
+    else:
+        host_state = jax.device_get(state)
+    env_steps = int(host_state.env_steps.to_numpy()[0])
+    path = checkpoint_path(run_dir, env_steps)
+    if distributed.is_leader():
+        path = ckpt.save_checkpoint(run_dir, host_state, trainer.spec, trainer.network_config)
+        hooks.on_checkpoint(env_steps, path)
+    if _multi_host(trainer):  # nobody runs ahead of a checkpoint that is still being written
+        multihost_utils.sync_global_devices(f"checkpoint-{env_steps}")
     return path
 
 
@@ -107,12 +138,20 @@ def _resume(trainer: Trainer, target: TrainingState, checkpoint_dir: Path) -> Tr
             f"{sorted(changed)}"
         )
     saved_devices = ckpt.read_meta(checkpoint_dir)["num_devices"]
-    if saved_devices != trainer.num_devices:
+    if saved_devices != trainer.global_devices:
         raise ValueError(
-            f"cannot resume from {checkpoint_dir}: written with {saved_devices} local devices, "
-            f"this process has {trainer.num_devices}"
+            f"cannot resume from {checkpoint_dir}: written with {saved_devices} devices, "
+            f"this run has {trainer.global_devices}"
         )
-    return ckpt.load_state(checkpoint_dir, target)
+    if not _multi_host(trainer):
+        return ckpt.load_state(checkpoint_dir, target)
+    # The checkpoint holds every host's rows; restore them all and keep this process's.
+    rows = slice(trainer.first_row, trainer.first_row + trainer.num_devices)
+    local = jax.device_get(target)
+    whole = jax.tree.map(
+        lambda x: np.zeros((trainer.global_devices,) + np.shape(x)[1:], np.asarray(x).dtype), local
+    )
+    return jax.tree.map(lambda x: x[rows], ckpt.load_state(checkpoint_dir, whole))
 
 
 def _make_evaluator(trainer: Trainer) -> Callable[[TrainingState], dict[str, float]]:

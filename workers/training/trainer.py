@@ -16,6 +16,7 @@ from brax.training import types as brax_types
 from brax.training.agents.ppo import networks as ppo_networks
 
 from wildrobot.specs import PpoSpec
+from wildrobot.workers.training import distributed
 from wildrobot.workers.training import networks as net
 from wildrobot.workers.training.iteration import (
     AXIS,
@@ -43,22 +44,24 @@ def make_base_env(task: str, env_overrides: dict[str, Any]) -> Env:
 
 
 def check_device_split(spec: PpoSpec, num_devices: int) -> None:
-    """Raises ValueError when the spec's batch cannot be split evenly over num_devices."""
+    """Raises ValueError when the spec's batch cannot be split evenly over num_devices (all
+    devices of the run: every host's)."""
     if spec.num_envs % num_devices != 0:
         raise ValueError(
-            f"num_envs ({spec.num_envs}) must be divisible by the number of local devices "
+            f"num_envs ({spec.num_envs}) must be divisible by the number of devices "
             f"({num_devices})"
         )
     if spec.batch_size % num_devices != 0:
         raise ValueError(
-            f"batch_size ({spec.batch_size}) must be divisible by the number of local devices "
+            f"batch_size ({spec.batch_size}) must be divisible by the number of devices "
             f"({num_devices})"
         )
 
 
 @dataclasses.dataclass(frozen=True)
 class Trainer:
-    """Static pieces of a run; `iteration_fn` is pmapped over `num_devices` local devices."""
+    """Static pieces of a run; `iteration_fn` is pmapped over all `num_global_devices` devices
+    (every host's), of which this process feeds its `num_devices` local ones."""
 
     spec: PpoSpec
     base_env: Env
@@ -66,16 +69,23 @@ class Trainer:
     network_config: net.NetworkConfig
     networks: ppo_networks.PPONetworks
     optimizer: optax.GradientTransformation
-    num_devices: int
+    num_devices: int  # local
     iteration_fn: IterationFn  # pmapped; donates its input state
+    num_global_devices: int = 0  # 0: same as num_devices (one host)
+    first_row: int = 0  # this process's first device among the global ones
+
+    @property
+    def global_devices(self) -> int:
+        return self.num_global_devices or self.num_devices
 
 
 def make_trainer(spec: PpoSpec, base_env: Env | None = None) -> Trainer:
     num_devices = jax.local_device_count()
-    check_device_split(spec, num_devices)
+    num_global = jax.device_count()
+    check_device_split(spec, num_global)
     if base_env is None:
         base_env = make_base_env(spec.task, spec.env_overrides)
-    env = wrap_env(spec, base_env, spec.num_envs // num_devices, RANDOMIZATION_STREAM)
+    env = wrap_env(spec, base_env, spec.num_envs // num_global, RANDOMIZATION_STREAM)
     network_config = net.make_network_config(
         spec, base_env.observation_size, base_env.action_size
     )
@@ -91,6 +101,8 @@ def make_trainer(spec: PpoSpec, base_env: Env | None = None) -> Trainer:
         optimizer=optimizer,
         num_devices=num_devices,
         iteration_fn=jax.pmap(iteration, axis_name=AXIS, donate_argnums=0),
+        num_global_devices=num_global,
+        first_row=distributed.first_row() if num_global != num_devices else 0,
     )
 
 
@@ -112,8 +124,13 @@ def wrap_env(spec: PpoSpec, base_env: Env, num_worlds: int, stream: int) -> Env:
 
 
 def init_state(trainer: Trainer) -> TrainingState:
-    """A fresh training state from spec.seed, every leaf with a leading device axis."""
+    """A fresh training state from spec.seed, every leaf with a leading (local) device axis.
+
+    Per-device rows are drawn for all global devices and this process keeps its own, so a run
+    over N hosts starts from exactly the state one host with all N hosts' devices would.
+    """
     spec, num_devices = trainer.spec, trainer.num_devices
+    rows = slice(trainer.first_row, trainer.first_row + num_devices)
     key_params, key_envs, key_train = jax.random.split(jax.random.PRNGKey(spec.seed), 3)
     params = net.init_params(trainer.networks, key_params)
     replicated = {
@@ -126,8 +143,7 @@ def init_state(trainer: Trainer) -> TrainingState:
     replicated = jax.tree.map(
         lambda x: np.broadcast_to(np.asarray(x), (num_devices,) + np.shape(x)).copy(), replicated
     )
-    keys_env = jax.random.split(key_envs, spec.num_envs).reshape(num_devices, -1, 2)
-    env_state = jax.pmap(trainer.env.reset)(keys_env)
-    return TrainingState(
-        env_state=env_state, rng=jax.random.split(key_train, num_devices), **replicated
-    )
+    keys_env = jax.random.split(key_envs, spec.num_envs).reshape(trainer.global_devices, -1, 2)
+    env_state = jax.pmap(trainer.env.reset)(keys_env[rows])
+    rng = jax.random.split(key_train, trainer.global_devices)[rows]
+    return TrainingState(env_state=env_state, rng=rng, **replicated)
