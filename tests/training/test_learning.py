@@ -42,6 +42,7 @@ class CurveHooks(RecordingHooks):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # minutes of training on a 2-core CPU, longer when it is shared
 def test_ppo_learns_to_stand_where_zero_action_falls(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -37,6 +37,7 @@ def tracking_per_step(metrics: dict[str, float]) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # minutes of training on a 2-core CPU, longer when it is shared
 def test_walk_tracking_improves_well_beyond_the_first_iterations(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
