@@ -50,6 +50,8 @@ def _non_default_ppo() -> PpoSpec:
         num_eval_envs=16,
         eval_every=3,
         env_overrides={"reward_weights.alive": 1.5, "push.enabled": False, "episode": 3, "x": "y"},
+        export_onnx=False,
+        video_seconds=2.5,
     )
 
 

@@ -93,7 +93,9 @@ def build_model(
 
     x = INPUT_NAME
     if normalize_observations:
-        nodes.append(helper.make_node("Sub", [x, constant("obs_mean", params["mean"])], ["centred"]))
+        nodes.append(
+            helper.make_node("Sub", [x, constant("obs_mean", params["mean"])], ["centred"])
+        )
         nodes.append(
             helper.make_node("Div", ["centred", constant("obs_std", params["std"])], ["normalized"])
         )
@@ -133,9 +135,7 @@ def build_model(
     return model
 
 
-def metadata(
-    env: Any, task: str, job_id: str, step: int, layout: list[Any]
-) -> dict[str, str]:
+def metadata(env: Any, task: str, job_id: str, step: int, layout: list[Any]) -> dict[str, str]:
     """What a robot-side program needs besides the graph, as metadata_props strings.
 
     Always: task, job_id, step, observation_layout (JSON [{name, start, stop}]), control_rate_hz.

@@ -155,7 +155,11 @@ def make_video(
             if walk:
                 vx, vy, yaw = traj["command"][t]
                 lines.append(f"command  vx {vx:+.2f} m/s  vy {vy:+.2f} m/s  yaw {yaw:+.2f} rad/s")
-            alert = f"fell at t = {fell_at:.2f} s" if fell_at is not None and t * env.dt >= fell_at else None
+            alert = (
+                f"fell at t = {fell_at:.2f} s"
+                if fell_at is not None and t * env.dt >= fell_at
+                else None
+            )
             frame = _overlay(renderer.render(), lines, alert)
             tock = time.perf_counter()
             writer.send(np.ascontiguousarray(frame).tobytes())
