@@ -5,6 +5,7 @@ from wildrobot.clients.errors import (
     CheckpointNotFound,
     ClientError,
     DeadlineExceeded,
+    ExportNotFound,
     FailedPrecondition,
     InvalidSpec,
     JobNotFound,
@@ -14,7 +15,7 @@ from wildrobot.clients.errors import (
     ServerUnreachable,
     UnsafeArchive,
 )
-from wildrobot.clients.sdk import Client, Download, RetryPolicy
+from wildrobot.clients.sdk import ArtifactDownload, Client, Download, RetryPolicy
 from wildrobot.clients.types import (
     CheckpointInfo,
     CheckpointSaved,
@@ -29,6 +30,7 @@ from wildrobot.clients.types import (
 )
 
 __all__ = [
+    "ArtifactDownload",
     "AuthError",
     "CheckpointInfo",
     "CheckpointNotFound",
@@ -37,6 +39,7 @@ __all__ = [
     "ClientError",
     "DeadlineExceeded",
     "Download",
+    "ExportNotFound",
     "FailedPrecondition",
     "InvalidSpec",
     "Job",

@@ -150,7 +150,7 @@ def metadata(env: Any, task: str, job_id: str, step: int, layout: list[Any]) -> 
         "observation_size": int(env.observation_size),
         "action_size": int(env.action_size),
         "observation_layout": [part.to_dict() for part in layout],
-        "control_rate_hz": 1.0 / float(env.dt),
+        "control_rate_hz": 1.0 / _control_dt(env),
     }
     mj_model = getattr(env, "mj_model", None)
     if mj_model is not None:
@@ -176,6 +176,11 @@ def metadata(env: Any, task: str, job_id: str, step: int, layout: list[Any]) -> 
         METADATA_PREFIX + name: value if isinstance(value, str) else json.dumps(value)
         for name, value in meta.items()
     }
+
+
+def _control_dt(env: Any) -> float:
+    dt = getattr(env, "dt", None)  # Brax's PipelineEnv and the WildRobot envs
+    return float(dt if dt is not None else env.config.dt)
 
 
 def read_metadata(model: Any) -> dict[str, Any]:

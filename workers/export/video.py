@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,13 @@ def render_video(
         "-o", str(out_path), "--seconds", str(seconds), "--seed", str(seed),
     ]  # fmt: skip
     try:
-        done = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
-        )
+        with warnings.catch_warnings():
+            # Python warns about fork() in a multithreaded (JAX) process; subprocess execs the
+            # child right after the fork, which is the safe case.
+            warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+            done = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
     except subprocess.TimeoutExpired:
         raise VideoError(f"rendering took longer than {timeout_s:.0f} s") from None
     if done.returncode != 0:
