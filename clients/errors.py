@@ -66,6 +66,10 @@ class ExportNotFound(ClientError):
     """The checkpoint has no exported file of that kind (ONNX policy, video) on the server."""
 
 
+class ExportFailed(ClientError):
+    """Making an export here from a downloaded checkpoint failed (e.g. no video for PointMass)."""
+
+
 class FailedPrecondition(ClientError):
     """The job is not in a state that allows this (e.g. cancelling a finished job)."""
 

@@ -389,12 +389,17 @@ class Client:
             return self.download_artifact(job_id, kind, out_path, step)
         except errors.ExportNotFound:
             pass
-        from wildrobot.workers.export.on_demand import make_export
+        from wildrobot.workers.export.on_demand import EXPORT_ERRORS, make_export
 
         with tempfile.TemporaryDirectory(prefix="wildrobot-export-") as tmp:
             download = self.download_checkpoint(job_id, tmp, step)
             checkpoint_dir = Path(tmp) / f"{download.checkpoint.step:012d}"
-            path = make_export(checkpoint_dir, kind, out_path, job_id, video_seconds)
+            try:
+                path = make_export(checkpoint_dir, kind, out_path, job_id, video_seconds)
+            except EXPORT_ERRORS as exc:
+                raise errors.ExportFailed(
+                    f"{kind} of {job_id} at step {download.checkpoint.step}: {exc}"
+                ) from exc
         return ArtifactDownload(
             download.checkpoint, str(ArtifactKind(kind)), path, path.stat().st_size, made_here=True
         )

@@ -6,6 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from wildrobot.exports import ArtifactKind
+from wildrobot.workers.export.observation_layout import LayoutError
+from wildrobot.workers.export.onnx_policy import ExportError
+from wildrobot.workers.export.video import VideoError
+
+# What make_export raises for a checkpoint it cannot export (the client reports these).
+EXPORT_ERRORS = (ExportError, LayoutError, VideoError)
 
 
 def make_export(
