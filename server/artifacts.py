@@ -81,7 +81,8 @@ class CheckpointService:
         """The file of `kind` exported from the checkpoint at `step` (latest when None)."""
         info, checkpoint_dir = await self._checkpoint_dir(tenant, job_id, step)
         path = exports.artifact_path(checkpoint_dir, kind)
-        if path.is_symlink() or not path.is_file():
+        inside = path.resolve().is_relative_to(self._artifact_dir)
+        if path.is_symlink() or not inside or not path.is_file():
             raise errors.NotFound(
                 f"job {job_id} has no {kind} export for the checkpoint at step {info.step} "
                 "(made at the end of a job; the client can make one from the checkpoint)"

@@ -91,6 +91,9 @@ def test_point_mass_export_matches_jax(point_mass_checkpoint: Path, tmp_path: Pa
     assert meta["job_id"] == point_mass_checkpoint.parent.parent.name  # the run folder
     assert [p["name"] for p in meta["observation_layout"]] == ["position", "velocity", "target"]
     assert "action_scale" not in meta  # no servos
+    # What the README shows: onnxruntime hands the metadata out as strings.
+    custom = onnx_policy.onnx_session(path).get_modelmeta().custom_metadata_map
+    assert json.loads(custom["wildrobot.observation_layout"])[0]["name"] == "position"
 
 
 def test_normalizer_is_in_the_graph(point_mass_checkpoint: Path, tmp_path: Path):
