@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
+from wildrobot.envs.wildrobot import base
 from wildrobot.workers.export import check, onnx_policy
 from wildrobot.workers.export.observation_layout import LayoutError, observation_layout
 from wildrobot.workers.training import checkpoint as ckpt
@@ -67,8 +68,14 @@ def test_stand_metadata_tells_the_robot_how_to_use_it(stand_checkpoint: Path, tm
     assert meta["step"] == ckpt.read_meta(stand_checkpoint)["env_steps"] == 16
     assert meta["control_rate_hz"] == pytest.approx(50.0)
     names = [part["name"] for part in meta["observation_layout"]]
-    assert names == ["gravity", "gyro", "joint_pos", "joint_vel", "last_action", "command"]
-    assert meta["observation_layout"][-1]["stop"] == env.observation_size == 60
+    assert names[:6] == ["gravity", "gyro", "joint_pos", "joint_vel", "last_action", "command"]
+    declared = getattr(base, "OBSERVATION_LAYOUT", None)  # the env's own declaration, if any
+    if declared is not None:
+        assert names == [name for name, _ in declared]
+    layout = meta["observation_layout"]
+    assert layout[2] == {"name": "joint_pos", "start": 6, "stop": 23}
+    assert all(a["stop"] == b["start"] for a, b in zip(layout, layout[1:], strict=False))
+    assert layout[-1]["stop"] == meta["observation_size"] == env.observation_size
     assert meta["action_scale"] == pytest.approx(env.config.action_scale)
     assert meta["action_filter_alpha"] == pytest.approx(env.config.action_filter_alpha)
     assert len(meta["home_ctrl"]) == len(meta["joint_names"]) == env.action_size == 17

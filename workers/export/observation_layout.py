@@ -1,9 +1,9 @@
 """The observation layout of a task's env: named parts and their slices, in the env's order.
 
-The exported ONNX model records it so a robot-side program can build the same vector. The sizes
-come from the env object at export time (action size, observation size); the names are the
-order `WildRobotEnv._observation` concatenates them in. An env that declares
-`observation_parts` ((name, size), ...) is read from there instead. A layout that does not add
+The exported ONNX model records it so a robot-side program can build the same vector. Read at
+export time from where the env declares it: an env's `observation_parts` attribute, else the
+WildRobot envs' `OBSERVATION_LAYOUT` ((name, size), ... in the order `_observation`
+concatenates them), else the parts this module knows (sizes from the env object). A layout that does not add
 up to the env's observation size raises, so an env change cannot ship a mislabelled model.
 """
 
@@ -39,6 +39,11 @@ def _declared_parts(env: Any) -> list[tuple[str, int]]:
     from wildrobot.envs.wildrobot.base import WildRobotEnv
 
     if isinstance(env, WildRobotEnv):
+        from wildrobot.envs.wildrobot import base
+
+        declared_by_env = getattr(base, "OBSERVATION_LAYOUT", None)  # where the env declares it
+        if declared_by_env is not None:
+            return [(str(name), int(size)) for name, size in declared_by_env]
         joints = int(env.action_size)
         return [
             ("gravity", 3),
