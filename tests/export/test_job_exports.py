@@ -26,3 +26,23 @@ def test_video_only_for_wildrobot_tasks_and_when_asked() -> None:
     assert wants_video(PpoSpec(task="WildRobotStand", video_seconds=1.0))
     assert not wants_video(PpoSpec(task="WildRobotStand", video_seconds=0.0))
     assert not wants_video(PpoSpec(task="PointMass"))
+
+
+def test_the_video_child_runs_jax_on_the_cpu_with_egl(monkeypatch, tmp_path: Path) -> None:
+    import subprocess
+
+    from wildrobot.workers.export import video
+
+    seen: dict = {}
+
+    def fake_run(command, env, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        seen.update(command=command, env=env)
+        return subprocess.CompletedProcess(command, 0, stdout='{"frames": 3}\n', stderr="")
+
+    monkeypatch.setenv("JAX_PLATFORMS", "cuda")  # a GPU worker's setting
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.setattr(video.subprocess, "run", fake_run)
+    assert video.render_video(tmp_path / "ckpt", tmp_path / "v.mp4", seconds=1.5) == {"frames": 3}
+    assert seen["env"]["JAX_PLATFORMS"] == "cpu" and seen["env"]["MUJOCO_GL"] == "egl"
+    assert seen["command"][1:3] == ["-m", "wildrobot.workers.export.video"]
+    assert seen["command"][-4:] == ["--seconds", "1.5", "--seed", "0"]

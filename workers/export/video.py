@@ -11,7 +11,8 @@ The env keeps simulating after a fall, so the video shows what happens next.
 Rendering needs an OpenGL that works without a display: Mesa's EGL (llvmpipe, software) from
 Debian's packages, which scripts/setup installs. MuJoCo picks its GL backend when it is first
 imported, so `render_video` runs this module in a child process with MUJOCO_GL=egl set (a GL
-failure there cannot take the worker down either). Frames go to the ffmpeg binary that ships in
+failure there cannot take the worker down either) and JAX_PLATFORMS=cpu (the GPU stays the
+runner's). Frames go to the ffmpeg binary that ships in
 the imageio-ffmpeg wheel (H.264, yuv420p: plays in browsers).
 """
 
@@ -49,6 +50,9 @@ def render_video(
     """Renders the checkpoint's policy to out_path in a child process; returns its report
     (frames, fps, width, height, seconds, rollout_s, render_s, encode_s, fell_at_s)."""
     env = dict(os.environ)
+    # One env's rollout is cheap on the CPU; on a GPU worker the child must not try to take
+    # the GPU memory the runner's training holds (JAX preallocates most of it by default).
+    env["JAX_PLATFORMS"] = "cpu"
     env.setdefault("MUJOCO_GL", GL_BACKEND)
     env.setdefault("PYOPENGL_PLATFORM", env["MUJOCO_GL"])
     command = [
