@@ -5,6 +5,8 @@ from wildrobot.clients.errors import (
     CheckpointNotFound,
     ClientError,
     DeadlineExceeded,
+    ExportFailed,
+    ExportNotFound,
     FailedPrecondition,
     InvalidSpec,
     JobNotFound,
@@ -14,7 +16,7 @@ from wildrobot.clients.errors import (
     ServerUnreachable,
     UnsafeArchive,
 )
-from wildrobot.clients.sdk import Client, Download, RetryPolicy
+from wildrobot.clients.sdk import ArtifactDownload, Client, Download, RetryPolicy
 from wildrobot.clients.types import (
     CheckpointInfo,
     CheckpointSaved,
@@ -29,6 +31,7 @@ from wildrobot.clients.types import (
 )
 
 __all__ = [
+    "ArtifactDownload",
     "AuthError",
     "CheckpointInfo",
     "CheckpointNotFound",
@@ -37,6 +40,8 @@ __all__ = [
     "ClientError",
     "DeadlineExceeded",
     "Download",
+    "ExportFailed",
+    "ExportNotFound",
     "FailedPrecondition",
     "InvalidSpec",
     "Job",

@@ -31,6 +31,7 @@ _EXIT_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (errors.InvalidSpec, EXIT_INVALID),
     (errors.JobNotFound, EXIT_NOT_FOUND),
     (errors.CheckpointNotFound, EXIT_NOT_FOUND),
+    (errors.ExportNotFound, EXIT_NOT_FOUND),
     (errors.ClientError, EXIT_ERROR),
 )
 

@@ -62,6 +62,14 @@ class CheckpointNotFound(ClientError):
     """The job has no checkpoint (at the requested step)."""
 
 
+class ExportNotFound(ClientError):
+    """The checkpoint has no exported file of that kind (ONNX policy, video) on the server."""
+
+
+class ExportFailed(ClientError):
+    """Making an export here from a downloaded checkpoint failed (e.g. no video for PointMass)."""
+
+
 class FailedPrecondition(ClientError):
     """The job is not in a state that allows this (e.g. cancelling a finished job)."""
 
@@ -129,7 +137,9 @@ def from_rpc_error(
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return InvalidSpec(detail, parse_violations(detail))
     if code == grpc.StatusCode.NOT_FOUND:
-        if method in ("ListCheckpoints", "DownloadCheckpoint") and "checkpoint" in detail.lower():
+        if method == "DownloadArtifact" and " export for " in detail:
+            return ExportNotFound(detail)
+        if method in ("ListCheckpoints", "DownloadCheckpoint", "DownloadArtifact") and "checkpoint" in detail.lower():
             return CheckpointNotFound(detail)
         named = job_id is None or job_id in detail
         return JobNotFound(job_id or "", detail if named else f"no job {job_id!r}: {detail}")

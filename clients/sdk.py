@@ -39,7 +39,13 @@ from wildrobot.clients.types import (
     SubmitResult,
     event_from_proto,
 )
-from wildrobot.convert import kind_to_proto, ppo_spec_fields_to_proto, state_to_proto
+from wildrobot.convert import (
+    artifact_kind_to_proto,
+    kind_to_proto,
+    ppo_spec_fields_to_proto,
+    state_to_proto,
+)
+from wildrobot.exports import ArtifactKind
 from wildrobot.specs import JobKind, JobState, PpoSpec
 from wildrobot.v1 import dynamics_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
@@ -84,6 +90,15 @@ class RetryPolicy:
 class Download:
     checkpoint: CheckpointInfo
     path: Path  # the folder the checkpoint was extracted into
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactDownload:
+    checkpoint: CheckpointInfo
+    kind: str  # onnx | video (wildrobot.exports.ArtifactKind)
+    path: Path  # the file written
+    size_bytes: int
+    made_here: bool  # True: the server had none, so it was made here from the checkpoint
 
 
 class Client:
@@ -321,7 +336,9 @@ class Client:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out) as buffer:
-            info = self._retry_stream(lambda: self._fetch_archive(job_id, step, buffer), job_id)
+            info = self._retry_stream(
+                lambda: self._fetch_archive(job_id, step, buffer), job_id, "DownloadCheckpoint"
+            )
             buffer.seek(0)
             extract_tar(buffer, out)
         return Download(info, out)
@@ -341,6 +358,79 @@ class Client:
             raise errors.CheckpointNotFound(f"job {job_id!r}: the server sent no checkpoint")
         return info
 
+    def download_artifact(
+        self, job_id: str, kind: str, out_path: str | Path, step: int | None = None
+    ) -> ArtifactDownload:
+        """Downloads the file the worker exported from a checkpoint (the latest when `step` is
+        None): kind "onnx" (the policy) or "video" (an MP4 rollout). Raises ExportNotFound when
+        that checkpoint has none (only a job's final checkpoint gets them; see `export`)."""
+        kind = ArtifactKind(kind)
+        out = Path(out_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.part")
+        try:
+            with tmp.open("w+b") as buffer:
+                info, size = self._retry_stream(
+                    lambda: self._fetch_artifact(job_id, kind, step, buffer),
+                    job_id,
+                    "DownloadArtifact",
+                )
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return ArtifactDownload(info, str(kind), out, size, made_here=False)
+
+    def export(
+        self,
+        job_id: str,
+        kind: str,
+        out_path: str | Path,
+        step: int | None = None,
+        video_seconds: float = 4.0,
+    ) -> ArtifactDownload:
+        """The checkpoint's export from the server when it has one; otherwise downloads the
+        checkpoint and makes it here (needs this package's JAX/MuJoCo install; video: EGL)."""
+        try:
+            return self.download_artifact(job_id, kind, out_path, step)
+        except errors.ExportNotFound:
+            pass
+        from wildrobot.workers.export.on_demand import EXPORT_ERRORS, make_export
+
+        with tempfile.TemporaryDirectory(prefix="wildrobot-export-") as tmp:
+            download = self.download_checkpoint(job_id, tmp, step)
+            checkpoint_dir = Path(tmp) / f"{download.checkpoint.step:012d}"
+            try:
+                path = make_export(checkpoint_dir, kind, out_path, job_id, video_seconds)
+            except EXPORT_ERRORS as exc:
+                raise errors.ExportFailed(
+                    f"{kind} of {job_id} at step {download.checkpoint.step}: {exc}"
+                ) from exc
+        return ArtifactDownload(
+            download.checkpoint, str(ArtifactKind(kind)), path, path.stat().st_size, made_here=True
+        )
+
+    def _fetch_artifact(
+        self, job_id: str, kind: ArtifactKind, step: int | None, buffer: IO[bytes]
+    ) -> tuple[CheckpointInfo, int]:
+        request = jobs_pb2.DownloadArtifactRequest(job_id=job_id, kind=artifact_kind_to_proto(kind))
+        if step is not None:
+            request.step = step
+        buffer.seek(0)
+        buffer.truncate()
+        info: CheckpointInfo | None = None
+        size = 0
+        for chunk in self._stub.DownloadArtifact(request, metadata=self._metadata):
+            if info is None:
+                info, size = CheckpointInfo.from_proto(chunk.info), chunk.size_bytes
+            buffer.write(chunk.data)
+        if info is None:
+            raise errors.ExportNotFound(f"job {job_id!r}: the server sent no {kind} file")
+        if buffer.tell() != size:
+            raise errors.ServerError(
+                f"DownloadArtifact: got {buffer.tell()} bytes of a {size}-byte {kind} file"
+            )
+        return info, size
+
     # -- plumbing -------------------------------------------------------------------------------
 
     def _unary(
@@ -354,9 +444,9 @@ class Client:
             attempts=self.retry.max_attempts if idempotent else 1,
         )
 
-    def _retry_stream(self, fetch: Callable[[], T], job_id: str) -> T:
+    def _retry_stream(self, fetch: Callable[[], T], job_id: str, method: str) -> T:
         return self._call_with_retry(
-            fetch, method="DownloadCheckpoint", job_id=job_id, attempts=self.retry.max_attempts
+            fetch, method=method, job_id=job_id, attempts=self.retry.max_attempts
         )
 
     def _call_with_retry(

@@ -1,4 +1,5 @@
-"""Checkpoints: the registered list (Redis) and a checkpoint directory streamed as a tar."""
+"""Checkpoints: the registered list (Redis), a checkpoint directory streamed as a tar, and the
+files exported from a checkpoint (ONNX policy, rollout video) streamed as they are."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import tarfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+from wildrobot import exports
 from wildrobot.queue import keys
 from wildrobot.queue.records import CheckpointRecord
 from wildrobot.server import errors
@@ -70,6 +72,26 @@ class CheckpointService:
     async def download(
         self, tenant: str, job_id: str, step: int | None
     ) -> tuple[CheckpointRecord, AsyncIterator[bytes]]:
+        info, path = await self._checkpoint_dir(tenant, job_id, step)
+        return info, self._chunks(path)
+
+    async def artifact(
+        self, tenant: str, job_id: str, step: int | None, kind: exports.ArtifactKind
+    ) -> tuple[CheckpointRecord, Path, AsyncIterator[bytes]]:
+        """The file of `kind` exported from the checkpoint at `step` (latest when None)."""
+        info, checkpoint_dir = await self._checkpoint_dir(tenant, job_id, step)
+        path = exports.artifact_path(checkpoint_dir, kind)
+        inside = path.resolve().is_relative_to(self._artifact_dir)
+        if path.is_symlink() or not inside or not path.is_file():
+            raise errors.NotFound(
+                f"job {job_id} has no {kind} export for the checkpoint at step {info.step} "
+                "(made at the end of a job; the client can make one from the checkpoint)"
+            )
+        return info, path, self._file_chunks(path)
+
+    async def _checkpoint_dir(
+        self, tenant: str, job_id: str, step: int | None
+    ) -> tuple[CheckpointRecord, Path]:
         checkpoints = await self.list(tenant, job_id)
         if not checkpoints:
             raise errors.NotFound(f"job {job_id} has no checkpoints yet")
@@ -88,10 +110,15 @@ class CheckpointService:
             raise errors.FailedPrecondition(
                 f"checkpoint at step {info.step} is registered but not in the artifact store"
             )
-        return info, self._chunks(path)
+        return info, path
 
     async def _chunks(self, path: Path) -> AsyncIterator[bytes]:
         stream = tar_stream(path, path.name, self._chunk_bytes)
         sentinel = object()
         while (chunk := await asyncio.to_thread(next, stream, sentinel)) is not sentinel:
             yield chunk  # type: ignore[misc]
+
+    async def _file_chunks(self, path: Path) -> AsyncIterator[bytes]:
+        with path.open("rb") as handle:
+            while block := await asyncio.to_thread(handle.read, self._chunk_bytes):
+                yield block

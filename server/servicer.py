@@ -8,7 +8,7 @@ from grpc import aio
 
 from wildrobot import convert
 from wildrobot.queue.records import JobRecord
-from wildrobot.server import messages, watch
+from wildrobot.server import errors, messages, watch
 from wildrobot.server.artifacts import CheckpointService
 from wildrobot.server.interceptors import current_tenant
 from wildrobot.server.jobs import JobService
@@ -93,3 +93,26 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
                 chunk.info.CopyFrom(messages.checkpoint_to_proto(info))
                 first = False
             yield chunk
+
+    async def DownloadArtifact(
+        self, request: jobs_pb2.DownloadArtifactRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[jobs_pb2.ArtifactChunk]:
+        kind = convert.artifact_kind_from_proto(request.kind)
+        if kind is None:
+            raise errors.InvalidArgument("kind: give an artifact kind (onnx or video)", ("kind",))
+        step = request.step if request.HasField("step") else None
+        info, path, chunks = await self._checkpoints.artifact(
+            current_tenant(), request.job_id, step, kind
+        )
+        first = jobs_pb2.ArtifactChunk(
+            info=messages.checkpoint_to_proto(info), name=path.name, size_bytes=path.stat().st_size
+        )
+        async for data in chunks:
+            if first is not None:
+                first.data = data
+                yield first
+                first = None
+            else:
+                yield jobs_pb2.ArtifactChunk(data=data)
+        if first is not None:  # an empty file still tells the client what it got
+            yield first

@@ -58,6 +58,8 @@ def _non_default_ppo() -> PpoSpec:
             "push.magnitude": (1.0, 2.5),
         },
         num_hosts=2,
+        export_onnx=False,
+        video_seconds=2.5,
     )
 
 

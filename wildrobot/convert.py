@@ -11,6 +11,7 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 
+from wildrobot.exports import ArtifactKind
 from wildrobot.specs import InverseDynamicsSpec, JobKind, JobState, PpoSpec
 from wildrobot.v1 import jobs_pb2
 
@@ -36,6 +37,8 @@ _PPO_SCALARS = (
     "num_eval_envs",
     "eval_every",
     "num_hosts",
+    "export_onnx",
+    "video_seconds",
 )
 _PPO_REPEATED = ("policy_hidden_sizes", "value_hidden_sizes")
 
@@ -48,6 +51,22 @@ _KIND_TO_PROTO = {
 _KIND_FROM_PROTO = {v: k for k, v in _KIND_TO_PROTO.items()}
 _STATE_TO_PROTO = {state: jobs_pb2.JobState.Value(f"JOB_STATE_{state.value}") for state in JobState}
 _STATE_FROM_PROTO = {v: k for k, v in _STATE_TO_PROTO.items()}
+
+
+_ARTIFACT_TO_PROTO = {
+    ArtifactKind.ONNX: jobs_pb2.ARTIFACT_KIND_ONNX,
+    ArtifactKind.VIDEO: jobs_pb2.ARTIFACT_KIND_VIDEO,
+}
+_ARTIFACT_FROM_PROTO = {v: k for k, v in _ARTIFACT_TO_PROTO.items()}
+
+
+def artifact_kind_to_proto(kind: ArtifactKind | str) -> int:
+    return _ARTIFACT_TO_PROTO[ArtifactKind(kind)]
+
+
+def artifact_kind_from_proto(value: int) -> ArtifactKind | None:
+    """None for ARTIFACT_KIND_UNSPECIFIED (or an unknown number)."""
+    return _ARTIFACT_FROM_PROTO.get(value)
 
 
 def kind_to_proto(kind: JobKind) -> int:

@@ -50,6 +50,7 @@ TASK_ALIASES = {"stand": "WildRobotStand", "walk": "WildRobotWalk", "point_mass"
 MAX_NUM_ENVS = 65_536
 MAX_TIMESTEPS = 20_000_000_000
 MAX_ENV_OVERRIDES = 64
+MAX_VIDEO_SECONDS = 30.0
 _OVERRIDE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 HiddenSizes = Annotated[
@@ -101,6 +102,12 @@ class PpoSpec(_Spec):
     # Hosts (processes) one run spans with jax.distributed; num_envs and batch_size are global
     # and must split evenly over all hosts' devices. >1 runs as a Kubernetes Indexed Job.
     num_hosts: int = Field(1, ge=1, le=MAX_HOSTS)
+    # At the end of the job, next to the final checkpoint (docs/export.md): the policy as ONNX,
+    # and an MP4 of it on its task (WildRobot tasks only: PointMass has nothing to render).
+    export_onnx: bool = True
+    video_seconds: float = Field(
+        4.0, ge=0.0, le=MAX_VIDEO_SECONDS, description="rollout video length; 0 disables"
+    )
 
     @field_validator("task", mode="before")
     @classmethod

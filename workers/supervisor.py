@@ -101,7 +101,7 @@ class Supervisor:
                     self.metrics.progress(message[1])
                 else:
                     outcome = message[1] if message is not None else None
-                    proc.join(30)
+                    self._join_renewing(proc, lease)
                     break
             if proc.sentinel in ready:
                 proc.join()
@@ -134,6 +134,19 @@ class Supervisor:
                     proc.kill()
         receiver.close()
         self._finish(lease, outcome, proc.exitcode, cancelled)
+
+    def _join_renewing(self, proc: mp.process.BaseProcess, lease: Lease) -> None:
+        """Waits up to 30 s for a runner that has reported to exit, renewing the lease meanwhile:
+        tearing down a process that holds large compiled programs (the WildRobot envs) can take
+        longer than a short lease, and the outcome must not be refused as stale for that."""
+        deadline = time.monotonic() + 30.0
+        while proc.is_alive() and time.monotonic() < deadline:
+            proc.join(self.config.heartbeat_s)
+            if proc.is_alive():
+                with contextlib.suppress(
+                    LeaseLost, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError
+                ):
+                    self.queue.renew(lease, self.config.lease_s)
 
     def _finish(
         self,

@@ -75,6 +75,28 @@ JOB_STATE_CANCELLING: JobState.ValueType  # 7
 """Cancel requested; the worker stops between iterations and checkpoints."""
 Global___JobState: _TypeAlias = JobState  # noqa: Y015
 
+class _ArtifactKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ArtifactKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ArtifactKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ARTIFACT_KIND_UNSPECIFIED: _ArtifactKind.ValueType  # 0
+    ARTIFACT_KIND_ONNX: _ArtifactKind.ValueType  # 1
+    """the deterministic policy as ONNX, with its metadata"""
+    ARTIFACT_KIND_VIDEO: _ArtifactKind.ValueType  # 2
+    """an MP4 of the policy on its task"""
+
+class ArtifactKind(_ArtifactKind, metaclass=_ArtifactKindEnumTypeWrapper):
+    """Files made from a checkpoint for use outside the service (docs/export.md)."""
+
+ARTIFACT_KIND_UNSPECIFIED: ArtifactKind.ValueType  # 0
+ARTIFACT_KIND_ONNX: ArtifactKind.ValueType  # 1
+"""the deterministic policy as ONNX, with its metadata"""
+ARTIFACT_KIND_VIDEO: ArtifactKind.ValueType  # 2
+"""an MP4 of the policy on its task"""
+Global___ArtifactKind: _TypeAlias = ArtifactKind  # noqa: Y015
+
 @_typing.final
 class PpoSpec(_message.Message):
     """PPO training. Every scalar is optional: unset means "the spec's default"
@@ -128,6 +150,8 @@ class PpoSpec(_message.Message):
     EVAL_EVERY_FIELD_NUMBER: _builtins.int
     ENV_OVERRIDES_FIELD_NUMBER: _builtins.int
     NUM_HOSTS_FIELD_NUMBER: _builtins.int
+    EXPORT_ONNX_FIELD_NUMBER: _builtins.int
+    VIDEO_SECONDS_FIELD_NUMBER: _builtins.int
     task: _builtins.str
     num_envs: _builtins.int
     num_timesteps: _builtins.int
@@ -150,6 +174,11 @@ class PpoSpec(_message.Message):
     eval_every: _builtins.int
     num_hosts: _builtins.int
     """Hosts one run spans (jax.distributed; 1..64); >1 runs as a Kubernetes Indexed Job."""
+    export_onnx: _builtins.bool
+    """At the end of the job, next to the final checkpoint: the policy as ONNX, and a rollout
+    video of this many seconds (WildRobot tasks; 0 disables). See docs/export.md.
+    """
+    video_seconds: _builtins.float
     @_builtins.property
     def policy_hidden_sizes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
     @_builtins.property
@@ -185,10 +214,12 @@ class PpoSpec(_message.Message):
         eval_every: _builtins.int | None = ...,
         env_overrides: _abc.Mapping[_builtins.str, _struct_pb2.Value] | None = ...,
         num_hosts: _builtins.int | None = ...,
+        export_onnx: _builtins.bool | None = ...,
+        video_seconds: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_eval_every", b"_eval_every", "_gae_lambda", b"_gae_lambda", "_learning_rate", b"_learning_rate", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_envs", b"_num_envs", "_num_eval_envs", b"_num_eval_envs", "_num_hosts", b"_num_hosts", "_num_minibatches", b"_num_minibatches", "_num_timesteps", b"_num_timesteps", "_num_updates_per_batch", b"_num_updates_per_batch", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_task", b"_task", "_unroll_length", b"_unroll_length", "batch_size", b"batch_size", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "episode_length", b"episode_length", "eval_every", b"eval_every", "gae_lambda", b"gae_lambda", "learning_rate", b"learning_rate", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_envs", b"num_envs", "num_eval_envs", b"num_eval_envs", "num_hosts", b"num_hosts", "num_minibatches", b"num_minibatches", "num_timesteps", b"num_timesteps", "num_updates_per_batch", b"num_updates_per_batch", "reward_scaling", b"reward_scaling", "seed", b"seed", "task", b"task", "unroll_length", b"unroll_length"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_eval_every", b"_eval_every", "_export_onnx", b"_export_onnx", "_gae_lambda", b"_gae_lambda", "_learning_rate", b"_learning_rate", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_envs", b"_num_envs", "_num_eval_envs", b"_num_eval_envs", "_num_hosts", b"_num_hosts", "_num_minibatches", b"_num_minibatches", "_num_timesteps", b"_num_timesteps", "_num_updates_per_batch", b"_num_updates_per_batch", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_task", b"_task", "_unroll_length", b"_unroll_length", "_video_seconds", b"_video_seconds", "batch_size", b"batch_size", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "episode_length", b"episode_length", "eval_every", b"eval_every", "export_onnx", b"export_onnx", "gae_lambda", b"gae_lambda", "learning_rate", b"learning_rate", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_envs", b"num_envs", "num_eval_envs", b"num_eval_envs", "num_hosts", b"num_hosts", "num_minibatches", b"num_minibatches", "num_timesteps", b"num_timesteps", "num_updates_per_batch", b"num_updates_per_batch", "reward_scaling", b"reward_scaling", "seed", b"seed", "task", b"task", "unroll_length", b"unroll_length", "video_seconds", b"video_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_eval_every", b"_eval_every", "_gae_lambda", b"_gae_lambda", "_learning_rate", b"_learning_rate", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_envs", b"_num_envs", "_num_eval_envs", b"_num_eval_envs", "_num_hosts", b"_num_hosts", "_num_minibatches", b"_num_minibatches", "_num_timesteps", b"_num_timesteps", "_num_updates_per_batch", b"_num_updates_per_batch", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_task", b"_task", "_unroll_length", b"_unroll_length", "batch_size", b"batch_size", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "env_overrides", b"env_overrides", "episode_length", b"episode_length", "eval_every", b"eval_every", "gae_lambda", b"gae_lambda", "learning_rate", b"learning_rate", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_envs", b"num_envs", "num_eval_envs", b"num_eval_envs", "num_hosts", b"num_hosts", "num_minibatches", b"num_minibatches", "num_timesteps", b"num_timesteps", "num_updates_per_batch", b"num_updates_per_batch", "policy_hidden_sizes", b"policy_hidden_sizes", "reward_scaling", b"reward_scaling", "seed", b"seed", "task", b"task", "unroll_length", b"unroll_length", "value_hidden_sizes", b"value_hidden_sizes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_eval_every", b"_eval_every", "_export_onnx", b"_export_onnx", "_gae_lambda", b"_gae_lambda", "_learning_rate", b"_learning_rate", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_envs", b"_num_envs", "_num_eval_envs", b"_num_eval_envs", "_num_hosts", b"_num_hosts", "_num_minibatches", b"_num_minibatches", "_num_timesteps", b"_num_timesteps", "_num_updates_per_batch", b"_num_updates_per_batch", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_task", b"_task", "_unroll_length", b"_unroll_length", "_video_seconds", b"_video_seconds", "batch_size", b"batch_size", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "env_overrides", b"env_overrides", "episode_length", b"episode_length", "eval_every", b"eval_every", "export_onnx", b"export_onnx", "gae_lambda", b"gae_lambda", "learning_rate", b"learning_rate", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_envs", b"num_envs", "num_eval_envs", b"num_eval_envs", "num_hosts", b"num_hosts", "num_minibatches", b"num_minibatches", "num_timesteps", b"num_timesteps", "num_updates_per_batch", b"num_updates_per_batch", "policy_hidden_sizes", b"policy_hidden_sizes", "reward_scaling", b"reward_scaling", "seed", b"seed", "task", b"task", "unroll_length", b"unroll_length", "value_hidden_sizes", b"value_hidden_sizes", "video_seconds", b"video_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__batch_size: _TypeAlias = _typing.Literal["batch_size"]  # noqa: Y015
     _WhichOneofArgType__batch_size: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size"]  # noqa: Y015
@@ -204,6 +235,8 @@ class PpoSpec(_message.Message):
     _WhichOneofArgType__episode_length: _TypeAlias = _typing.Literal["_episode_length", b"_episode_length"]  # noqa: Y015
     _WhichOneofReturnType__eval_every: _TypeAlias = _typing.Literal["eval_every"]  # noqa: Y015
     _WhichOneofArgType__eval_every: _TypeAlias = _typing.Literal["_eval_every", b"_eval_every"]  # noqa: Y015
+    _WhichOneofReturnType__export_onnx: _TypeAlias = _typing.Literal["export_onnx"]  # noqa: Y015
+    _WhichOneofArgType__export_onnx: _TypeAlias = _typing.Literal["_export_onnx", b"_export_onnx"]  # noqa: Y015
     _WhichOneofReturnType__gae_lambda: _TypeAlias = _typing.Literal["gae_lambda"]  # noqa: Y015
     _WhichOneofArgType__gae_lambda: _TypeAlias = _typing.Literal["_gae_lambda", b"_gae_lambda"]  # noqa: Y015
     _WhichOneofReturnType__learning_rate: _TypeAlias = _typing.Literal["learning_rate"]  # noqa: Y015
@@ -232,6 +265,8 @@ class PpoSpec(_message.Message):
     _WhichOneofArgType__task: _TypeAlias = _typing.Literal["_task", b"_task"]  # noqa: Y015
     _WhichOneofReturnType__unroll_length: _TypeAlias = _typing.Literal["unroll_length"]  # noqa: Y015
     _WhichOneofArgType__unroll_length: _TypeAlias = _typing.Literal["_unroll_length", b"_unroll_length"]  # noqa: Y015
+    _WhichOneofReturnType__video_seconds: _TypeAlias = _typing.Literal["video_seconds"]  # noqa: Y015
+    _WhichOneofArgType__video_seconds: _TypeAlias = _typing.Literal["_video_seconds", b"_video_seconds"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__batch_size) -> _WhichOneofReturnType__batch_size | None: ...
     @_typing.overload
@@ -246,6 +281,8 @@ class PpoSpec(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__episode_length) -> _WhichOneofReturnType__episode_length | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__eval_every) -> _WhichOneofReturnType__eval_every | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__export_onnx) -> _WhichOneofReturnType__export_onnx | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__gae_lambda) -> _WhichOneofReturnType__gae_lambda | None: ...
     @_typing.overload
@@ -274,6 +311,8 @@ class PpoSpec(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__task) -> _WhichOneofReturnType__task | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__unroll_length) -> _WhichOneofReturnType__unroll_length | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__video_seconds) -> _WhichOneofReturnType__video_seconds | None: ...
 
 Global___PpoSpec: _TypeAlias = PpoSpec  # noqa: Y015
 
@@ -925,3 +964,64 @@ class CheckpointChunk(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckpointChunk: _TypeAlias = CheckpointChunk  # noqa: Y015
+
+@_typing.final
+class DownloadArtifactRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    step: _builtins.int
+    """Absent: the latest checkpoint."""
+    kind: Global___ArtifactKind.ValueType
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        step: _builtins.int | None = ...,
+        kind: Global___ArtifactKind.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_step", b"_step", "step", b"step"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_step", b"_step", "job_id", b"job_id", "kind", b"kind", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__step: _TypeAlias = _typing.Literal["step"]  # noqa: Y015
+    _WhichOneofArgType__step: _TypeAlias = _typing.Literal["_step", b"_step"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__step) -> _WhichOneofReturnType__step | None: ...
+
+Global___DownloadArtifactRequest: _TypeAlias = DownloadArtifactRequest  # noqa: Y015
+
+@_typing.final
+class ArtifactChunk(_message.Message):
+    """One file in chunks; the first chunk carries `info` (the checkpoint it was made from), the
+    file name and its size.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INFO_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    size_bytes: _builtins.int
+    data: _builtins.bytes
+    @_builtins.property
+    def info(self) -> Global___CheckpointInfo: ...
+    def __init__(
+        self,
+        *,
+        info: Global___CheckpointInfo | None = ...,
+        name: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["info", b"info"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "info", b"info", "name", b"name", "size_bytes", b"size_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArtifactChunk: _TypeAlias = ArtifactChunk  # noqa: Y015

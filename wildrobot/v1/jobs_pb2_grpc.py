@@ -69,6 +69,11 @@ class JobServiceStub:
                 request_serializer=wildrobot_dot_v1_dot_jobs__pb2.DownloadCheckpointRequest.SerializeToString,
                 response_deserializer=wildrobot_dot_v1_dot_jobs__pb2.CheckpointChunk.FromString,
                 _registered_method=True)
+        self.DownloadArtifact = channel.unary_stream(
+                '/wildrobot.v1.JobService/DownloadArtifact',
+                request_serializer=wildrobot_dot_v1_dot_jobs__pb2.DownloadArtifactRequest.SerializeToString,
+                response_deserializer=wildrobot_dot_v1_dot_jobs__pb2.ArtifactChunk.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -116,6 +121,12 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DownloadArtifact(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -153,6 +164,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.DownloadCheckpoint,
                     request_deserializer=wildrobot_dot_v1_dot_jobs__pb2.DownloadCheckpointRequest.FromString,
                     response_serializer=wildrobot_dot_v1_dot_jobs__pb2.CheckpointChunk.SerializeToString,
+            ),
+            'DownloadArtifact': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadArtifact,
+                    request_deserializer=wildrobot_dot_v1_dot_jobs__pb2.DownloadArtifactRequest.FromString,
+                    response_serializer=wildrobot_dot_v1_dot_jobs__pb2.ArtifactChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -344,6 +360,33 @@ class JobService:
             '/wildrobot.v1.JobService/DownloadCheckpoint',
             wildrobot_dot_v1_dot_jobs__pb2.DownloadCheckpointRequest.SerializeToString,
             wildrobot_dot_v1_dot_jobs__pb2.CheckpointChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/wildrobot.v1.JobService/DownloadArtifact',
+            wildrobot_dot_v1_dot_jobs__pb2.DownloadArtifactRequest.SerializeToString,
+            wildrobot_dot_v1_dot_jobs__pb2.ArtifactChunk.FromString,
             options,
             channel_credentials,
             insecure,

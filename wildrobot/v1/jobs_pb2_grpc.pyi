@@ -40,6 +40,7 @@ class JobServiceStub:
     WatchJob: _grpc.UnaryStreamMultiCallable[_jobs_pb2.WatchJobRequest, _jobs_pb2.JobEvent]
     ListCheckpoints: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ListCheckpointsRequest, _jobs_pb2.ListCheckpointsResponse]
     DownloadCheckpoint: _grpc.UnaryStreamMultiCallable[_jobs_pb2.DownloadCheckpointRequest, _jobs_pb2.CheckpointChunk]
+    DownloadArtifact: _grpc.UnaryStreamMultiCallable[_jobs_pb2.DownloadArtifactRequest, _jobs_pb2.ArtifactChunk]
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -51,6 +52,7 @@ class JobServiceAsyncStub(JobServiceStub):
     WatchJob: _aio.UnaryStreamMultiCallable[_jobs_pb2.WatchJobRequest, _jobs_pb2.JobEvent]  # type: ignore[assignment]
     ListCheckpoints: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ListCheckpointsRequest, _jobs_pb2.ListCheckpointsResponse]  # type: ignore[assignment]
     DownloadCheckpoint: _aio.UnaryStreamMultiCallable[_jobs_pb2.DownloadCheckpointRequest, _jobs_pb2.CheckpointChunk]  # type: ignore[assignment]
+    DownloadArtifact: _aio.UnaryStreamMultiCallable[_jobs_pb2.DownloadArtifactRequest, _jobs_pb2.ArtifactChunk]  # type: ignore[assignment]
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -101,5 +103,12 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _jobs_pb2.DownloadCheckpointRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_jobs_pb2.CheckpointChunk], _abc.AsyncIterator[_jobs_pb2.CheckpointChunk]]: ...
+
+    @_abc_1.abstractmethod
+    def DownloadArtifact(
+        self,
+        request: _jobs_pb2.DownloadArtifactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_jobs_pb2.ArtifactChunk], _abc.AsyncIterator[_jobs_pb2.ArtifactChunk]]: ...
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

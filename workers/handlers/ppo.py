@@ -1,10 +1,17 @@
-"""The `ppo` job: train_ppo with hooks that publish through the (fenced) job context."""
+"""The `ppo` job: train_ppo with hooks that publish through the (fenced) job context.
+
+After a run that was not stopped, the final checkpoint gets its exports (wildrobot.exports):
+the policy as ONNX (`spec.export_onnx`) and a rollout video (`spec.video_seconds`, WildRobot
+tasks). They are extras: a failure there is logged at error level on the job and the job still
+succeeds with its checkpoint.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
 
+from wildrobot import exports
 from wildrobot.specs import PpoSpec
 from wildrobot.workers.handlers import HandlerResult, JobContext
 
@@ -31,4 +38,45 @@ def run(context: JobContext, spec: PpoSpec) -> HandlerResult:
     from wildrobot.workers.training.ppo import train_ppo  # JAX: only in the runner process
 
     result = train_ppo(spec, context.run_dir, _Hooks(context), resume_from=context.resume_from)
+    if not result.stopped and result.checkpoint_dir is not None:
+        make_exports(context, spec, Path(result.checkpoint_dir))
     return HandlerResult(final_step=result.final_step, stopped=result.stopped)
+
+
+def wants_video(spec: PpoSpec) -> bool:
+    return spec.video_seconds > 0 and spec.task.startswith("WildRobot")
+
+
+def make_exports(context: JobContext, spec: PpoSpec, checkpoint_dir: Path) -> None:
+    """Writes the ONNX policy and the video into `<checkpoint_dir>/exports/`, as the spec asks."""
+    from wildrobot.workers.export.onnx_policy import export_policy
+    from wildrobot.workers.export.video import render_video
+
+    step = int(checkpoint_dir.name)
+    if spec.export_onnx:
+        try:
+            path = export_policy(
+                checkpoint_dir,
+                exports.artifact_path(checkpoint_dir, exports.ArtifactKind.ONNX),
+                job_id=context.job_id,
+            )
+        except Exception as exc:  # noqa: BLE001 - an extra: the job keeps its checkpoint
+            context.publish.log("error", f"onnx export of step {step} failed: {exc}")
+        else:
+            size = path.stat().st_size
+            context.publish.log("info", f"onnx export of step {step}: {path.name} ({size} bytes)")
+    if wants_video(spec) and not context.should_stop():
+        try:
+            report = render_video(
+                checkpoint_dir,
+                exports.artifact_path(checkpoint_dir, exports.ArtifactKind.VIDEO),
+                seconds=spec.video_seconds,
+            )
+        except Exception as exc:  # noqa: BLE001
+            context.publish.log("error", f"video of step {step} failed: {exc}")
+        else:
+            context.publish.log(
+                "info",
+                f"video of step {step}: {report['frames']} frames ({report['seconds']:.1f} s), "
+                f"rendered in {report['render_s'] + report['encode_s']:.1f} s",
+            )
