@@ -44,7 +44,12 @@ class ServerConfig(BaseModel):
     watch_block_ms: int = Field(250, ge=10)
     chunk_bytes: int = Field(1024 * 1024, ge=1024)
     redis_pool_size: int = Field(64, ge=1)
+    # The dashboard (HTTP/JSON API, Server-Sent Events and the page) on `host`, in this process.
+    http_port: int = Field(8080, ge=0, le=65535)
+    dashboard: bool = True
+    sse_keepalive_s: float = Field(15.0, gt=0)
     # TLS when both are set (PEM files); plaintext otherwise (loopback, or TLS at the proxy).
+    # The dashboard serves HTTPS with the same pair.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
 

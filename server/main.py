@@ -17,6 +17,9 @@ log = logging.getLogger("wildrobot.server")
 async def serve(config: ServerConfig) -> None:
     server, port = await create_server(config)
     print(f"wildrobot-server listening on {config.host}:{port}", flush=True)
+    if server.http_port is not None:
+        scheme = "https" if config.tls_cert_file else "http"
+        print(f"dashboard on {scheme}://{config.host}:{server.http_port}/", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
