@@ -54,7 +54,7 @@ async function signIn() {
     if (login.open) login.close();
     route();
   } catch (err) {
-    showLogin(token.get() ? err.message : "");
+    if (err.status !== 401) showLogin(err.message); // a 401 already showed the sign-in
   }
 }
 

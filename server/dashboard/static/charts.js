@@ -2,7 +2,7 @@
 // Redraws are batched per animation frame; a user's zoom is kept across live updates until
 // a double-click resets it.
 import { ema } from "./series.js";
-import { el, number, duration, steps as fmtSteps } from "./format.js";
+import { el, compact, duration, steps as fmtSteps } from "./format.js";
 
 export const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f"];
 const SYNC_KEY = "wildrobot";
@@ -47,10 +47,10 @@ class BaseChart {
     this.plot = new uPlot({
       width: this.width(),
       height: 190,
-      legend: { show: series.length > 3 },
+      legend: { show: true, live: true },
       cursor: { sync: { key: SYNC_KEY }, drag: { x: true, y: false } },
       scales: { x: { time: false }, y: { distr: this.options.logY ? 3 : 1 } },
-      axes: [xAxis(this.options.xMode), { size: 56, values: (u, ticks) => ticks.map((t) => number(t)) }],
+      axes: [xAxis(this.options.xMode), { size: 52, values: (u, ticks) => ticks.map(compact) }],
       series: [{ label: this.options.xMode === "time" ? "time" : "step" }, ...series],
       hooks: { setSelect: [(u) => { if (u.select.width > 0) self.zoomed = true; }] },
     }, data, this.body);

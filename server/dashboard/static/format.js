@@ -40,6 +40,15 @@ export function number(value, digits = 3) {
   return Number(value.toPrecision(digits)).toLocaleString("en-US");
 }
 
+// Axis ticks: short (300k, 2.5M, 3e-4), so labels fit the axis.
+export function compact(value) {
+  if (value === null || !Number.isFinite(value)) return "";
+  const abs = Math.abs(value);
+  if (abs >= 1e4) return (value < 0 ? "-" : "") + steps(abs);
+  if (abs !== 0 && abs < 1e-2) return value.toExponential(0);
+  return String(Number(value.toPrecision(3)));
+}
+
 export function steps(value) {
   if (!value) return "0";
   const units = [[1e9, "G"], [1e6, "M"], [1e3, "k"]];

@@ -57,28 +57,36 @@ export function jobView(root, jobId, ctx) {
     el("section", { class: "card" }, el("h3", {}, "Spec"), specBox),
   );
 
+  // Built once and updated in place, so the buttons stay the same elements between updates.
+  const title = el("h2", {});
+  const badge = el("span", {});
+  const meta = el("span", { class: "muted" });
+  const cancelButton = el("button", { class: "danger", id: "cancel-job", onclick: () => cancel(), hidden: true }, "Cancel job");
+  const compareLink = el("a", { class: "button", href: `#/compare?ids=${jobId}` }, "Compare…");
+  const stats = el("div", { class: "stats" });
+  const errorLine = el("p", { hidden: true });
+  header.append(el("div", { class: "title-row" }, title, badge, meta, el("span", { class: "spacer" }), compareLink, cancelButton), stats, errorLine);
+
   function renderHeader() {
-    const cancellable = !TERMINAL.has(job.state) && job.state !== "CANCELLING";
     header.dataset.state = job.state;
-    header.replaceChildren(
-      el("div", { class: "title-row" },
-        el("h2", {}, jobLabel(job)), stateBadge(job.state),
-        el("span", { class: "muted" }, `${job.kind} · ${job.job_id}`),
-        el("span", { class: "spacer" }),
-        el("a", { class: "button", href: `#/compare?ids=${job.job_id}` }, "Compare…"),
-        cancellable ? el("button", { class: "danger", id: "cancel-job", onclick: cancel }, "Cancel job") : null),
-      el("div", { class: "stats" },
-        el("div", { class: "wide" }, progressBar(job.progress, job.state),
-          el("div", { class: "muted small" }, `${steps(job.steps_done)} of ${steps(job.steps_total)} env steps`)),
-        stat("steps/s", job.steps_per_second ? number(job.steps_per_second) : "–"),
-        stat("ETA", duration(job.eta_s)),
-        stat("attempt", `${job.attempt}${job.lost ? ` (${job.lost} lost)` : ""}`),
-        stat("latest reward", number(job.last_metrics?.["episode/reward"])),
-        stat("created", when(job.created_at_ms)),
-        stat("started", when(job.started_at_ms)),
-        job.finished_at_ms ? stat("finished", when(job.finished_at_ms)) : null),
-      job.error ? el("p", { class: job.state === "FAILED" ? "error" : "muted" }, job.error) : null,
-    );
+    title.textContent = jobLabel(job);
+    badge.replaceChildren(stateBadge(job.state));
+    meta.textContent = `${job.kind} · ${job.job_id}`;
+    cancelButton.hidden = TERMINAL.has(job.state) || job.state === "CANCELLING";
+    stats.replaceChildren(...[
+      el("div", { class: "wide" }, progressBar(job.progress, job.state),
+        el("div", { class: "muted small" }, `${steps(job.steps_done)} of ${steps(job.steps_total)} env steps`)),
+      stat("steps/s", job.steps_per_second ? number(job.steps_per_second) : "–"),
+      stat("ETA", duration(job.eta_s)),
+      stat("attempt", `${job.attempt}${job.lost ? ` (${job.lost} lost)` : ""}`),
+      stat("latest reward", number(job.last_metrics?.["episode/reward"])),
+      stat("created", when(job.created_at_ms)),
+      stat("started", when(job.started_at_ms)),
+      job.finished_at_ms ? stat("finished", when(job.finished_at_ms)) : null,
+    ].filter(Boolean));
+    errorLine.hidden = !job.error;
+    errorLine.className = job.state === "FAILED" ? "error" : "muted";
+    errorLine.textContent = job.error || "";
   }
 
   function stat(label, value) {

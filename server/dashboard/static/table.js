@@ -36,7 +36,8 @@ export function jobsView(root, params, ctx) {
     refresh();
   }
 
-  const stateChips = Object.keys(STATE_TEXT).map((state) => el("label", { class: `chip state-${state.toLowerCase()}` },
+  const stateChips = Object.keys(STATE_TEXT).map((state) => el("label", { class: "chip" },
+    el("i", { class: `dot state-${state.toLowerCase()}` }),
     el("input", { type: "checkbox", value: state, checked: filters.states.has(state), onchange: (e) => {
       e.target.checked ? filters.states.add(state) : filters.states.delete(state);
       saveFilters();

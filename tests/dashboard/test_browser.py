@@ -1,0 +1,175 @@
+"""The dashboard in headless Chromium while a real worker trains tiny PointMass jobs.
+
+Signs in with a token, watches the running job's row and curve grow, compares two jobs,
+cancels through the button (with its confirmation), and saves screenshots of each view under
+.test-artifacts/dashboard/ (WILDROBOT_TEST_ARTIFACTS overrides).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.dashboard.browser import make_driver, require_chromium
+from tests.service.helpers import STEPS_PER_ITERATION, state_is, submit, tiny_ppo, wait_for
+from tests.service_fixtures import TOKEN_OF
+from wildrobot.v1 import jobs_pb2
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.integration]
+
+ARTIFACTS = Path(os.environ.get("WILDROBOT_TEST_ARTIFACTS", REPO_ROOT / ".test-artifacts"))
+
+
+@pytest.fixture
+def driver(tmp_path: Path) -> Iterator[Any]:
+    require_chromium()
+    browser = make_driver(tmp_path / "chromium-profile")
+    browser.set_page_load_timeout(30)
+    yield browser
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-last.png"))  # where it ended, pass or fail
+    browser.quit()
+
+
+def until(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+        except Exception:  # noqa: BLE001 - elements come and go while the page updates
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Scalars from TensorBoard event files (TFRecord framing: len u64, crc u32, data, crc u32)."""
+    from tensorboardX.proto import event_pb2
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(log_dir.glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        offset = 0
+        while offset + 12 <= len(data):
+            (length,) = struct.unpack_from("<Q", data, offset)
+            event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
+            offset += 12 + length + 4
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
+def test_dashboard_in_chromium(service, worker_factory, driver) -> None:
+    out = ARTIFACTS / "dashboard"
+    out.mkdir(parents=True, exist_ok=True)
+    stub = service.stub("alice")
+    # ~1 ms per iteration of compiled work here; the long one is cancelled long before its end.
+    short = submit(stub, tiny_ppo(200, checkpoint_every=50), name="short run")
+    long = submit(stub, tiny_ppo(50_000, checkpoint_every=100), name="long run")
+    submit(service.stub("bob"), tiny_ppo(1), name="bob's job")  # never on alice's page
+    worker_factory()
+
+    # No token, no data: the sign-in dialog is all there is.
+    driver.get(service.http_url + "/")
+    login = until("sign-in dialog", lambda: driver.find_element("id", "login"))
+    assert login.get_attribute("open") is not None
+    driver.find_element("id", "token").send_keys("not-a-token")
+    driver.find_element("id", "login-submit").click()
+    until("rejection", lambda: driver.find_element("id", "login-error").text)
+    driver.find_element("id", "token").send_keys(TOKEN_OF["alice"])
+    driver.find_element("id", "login-submit").click()
+
+    # The table: the running job's row updates in place (auto-refresh) as the worker trains.
+    row_css = f'tr[data-job-id="{long.job_id}"]'
+    until("long run RUNNING", lambda: driver.find_element("css selector", row_css)
+          .get_attribute("data-state") == "RUNNING", timeout=180)  # fmt: skip
+    first = int(driver.find_element("css selector", row_css).get_attribute("data-steps"))
+    until("row progress", lambda: int(driver.find_element("css selector", row_css)
+          .get_attribute("data-steps")) >= first + 3 * STEPS_PER_ITERATION)  # fmt: skip
+    rows = driver.find_elements("css selector", "#jobs-table tbody tr[data-job-id]")
+    assert {r.get_attribute("data-job-id") for r in rows} == {short.job_id, long.job_id}
+    short_row = driver.find_element("css selector", f'tr[data-job-id="{short.job_id}"]')
+    assert short_row.get_attribute("data-state") == "SUCCEEDED"
+    assert "running" in driver.find_element("css selector", row_css + " .state").text
+    driver.save_screenshot(str(out / "jobs.png"))
+
+    # The state filter keeps working across refreshes.
+    driver.find_element("css selector", 'input[value="SUCCEEDED"]').click()
+    until("filtered", lambda: len(driver.find_elements("css selector",
+          "#jobs-table tbody tr[data-job-id]")) == 1)  # fmt: skip
+    time.sleep(3.5)  # one auto-refresh later: still filtered
+    assert [r.get_attribute("data-job-id") for r in driver.find_elements(
+        "css selector", "#jobs-table tbody tr[data-job-id]")] == [short.job_id]  # fmt: skip
+    assert "state=SUCCEEDED" in driver.current_url
+    driver.find_element("css selector", 'input[value="SUCCEEDED"]').click()
+
+    # The job page: the reward curve grows while the job trains (SSE).
+    until(
+        "unfiltered", lambda: driver.find_element("css selector", row_css + " a.job-link")
+    ).click()
+    chart_css = 'figure.chart[data-metric="episode/reward"]'
+    points = until("reward curve", lambda: int(driver.find_element("css selector", chart_css)
+                   .get_attribute("data-points")))  # fmt: skip
+    until("curve grows", lambda: int(driver.find_element("css selector", chart_css)
+          .get_attribute("data-points")) >= points + 3)  # fmt: skip
+    for metric in ("episode/length", "env_steps_per_s", "loss/total", "policy/approx_kl"):
+        assert driver.find_elements("css selector", f'figure.chart[data-metric="{metric}"]'), metric
+    assert driver.find_elements("css selector", f"{chart_css} canvas")
+    until(
+        "a checkpoint row", lambda: driver.find_elements("css selector", "#checkpoints a.download")
+    )
+    assert '"task": "PointMass"' in driver.find_element("id", "spec").text
+    assert "RUNNING" in driver.find_element("id", "event-log").text
+    # The smoothing the charts use: debiased EMA, checked against hand-worked numbers.
+    # w = 0.5 over [2, 4]: 1.0 / (1 - 0.5) = 2;  (0.5 * 1.0 + 0.5 * 4) / (1 - 0.25) = 2.5 / 0.75.
+    smoothed = driver.execute_script("return window.wildrobot.ema([2, 4, null], 0.5)")
+    assert smoothed[0] == pytest.approx(2.0) and smoothed[1] == pytest.approx(2.5 / 0.75)
+    assert smoothed[2] is None
+    driver.set_window_size(1400, 1500)
+    time.sleep(1.0)
+    driver.save_screenshot(str(out / "job.png"))
+
+    # Compare: both runs on one chart.
+    driver.get(
+        f"{service.http_url}/#/compare?ids={short.job_id},{long.job_id}&metric=episode/reward"
+    )
+    until("compare chart", lambda: int(driver.find_element(
+        "css selector", '#compare-chart figure.chart').get_attribute("data-points")) > 0)  # fmt: skip
+    legend = driver.find_element("id", "compare-legend").text
+    assert "short run" in legend and "long run" in legend
+    driver.set_window_size(1400, 1000)
+    time.sleep(1.0)
+    driver.save_screenshot(str(out / "compare.png"))
+
+    # Cancel through the button: a confirmation first, then the job ends CANCELLED.
+    driver.get(f"{service.http_url}/#/job/{long.job_id}")
+    until("cancel button", lambda: driver.find_element("id", "cancel-job")).click()
+    dialog = driver.find_element("id", "confirm")
+    assert dialog.get_attribute("open") is not None and "Cancel long run" in dialog.text
+    driver.find_element("id", "confirm-yes").click()
+    until("CANCELLED on the page", lambda: driver.find_element("id", "job-header")
+          .get_attribute("data-state") == "CANCELLED", timeout=60)  # fmt: skip
+    job = wait_for(stub, long.job_id, state_is(jobs_pb2.JOB_STATE_CANCELLED), timeout=10)
+    assert 0 < job.progress.steps_done < job.progress.steps_total
+
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not [e for e in errors if "401" not in e["message"]], errors  # the bad token's 401
+
+    # The finished job's curves are TensorBoard event files in the artifact store as well.
+    scalars = read_scalars(service.artifact_dir / short.job_id / "tensorboard")
+    assert [step for step, _ in scalars["loss/total"]] == [
+        STEPS_PER_ITERATION * (i + 1) for i in range(200)
+    ]
+    for name in ("episode/reward", "env_steps_per_s"):
+        assert name in scalars
+    print(f"\nscreenshots: {out}")
