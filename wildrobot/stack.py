@@ -52,9 +52,12 @@ def local_token(data_dir: Path) -> str:
 
 
 class Stack:
-    def __init__(self, data_dir: Path, port: int, redis_port: int, host: str) -> None:
+    def __init__(
+        self, data_dir: Path, port: int, redis_port: int, host: str, http_port: int = 8080
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
+        self.http_port = http_port
         self.redis_port = redis_port or free_port()
         self.host = host
         self.procs: list[tuple[str, subprocess.Popen]] = []
@@ -88,10 +91,11 @@ class Stack:
             "server",
             [sys.executable, "-m", "wildrobot.server.main", "--host", self.host,
              "--port", str(self.port), "--redis-url", self.redis_url,
-             "--tokens", f"{token}:{LOCAL_TENANT}",
+             "--tokens", f"{token}:{LOCAL_TENANT}", "--http-port", str(self.http_port),
              "--artifact-dir", str(self.data_dir / "artifacts")],
         )  # fmt: skip
         wait_for_port(self.port, server, 60, "wildrobot-server")
+        wait_for_port(self.http_port, server, 30, "the dashboard (wildrobot-server)")
         self._spawn(
             "worker",
             [sys.executable, "-m", "wildrobot.workers.main", "--redis-url", self.redis_url,
@@ -127,10 +131,13 @@ def up(argv: Sequence[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=50051, help="gRPC port (0: a free one)")
     parser.add_argument("--redis-port", type=int, default=0, help="0: a free one")
+    parser.add_argument(
+        "--http-port", type=int, default=8080, help="the dashboard's port (0: a free one)"
+    )
     args = parser.parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
     port = args.port or free_port()
-    stack = Stack(args.dir, port, args.redis_port, args.host)
+    stack = Stack(args.dir, port, args.redis_port, args.host, args.http_port or free_port())
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -149,6 +156,7 @@ def up(argv: Sequence[str]) -> int:
     print(
         f"WildRobot Train is up: server {args.host}:{port}, redis {stack.redis_url}, "
         f"data in {stack.data_dir}\n"
+        f"  dashboard: http://{args.host}:{stack.http_port}/  (sign in with the token below)\n"
         f"  export WILDROBOT_ADDRESS={args.host}:{port}\n"
         f"  export WILDROBOT_TOKEN={token}\n"
         f"  logs: {stack.data_dir / 'logs'}   Ctrl-C stops everything",
