@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.support.select import Select
 
 from tests.conftest import REPO_ROOT
 from tests.dashboard.browser import make_driver, require_chromium
@@ -138,6 +140,33 @@ def test_dashboard_in_chromium(service, worker_factory, driver) -> None:
     driver.set_window_size(1400, 1500)
     time.sleep(1.0)
     driver.save_screenshot(str(out / "job.png"))
+
+    # A drag zooms; the zoom holds while points keep arriving; a double-click lets go.
+    def x_range() -> tuple[float, float]:
+        return tuple(driver.execute_script(
+            f"const u = document.querySelector('{chart_css}').uplot;"
+            "return [u.scales.x.min, u.scales.x.max];"))  # fmt: skip
+
+    def count() -> int:
+        return int(driver.find_element("css selector", chart_css).get_attribute("data-points"))
+
+    over = driver.find_element("css selector", f"{chart_css} .u-over")
+    ActionChains(driver).move_to_element_with_offset(over, -60, 0).click_and_hold().move_by_offset(
+        80, 0
+    ).release().perform()
+    zoomed, points = x_range(), count()
+    until("more points", lambda: count() >= points + 5)
+    assert x_range() == zoomed
+    ActionChains(driver).double_click(over).perform()
+    until("zoom reset", lambda: x_range()[1] > zoomed[1])
+    # Log y and wall-time x rebuild the charts with the same data.
+    driver.find_element("id", "log-y").click()
+    until("log scale", lambda: driver.execute_script(
+        f"return document.querySelector('{chart_css}').uplot.scales.y.distr") == 3)  # fmt: skip
+    Select(driver.find_element("id", "x-mode")).select_by_value("time")
+    until("wall time axis", lambda: driver.execute_script(
+        f"return document.querySelector('{chart_css}').uplot.series[0].label") == "time")  # fmt: skip
+    assert count() > 0
 
     # Compare: both runs on one chart.
     driver.get(

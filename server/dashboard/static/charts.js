@@ -54,6 +54,7 @@ class BaseChart {
       series: [{ label: this.options.xMode === "time" ? "time" : "step" }, ...series],
       hooks: { setSelect: [(u) => { if (u.select.width > 0) self.zoomed = true; }] },
     }, data, this.body);
+    this.card.uplot = this.plot; // for tests and the browser console
   }
 
   draw(data) {
