@@ -76,8 +76,11 @@ def test_dashboard_in_chromium(service, worker_factory, driver) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stub = service.stub("alice")
     # ~1 ms per iteration of compiled work here; the long one is cancelled long before its end.
-    short = submit(stub, tiny_ppo(200, checkpoint_every=50), name="short run")
+    short = submit(stub, tiny_ppo(200, checkpoint_every=50, seed=1), name="short run")
     long = submit(stub, tiny_ppo(50_000, checkpoint_every=100), name="long run")
+    queued = submit(stub, tiny_ppo(5), name="queued next")
+    dropped = submit(stub, tiny_ppo(5), name="dropped idea")
+    stub.CancelJob(jobs_pb2.CancelJobRequest(job_id=dropped.job_id))
     submit(service.stub("bob"), tiny_ppo(1), name="bob's job")  # never on alice's page
     worker_factory()
 
@@ -99,7 +102,12 @@ def test_dashboard_in_chromium(service, worker_factory, driver) -> None:
     until("row progress", lambda: int(driver.find_element("css selector", row_css)
           .get_attribute("data-steps")) >= first + 3 * STEPS_PER_ITERATION)  # fmt: skip
     rows = driver.find_elements("css selector", "#jobs-table tbody tr[data-job-id]")
-    assert {r.get_attribute("data-job-id") for r in rows} == {short.job_id, long.job_id}
+    assert [r.get_attribute("data-job-id") for r in rows] == [
+        dropped.job_id,
+        queued.job_id,
+        long.job_id,
+        short.job_id,
+    ]
     short_row = driver.find_element("css selector", f'tr[data-job-id="{short.job_id}"]')
     assert short_row.get_attribute("data-state") == "SUCCEEDED"
     assert "running" in driver.find_element("css selector", row_css + " .state").text
