@@ -267,7 +267,9 @@ def run_loader(port: int, http_port: int, job_ids: list[str], plan: dict, out: A
 # ---- the run ----------------------------------------------------------------------------------
 
 
-def start_stack(work: Path) -> tuple[list[subprocess.Popen], int, int, str]:
+def start_stack(work: Path, separate: bool) -> tuple[list[subprocess.Popen], int, int, str]:
+    """Redis, then the front end; with `separate`, one front end for gRPC (`--dashboard false`)
+    and a second one, over the same Redis, serving only the dashboard's HTTP."""
     redis_port, port, http_port = free_port(), free_port(), free_port()
     procs: list[subprocess.Popen] = []
     redis = subprocess.Popen(
@@ -279,16 +281,27 @@ def start_stack(work: Path) -> tuple[list[subprocess.Popen], int, int, str]:
     procs.append(redis)
     wait_for_port(redis_port, redis, 20, "redis-server")
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    common = ["--redis-url", redis_url, "--tokens", f"{TOKEN}:bench",
+              "--artifact-dir", str(work / "artifacts")]  # fmt: skip
+    main_flags = ["--dashboard", "false"] if separate else ["--http-port", str(http_port)]
     server = subprocess.Popen(
-        [sys.executable, "-m", "wildrobot.server.main", "--port", str(port),
-         "--http-port", str(http_port), "--redis-url", redis_url,
-         "--tokens", f"{TOKEN}:bench", "--artifact-dir", str(work / "artifacts")],
+        [sys.executable, "-m", "wildrobot.server.main", "--port", str(port), *main_flags, *common],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     procs.append(server)
     wait_for_port(port, server, 60, "wildrobot-server")
-    wait_for_port(http_port, server, 30, "the dashboard")
+    if separate:
+        dashboard = subprocess.Popen(
+            [sys.executable, "-m", "wildrobot.server.main", "--port", str(free_port()),
+             "--http-port", str(http_port), *common],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        procs.append(dashboard)
+        wait_for_port(http_port, dashboard, 60, "the dashboard's front end")
+    else:
+        wait_for_port(http_port, server, 30, "the dashboard")
     return procs, port, http_port, redis_url
 
 
@@ -316,8 +329,13 @@ def submit_jobs(port: int, count: int) -> list[str]:
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
-    procs, port, http_port, redis_url = start_stack(work)
-    server_pid = procs[1].pid
+    separate = args.layout == "separate"
+    procs, port, http_port, redis_url = start_stack(work, separate)
+    server_pids = [p.pid for p in procs[1:]]
+
+    def server_cpu() -> float:
+        return sum(cpu_seconds(pid) for pid in server_pids)
+
     children: list[Any] = []
     try:
         job_ids = submit_jobs(port, args.jobs)
@@ -341,9 +359,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         loader = ctx.Process(target=run_loader, args=(port, http_port, job_ids, plan, loader_q))
         loader.start()
         children.append(loader)
-        cpu0 = cpu_seconds(server_pid)
+        cpu0 = server_cpu()
         plan["reference_done"].wait(600)
-        cpu_reference = cpu_seconds(server_pid) - cpu0
+        cpu_reference = server_cpu() - cpu0
         targets = [job_ids[i % len(job_ids)] for i in range(args.sse_clients)]
         sse = ctx.Process(
             target=run_sse_clients, args=(http_port, targets, ready, stop_sse, results_q)
@@ -354,16 +372,16 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         if not ready.wait(120):
             raise RuntimeError("not every SSE client got its snapshot within 120 s")
         open_s = time.perf_counter() - opened
-        server_threads_open = threads_of(server_pid)
-        cpu1 = cpu_seconds(server_pid)
+        server_threads_open = [threads_of(pid) for pid in server_pids]
+        cpu1 = server_cpu()
         go.set()
         phase1_start_ms = time.time() * 1000
         plan["dashboard_on"].set()
         time.sleep(args.duration)
         phase2_start_ms = time.time() * 1000
-        cpu2 = cpu_seconds(server_pid)
+        cpu2 = server_cpu()
         loaded = loader_q.get(timeout=args.duration * 4 + 120)
-        cpu3 = cpu_seconds(server_pid)
+        cpu3 = server_cpu()
         phase2_end_ms = time.time() * 1000
         stop_writer.set()
         written = results_q.get(timeout=60)
@@ -408,7 +426,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "server_cpu_reference_s": round(cpu_reference, 2),
         "server_cpu_dashboard_pct": round(100 * (cpu2 - cpu1) / args.duration, 1),
         "server_cpu_dashboard_plus_grpc_pct": round(100 * (cpu3 - cpu2) / args.duration, 1),
-        "server_processes": 1,
+        "layout": args.layout,
+        "server_processes": len(server_pids),
         "server_threads": server_threads_open,
         "redis_processes": 1,
         "client_processes": 3,
@@ -438,6 +457,12 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=2.0, help="metric events/s per job")
     parser.add_argument("--poll-s", type=float, default=3.0, help="table refresh of each page")
     parser.add_argument("--grpc-concurrency", type=int, default=16)
+    parser.add_argument(
+        "--layout",
+        choices=("in-process", "separate"),
+        default="in-process",
+        help="dashboard in the gRPC front end, or in a second front end beside it",
+    )
     args = parser.parse_args()
     if args.quick:
         args.duration = 10.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,21 @@ from wildrobot.server.dashboard import payloads
 
 RETRY_MS = 2000
 KEEPALIVE = b": keepalive\n\n"
+
+
+# Many clients watch the same job: each event is encoded once, not once per client.
+_EVENT_FRAMES: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+EVENT_FRAME_CACHE = 4096
+
+
+def event_frame(job_id: str, event: JobEvent) -> bytes:
+    key = (job_id, event.seq)
+    cached = _EVENT_FRAMES.get(key)
+    if cached is None:
+        cached = _EVENT_FRAMES[key] = frame(event.kind, payloads.event(event), event.seq)
+        if len(_EVENT_FRAMES) > EVENT_FRAME_CACHE:
+            _EVENT_FRAMES.popitem(last=False)
+    return cached
 
 
 def frame(kind: str, data: Any, event_id: int | None = None) -> bytes:
@@ -80,7 +96,7 @@ async def job_frames(
         if isinstance(item, bytes):
             yield item
         elif isinstance(item, JobEvent):
-            yield frame(item.kind, payloads.event(item), item.seq)
+            yield event_frame(snapshot.job_id, item)
             ended = item.is_terminal
         else:
             yield frame("snapshot", payloads.job(item))
