@@ -145,6 +145,16 @@ def test_dashboard_in_chromium(service, worker_factory, driver) -> None:
     smoothed = driver.execute_script("return window.wildrobot.ema([2, 4, null], 0.5)")
     assert smoothed[0] == pytest.approx(2.0) and smoothed[1] == pytest.approx(2.5 / 0.75)
     assert smoothed[2] is None
+    # A resumed attempt re-reports steps after its checkpoint: the newest write wins.
+    rewound = driver.execute_script("""
+        const s = new window.wildrobot.MetricSeries();
+        const points = [[1, 10, 1, 1], [2, 20, 1, 2], [3, 30, 1, 3], [4, 20, 2, 9], [5, 30, 2, 10],
+                        [5, 40, 2, 0]];  // the last repeats seq 5: ignored
+        for (const [seq, step, attempt, r] of points)
+          s.add({seq, step, attempt, time_ms: seq, wall_time_s: 0, values: {r}});
+        return [s.steps, s.values.get("r"), s.attempts];
+    """)
+    assert rewound == [[10, 20, 30], [1, 9, 10], [1, 2, 2]]
     driver.set_window_size(1400, 1500)
     time.sleep(1.0)
     driver.save_screenshot(str(out / "job.png"))

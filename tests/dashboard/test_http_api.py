@@ -210,3 +210,34 @@ def test_keep_alive_requests_are_not_held_by_nagle(service) -> None:
     finally:
         conn.close()
     assert min(times[1:]) < 0.035, times  # with Nagle every reused-connection call takes >= 40 ms
+
+
+def test_https_with_the_grpc_tls_pair(redis_url, tmp_path) -> None:
+    import http.client
+    import ssl
+    import subprocess
+
+    from tests.service_fixtures import ServerThread, server_config
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    thread = ServerThread(
+        server_config(redis_url, tmp_path, tls_cert_file=cert, tls_key_file=key)
+    ).start()
+    try:
+        port = thread.server.http_port
+        context = ssl.create_default_context(cafile=str(cert))
+        conn = http.client.HTTPSConnection("localhost", port, timeout=10, context=context)
+        conn.request("GET", "/api/whoami", headers={"authorization": f"Bearer {ALICE}"})
+        assert conn.getresponse().read() == b'{"tenant":"alice"}'
+        conn.close()
+        with pytest.raises((ConnectionError, http.client.HTTPException)):  # no plain text
+            call(f"http://127.0.0.1:{port}", "/api/whoami", ALICE)
+    finally:
+        thread.stop()
