@@ -40,7 +40,7 @@ class ScalarLog:
                 )
             for name, value in values.items():
                 self._writer.add_scalar(name, value, global_step=step, walltime=wall_time)
-            self._writer.flush()
+            # No flush per iteration: the writer's thread flushes every 10 s and at close.
         except OSError as exc:
             log.warning("tensorboard log off for this attempt: %s", exc)
             self._broken = True

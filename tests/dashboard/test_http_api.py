@@ -241,3 +241,16 @@ def test_https_with_the_grpc_tls_pair(redis_url, tmp_path) -> None:
             call(f"http://127.0.0.1:{port}", "/api/whoami", ALICE)
     finally:
         thread.stop()
+
+
+def test_dashboard_can_be_turned_off(redis_url, tmp_path) -> None:
+    from tests.service_fixtures import ServerThread, server_config
+    from wildrobot.server.config import load_config
+
+    assert load_config(["--dashboard", "false"], environ={}).dashboard is False
+    assert load_config([], environ={"WILDROBOT_HTTP_PORT": "9090"}).http_port == 9090
+    thread = ServerThread(server_config(redis_url, tmp_path, dashboard=False)).start()
+    try:
+        assert thread.server.http_port is None
+    finally:
+        thread.stop()
