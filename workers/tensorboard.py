@@ -1,9 +1,10 @@
 """An attempt's metrics as TensorBoard event files: <run_dir>/tensorboard/ in the artifact store.
 
 Written by the runner after each fenced metrics write succeeded (a stale attempt writes nothing
-here either). A resumed attempt opens its own file with `purge_step` = the step it resumed from,
-so TensorBoard drops what the lost attempt wrote after that checkpoint. `tensorboard --logdir
-<artifact_dir>/<job_id>/tensorboard` opens the run.
+here either): one event per iteration holding every scalar. A resumed attempt opens its own file
+and first writes a SessionLog START at the step it resumed from, so TensorBoard drops what the
+lost attempt wrote after that checkpoint (what SummaryWriter's `purge_step` does).
+`tensorboard --logdir <artifact_dir>/<job_id>/tensorboard` opens the run.
 """
 
 from __future__ import annotations
@@ -24,23 +25,32 @@ class ScalarLog:
         self._writer: Any = None
         self._broken = False
 
+    def _open(self) -> Any:
+        from tensorboardX import FileWriter
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
+
+        # The writer's thread flushes every 10 s and at close, never per iteration.
+        writer = FileWriter(
+            str(self._log_dir), flush_secs=10, filename_suffix=f".attempt{self._attempt}"
+        )
+        if self._purge_step is not None:
+            start = SessionLog(status=SessionLog.START)
+            writer.add_event(Event(step=self._purge_step, session_log=start))
+        return writer
+
     def write(self, step: int, values: Mapping[str, float], wall_time: float) -> None:
-        """One scalar per metric at `step`; an I/O error turns the log off, never the job."""
+        """Every metric at `step` in one event; an I/O error turns the log off, never the job."""
         if self._broken:
             return
         try:
-            if self._writer is None:
-                from tensorboardX import SummaryWriter
+            from tensorboardX.proto.summary_pb2 import Summary
 
-                self._writer = SummaryWriter(
-                    logdir=str(self._log_dir),
-                    purge_step=self._purge_step,
-                    filename_suffix=f".attempt{self._attempt}",
-                    flush_secs=10,
-                )
-            for name, value in values.items():
-                self._writer.add_scalar(name, value, global_step=step, walltime=wall_time)
-            # No flush per iteration: the writer's thread flushes every 10 s and at close.
+            if self._writer is None:
+                self._writer = self._open()
+            summary = Summary(
+                value=[Summary.Value(tag=name, simple_value=v) for name, v in values.items()]
+            )
+            self._writer.add_summary(summary, global_step=step, walltime=wall_time)
         except OSError as exc:
             log.warning("tensorboard log off for this attempt: %s", exc)
             self._broken = True

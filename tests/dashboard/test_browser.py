@@ -8,7 +8,6 @@ cancels through the button (with its confirmation), and saves screenshots of eac
 from __future__ import annotations
 
 import os
-import struct
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from selenium.webdriver.support.select import Select
 
 from tests.conftest import REPO_ROOT
 from tests.dashboard.browser import make_driver, require_chromium
+from tests.dashboard.tensorboard_files import read_scalars
 from tests.service.helpers import STEPS_PER_ITERATION, state_is, submit, tiny_ppo, wait_for
 from tests.service_fixtures import TOKEN_OF
 from wildrobot.v1 import jobs_pb2
@@ -52,23 +52,6 @@ def until(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.2)
-
-
-def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Scalars from TensorBoard event files (TFRecord framing: len u64, crc u32, data, crc u32)."""
-    from tensorboardX.proto import event_pb2
-
-    scalars: dict[str, list[tuple[int, float]]] = {}
-    for path in sorted(log_dir.glob("events.out.tfevents.*")):
-        data = path.read_bytes()
-        offset = 0
-        while offset + 12 <= len(data):
-            (length,) = struct.unpack_from("<Q", data, offset)
-            event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
-            offset += 12 + length + 4
-            for value in event.summary.value:
-                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
-    return scalars
 
 
 def test_dashboard_in_chromium(service, worker_factory, driver) -> None:
