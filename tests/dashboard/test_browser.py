@@ -182,8 +182,11 @@ def test_dashboard_in_chromium(service, worker_factory, driver) -> None:
     driver.save_screenshot(str(out / "compare.png"))
 
     # Cancel through the button: a confirmation first, then the job ends CANCELLED.
+    stub.CancelJob(jobs_pb2.CancelJobRequest(job_id=queued.job_id))  # nothing runs after it
     driver.get(f"{service.http_url}/#/job/{long.job_id}")
-    until("cancel button", lambda: driver.find_element("id", "cancel-job")).click()
+    button = driver.find_element("id", "cancel-job")  # built with the page, shown once loaded
+    until("cancel button shown", button.is_displayed)
+    button.click()
     dialog = driver.find_element("id", "confirm")
     assert dialog.get_attribute("open") is not None and "Cancel long run" in dialog.text
     driver.find_element("id", "confirm-yes").click()

@@ -43,6 +43,11 @@ export function compareView(root, params, ctx) {
     redraw();
   }
 
+  let frame = 0;
+  function scheduleRedraw() {
+    if (!frame) frame = requestAnimationFrame(() => { frame = 0; if (!stopped) redraw(); });
+  }
+
   function redraw() {
     chart?.update(loaded.map((l) => l.series), loaded.map((l) => l.job.started_at_ms));
   }
@@ -83,7 +88,7 @@ export function compareView(root, params, ctx) {
       streams.push(followEvents(id, until, {
         event: (kind, data) => {
           if (kind === "snapshot") { entry.job = data; refreshMetrics(); }
-          else if (kind === "metrics" && series.add(data)) { redraw(); }
+          else if (kind === "metrics" && series.add(data)) { scheduleRedraw(); }
           else if (kind === "state") { entry.job.state = data.state; refreshMetrics(); }
         },
         status: (s) => ctx.live(s === "live"),

@@ -131,6 +131,19 @@ export function jobView(root, jobId, ctx) {
     for (const [name, chart] of charts) chart.card.hidden = !visible(name);
   }
 
+  // Fast jobs report hundreds of points a second: draw at most once per animation frame.
+  let frame = 0;
+  function scheduleRedraw() {
+    if (frame) return;
+    frame = requestAnimationFrame(() => {
+      frame = 0;
+      if (stopped) return;
+      renderHeader();
+      layout();
+      redraw();
+    });
+  }
+
   function redraw() {
     for (const [name, chart] of charts) if (visible(name)) chart.update(series, job?.started_at_ms);
   }
@@ -172,9 +185,7 @@ export function jobView(root, jobId, ctx) {
         if (data.values.env_steps_per_s) job.steps_per_second = data.values.env_steps_per_s;
         if (data.values["episode/reward"] !== undefined) job.last_metrics = data.values;
         if (job.steps_per_second > 0 && job.state === "RUNNING") job.eta_s = (job.steps_total - job.steps_done) / job.steps_per_second;
-        renderHeader();
-        layout();
-        redraw();
+        scheduleRedraw();
       }
       return;
     }
@@ -226,6 +237,7 @@ export function jobView(root, jobId, ctx) {
   return () => {
     stopped = true;
     clearTimeout(timer);
+    cancelAnimationFrame(frame);
     stream?.close();
     window.removeEventListener("resize", onResize);
     charts.forEach((c) => c.destroy());
