@@ -233,10 +233,10 @@ def run_loader(port: int, http_port: int, job_ids: list[str], plan: dict, out: A
                 latencies.append((time.perf_counter() - start) * 1000)
                 if interval is not None:
                     next_at += interval
-                    await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+                    await asyncio.sleep(max(0.0, min(next_at, deadline) - time.perf_counter()))
             writer.close()
 
-        spread = interval or 0.0
+        spread = min(interval or 0.0, seconds)
         await asyncio.gather(*(poller(spread * i / concurrency) for i in range(concurrency)))
         return latencies
 
