@@ -399,6 +399,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
 
+    if args.dump:
+        rows = [(sent - phase1_start_ms, lat) for sent, lat in streamed["latencies"]]
+        Path(args.dump).write_text("\n".join(f"{t:.1f} {lat:.2f}" for t, lat in rows))
     phase1 = [
         lat for sent, lat in streamed["latencies"] if phase1_start_ms <= sent < phase2_start_ms
     ]
@@ -457,6 +460,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=2.0, help="metric events/s per job")
     parser.add_argument("--poll-s", type=float, default=3.0, help="table refresh of each page")
     parser.add_argument("--grpc-concurrency", type=int, default=16)
+    parser.add_argument("--dump", help="write 'ms since phase 1, latency ms' per event here")
     parser.add_argument(
         "--layout",
         choices=("in-process", "separate"),
