@@ -8,6 +8,7 @@ cancels through the button (with its confirmation), and saves screenshots of eac
 from __future__ import annotations
 
 import os
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,7 +55,7 @@ def until(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
         time.sleep(0.2)
 
 
-def test_dashboard_in_chromium(service, worker_factory, driver) -> None:
+def test_dashboard_in_chromium(service, worker_factory, driver, tmp_path: Path) -> None:
     out = ARTIFACTS / "dashboard"
     out.mkdir(parents=True, exist_ok=True)
     stub = service.stub("alice")
@@ -121,6 +122,21 @@ def test_dashboard_in_chromium(service, worker_factory, driver) -> None:
     until(
         "a checkpoint row", lambda: driver.find_elements("css selector", "#checkpoints a.download")
     )
+    # A download link saves the checkpoint's tar (fetched with the token).
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    link = driver.find_elements("css selector", "#checkpoints a.download")[-1]  # the oldest
+    link.click()
+    tar_path = until("a downloaded tar", lambda: next(downloads.glob("*.tar"), None))
+    until("download complete", lambda: not list(downloads.glob("*.crdownload")))
+    with tarfile.open(tar_path) as tar:
+        names = tar.getnames()
+    step = int(tar_path.stem.rsplit("-", 1)[1])
+    assert tar_path.name.startswith(long.job_id) and step % (100 * STEPS_PER_ITERATION) == 0
+    assert f"{step:012d}/spec.json" in names, names
     assert '"task": "PointMass"' in driver.find_element("id", "spec").text
     assert "RUNNING" in driver.find_element("id", "event-log").text
     # The smoothing the charts use: debiased EMA, checked against hand-worked numbers.
