@@ -107,7 +107,9 @@ def init_normalizer(config: NetworkConfig) -> running_statistics.RunningStatisti
     return running_statistics.init_state(obs_spec)
 
 
-def init_params(networks: ppo_networks.PPONetworks, key: jax.Array) -> ppo_losses.PPONetworkParams:
+def init_params(
+    networks: ppo_networks.PPONetworks, key: jax.Array
+) -> ppo_losses.PPONetworkParams:
     key_policy, key_value = jax.random.split(key)
     return ppo_losses.PPONetworkParams(
         policy=networks.policy_network.init(key_policy),

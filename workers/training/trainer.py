@@ -76,7 +76,9 @@ def make_trainer(spec: PpoSpec, base_env: Env | None = None) -> Trainer:
     if base_env is None:
         base_env = make_base_env(spec.task, spec.env_overrides)
     env = wrap_env(spec, base_env, spec.num_envs // num_devices, RANDOMIZATION_STREAM)
-    network_config = net.make_network_config(spec, base_env.observation_size, base_env.action_size)
+    network_config = net.make_network_config(
+        spec, base_env.observation_size, base_env.action_size
+    )
     networks = net.make_networks(network_config)
     optimizer = make_optimizer(spec)
     iteration = make_iteration_fn(spec, env, networks, make_loss_fn(spec, networks), optimizer)
