@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -59,8 +59,8 @@ def _wrap(handler: grpc.RpcMethodHandler, wrap_unary: Callable, wrap_stream: Cal
 class AuthInterceptor(aio.ServerInterceptor):
     """Checks `authorization: Bearer <token>`; the token's tenant is `current_tenant()`."""
 
-    def __init__(self, tokens: Mapping[str, str] | TokenAuth) -> None:
-        self._auth = tokens if isinstance(tokens, TokenAuth) else TokenAuth(tokens)
+    def __init__(self, auth: TokenAuth) -> None:
+        self._auth = auth  # the same lookup the dashboard's HTTP API uses
 
     def _tenant_of(self, metadata: Any) -> str:
         value = next((v for k, v in metadata or () if k == "authorization"), None)
