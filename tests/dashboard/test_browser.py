@@ -97,6 +97,20 @@ def test_dashboard_in_chromium(service, worker_factory, driver, tmp_path: Path) 
     assert "running" in driver.find_element("css selector", row_css + " .state").text
     driver.save_screenshot(str(out / "jobs.png"))
 
+    # Rows update in place: a ticked row stays ticked and the table keeps its scroll position.
+    driver.find_element("css selector", row_css + " input[type=checkbox]").click()
+    driver.set_window_size(1400, 420)  # short enough that the table scrolls
+    wrap = driver.find_element("css selector", ".table-wrap")
+    driver.execute_script("arguments[0].scrollTop = 60", wrap)
+    scrolled = driver.execute_script("return arguments[0].scrollTop", wrap)
+    assert scrolled > 0
+    steps_now = int(driver.find_element("css selector", row_css).get_attribute("data-steps"))
+    until("a refresh", lambda: int(driver.find_element("css selector", row_css)
+          .get_attribute("data-steps")) > steps_now)  # fmt: skip
+    assert driver.execute_script("return arguments[0].scrollTop", wrap) == scrolled
+    assert driver.find_element("css selector", row_css + " input[type=checkbox]").is_selected()
+    driver.set_window_size(1400, 1000)
+
     # The state filter keeps working across refreshes.
     driver.find_element("css selector", 'input[value="SUCCEEDED"]').click()
     until("filtered", lambda: len(driver.find_elements("css selector",
