@@ -65,7 +65,7 @@ def test_dashboard_in_chromium(service, worker_factory, driver, tmp_path: Path) 
     queued = submit(stub, tiny_ppo(5), name="queued next")
     dropped = submit(stub, tiny_ppo(5), name="dropped idea")
     stub.CancelJob(jobs_pb2.CancelJobRequest(job_id=dropped.job_id))
-    submit(service.stub("bob"), tiny_ppo(1), name="bob's job")  # never on alice's page
+    bobs = submit(service.stub("bob"), tiny_ppo(1), name="bob's job")  # never on alice's page
     worker_factory()
 
     # No token, no data: the sign-in dialog is all there is.
@@ -201,12 +201,12 @@ def test_dashboard_in_chromium(service, worker_factory, driver, tmp_path: Path) 
 
     # Compare: both runs on one chart.
     driver.get(
-        f"{service.http_url}/#/compare?ids={short.job_id},{long.job_id}&metric=episode/reward"
+        f"{service.http_url}/#/compare?ids={short.job_id},{long.job_id},{bobs.job_id}&metric=episode/reward"
     )
     until("compare chart", lambda: int(driver.find_element(
         "css selector", '#compare-chart figure.chart').get_attribute("data-points")) > 0)  # fmt: skip
     legend = driver.find_element("id", "compare-legend").text
-    assert "short run" in legend and "long run" in legend
+    assert "short run" in legend and "long run" in legend and "bob" not in legend
     driver.set_window_size(1400, 1000)
     time.sleep(1.0)
     driver.save_screenshot(str(out / "compare.png"))
@@ -226,7 +226,8 @@ def test_dashboard_in_chromium(service, worker_factory, driver, tmp_path: Path) 
     assert 0 < job.progress.steps_done < job.progress.steps_total
 
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-    assert not [e for e in errors if "401" not in e["message"]], errors  # the bad token's 401
+    expected = ("/api/whoami", bobs.job_id)  # the bad token's 401; bob's job is a 404 for alice
+    assert not [e for e in errors if not any(x in e["message"] for x in expected)], errors
 
     # The finished job's curves are TensorBoard event files in the artifact store as well.
     scalars = read_scalars(service.artifact_dir / short.job_id / "tensorboard")

@@ -79,9 +79,16 @@ export function compareView(root, params, ctx) {
   (async () => {
     await renderPicker();
     for (const id of ids) {
-      const job = await api(`/api/jobs/${id}`);
+      let job;
+      let until;
       const series = new MetricSeries();
-      const until = await loadHistory(id, series);
+      try {
+        job = await api(`/api/jobs/${id}`);
+        until = await loadHistory(id, series);
+      } catch (err) {
+        ctx.toast(`${id.slice(0, 8)}: ${err.message}`); // gone, or not this tenant's: skip it
+        continue;
+      }
       if (stopped) return;
       const entry = { job, series };
       loaded.push(entry);
