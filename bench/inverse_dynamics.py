@@ -79,6 +79,7 @@ def bench_rpc(trial, calls: int) -> tuple[float, float, float]:
             tokens={TOKEN: "bench"},
             artifact_dir=Path(tmp) / "artifacts",
             max_message_bytes=64 * 1024 * 1024,
+            dashboard=False,
         )
         ready, box = threading.Event(), {}
         threading.Thread(target=_serve, args=(config, ready, box), daemon=True).start()

@@ -1,8 +1,9 @@
 """Builds the front end: gRPC server, servicers (one list), interceptors, background tasks.
 
     server, port = await create_server(config)   # bound and started; port 0 picks a free one
+    server.http_port                             # the dashboard's port (None when turned off)
     ...
-    await server.stop(grace=5)                   # also stops the reaper, health check, watch hub
+    await server.stop(grace=5)                   # also the dashboard, reaper, health, watch hub
 
 A new service adds one function to REGISTRATIONS: it receives the shared `Services` and the
 grpc.aio server, adds its servicer, and returns its full service name (for health/reflection).
@@ -28,8 +29,12 @@ from redis.backoff import ExponentialBackoff
 from wildrobot.monitoring import MetricsEndpoint
 from wildrobot.server import dynamics
 from wildrobot.server.artifacts import CheckpointService
+from wildrobot.server.auth import TokenAuth
 from wildrobot.server.config import ServerConfig
+from wildrobot.server.dashboard.api import DashboardServices, make_app
+from wildrobot.server.dashboard.serve import HttpServer, make_http_server
 from wildrobot.server.health import RedisHealth
+from wildrobot.server.history import HistoryService
 from wildrobot.server.interceptors import AuthInterceptor, ErrorInterceptor
 from wildrobot.server.jobs import JobService
 from wildrobot.server.metrics import MetricsInterceptor, ServerMetrics
@@ -51,6 +56,8 @@ class Services:
     checkpoints: CheckpointService
     hub: WatchHub
     metrics: ServerMetrics
+    history: HistoryService
+    auth: TokenAuth
 
 
 def _register_jobs(services: Services, server: aio.Server) -> str:
@@ -77,6 +84,11 @@ class WildRobotServer:
     @property
     def metrics_port(self) -> int | None:
         return None if self.metrics_endpoint is None else self.metrics_endpoint.port
+        self.http: HttpServer | None = None
+
+    @property
+    def http_port(self) -> int | None:
+        return self.http.port if self.http is not None else None
 
     def _spawn(self, coro: object, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
@@ -86,6 +98,8 @@ class WildRobotServer:
         cfg = self.services.config
         await self.health.enter_graceful_shutdown()
         await self.grpc.stop(cfg.grace_s if grace is None else grace)
+        if self.http is not None:
+            await self.http.stop(cfg.grace_s if grace is None else grace)
         pending = set(self._tasks)
         # Cancel again while a task lives on: redis-py can swallow a cancel that lands mid-command.
         for _ in range(10):
@@ -136,13 +150,15 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
         checkpoints=CheckpointService(jobs, config.artifact_dir, config.chunk_bytes),
         hub=WatchHub(hub_client, config.watch_block_ms),
         metrics=metrics,
+        history=HistoryService(jobs),
+        auth=TokenAuth(config.tokens),
     )
     metrics.watches.set_function(lambda: services.hub.num_watches)
     grpc_server = aio.server(
         interceptors=[
             MetricsInterceptor(metrics),
             ErrorInterceptor(),
-            AuthInterceptor(config.tokens),
+            AuthInterceptor(services.auth),
         ],
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -181,7 +197,11 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
     )
     redis_health = RedisHealth(server.health, client, names)
     await redis_health.check(timeout_s=2.0)
+    if config.dashboard:
+        server.http = _make_dashboard(services)
     await grpc_server.start()
+    if server.http is not None:
+        await server.http.start()
     server._spawn(services.hub.run(), "watch-hub")
     server._spawn(reaper.run(config.reaper_interval_s), "lease-reaper")
     server._spawn(redis_health.run(config.health_interval_s), "health")
@@ -191,4 +211,35 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
             metrics.registry, config.metrics_host, config.metrics_port
         )
     log.info("serving %s on %s:%d", ", ".join(names), config.host, port)
+    if server.http is not None:
+        log.info("dashboard on http%s://%s:%d/", "s" * _tls(config), config.host, server.http_port)
     return server, port
+
+
+def _tls(config: ServerConfig) -> bool:
+    return config.tls_cert_file is not None and config.tls_key_file is not None
+
+
+def _make_dashboard(services: Services) -> HttpServer:
+    config = services.config
+    closing = asyncio.Event()
+    app = make_app(
+        DashboardServices(
+            jobs=services.jobs,
+            checkpoints=services.checkpoints,
+            hub=services.hub,
+            history=services.history,
+            keepalive_s=config.sse_keepalive_s,
+            closing=closing,
+        ),
+        services.auth,
+    )
+    tls = (config.tls_cert_file, config.tls_key_file) if _tls(config) else None
+    return make_http_server(
+        app,
+        config.host,
+        config.http_port,
+        closing,
+        grace_s=config.grace_s,
+        tls=tls,  # type: ignore[arg-type]
+    )

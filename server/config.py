@@ -50,7 +50,12 @@ class ServerConfig(BaseModel):
     max_env_steps_per_iteration: int = Field(costs.DEFAULT_MAX_ENV_STEPS_PER_ITERATION, ge=1)
     max_eval_env_steps: int = Field(costs.DEFAULT_MAX_EVAL_ENV_STEPS, ge=1)
     max_substeps: int = Field(costs.DEFAULT_MAX_SUBSTEPS, ge=1)
+    # The dashboard (HTTP/JSON API, Server-Sent Events and the page) on `host`, in this process.
+    http_port: int = Field(8080, ge=0, le=65535)
+    dashboard: bool = True
+    sse_keepalive_s: float = Field(15.0, gt=0)
     # TLS when both are set (PEM files); plaintext otherwise (loopback, or TLS at the proxy).
+    # The dashboard serves HTTPS with the same pair.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     # Prometheus /metrics on this port (0: a free one); None serves none.

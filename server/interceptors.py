@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -12,6 +12,7 @@ import redis.exceptions
 from grpc import aio
 
 from wildrobot.server import errors
+from wildrobot.server.auth import TokenAuth
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +61,12 @@ def wrap_handler(
 class AuthInterceptor(aio.ServerInterceptor):
     """Checks `authorization: Bearer <token>`; the token's tenant is `current_tenant()`."""
 
-    def __init__(self, tokens: Mapping[str, str]) -> None:
-        self._tokens = dict(tokens)
+    def __init__(self, auth: TokenAuth) -> None:
+        self._auth = auth  # the same lookup the dashboard's HTTP API uses
 
     def _tenant_of(self, metadata: Any) -> str:
-        for key, value in metadata or ():
-            if key == "authorization":
-                scheme, _, token = str(value).partition(" ")
-                tenant = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
-                if tenant is None:
-                    raise errors.Unauthenticated("invalid bearer token")
-                return tenant
-        raise errors.Unauthenticated("missing `authorization: Bearer <token>` metadata")
+        value = next((v for k, v in metadata or () if k == "authorization"), None)
+        return self._auth.tenant_of(value)
 
     async def intercept_service(
         self,

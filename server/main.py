@@ -22,6 +22,9 @@ async def serve(config: ServerConfig) -> None:
         print(
             f"wildrobot-server metrics on {config.metrics_host}:{server.metrics_port}", flush=True
         )
+    if server.http_port is not None:
+        scheme = "https" if config.tls_cert_file else "http"
+        print(f"dashboard on {scheme}://{config.host}:{server.http_port}/", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -103,6 +103,11 @@ class Service:
     def address(self) -> str:
         return self.thread.address
 
+    @property
+    def http_url(self) -> str:
+        """The dashboard's base URL (its HTTP server runs in the same front end, port 0)."""
+        return f"http://127.0.0.1:{self.thread.server.http_port}"
+
     def channel(self, **options: int) -> grpc.Channel:
         channel = grpc.insecure_channel(self.address, options=list(options.items()))
         self.channels.append(channel)
@@ -147,6 +152,8 @@ def server_config(redis_url: str, artifact_dir: Path, **overrides: object) -> Se
         "grace_s": 0.5,
         "max_message_bytes": 256 * 1024,
         "chunk_bytes": 16 * 1024,
+        "http_port": 0,
+        "sse_keepalive_s": 1.0,
     }
     values.update(overrides)
     return ServerConfig.model_validate(values)

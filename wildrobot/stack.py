@@ -104,9 +104,11 @@ class Stack:
         host: str,
         workers: int = 1,
         log_format: str = "text",
+        http_port: int = 8080,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
+        self.http_port = http_port
         self.redis_port = redis_port or free_port()
         self.host = host
         self.workers = workers
@@ -157,9 +159,11 @@ class Stack:
             [sys.executable, "-m", "wildrobot.server.main", "--host", self.host,
              "--port", str(self.port), "--redis-url", self.redis_url,
              "--tokens-file", str(tokens_file), "--log-format", self.log_format,
+             "--http-port", str(self.http_port),
              "--artifact-dir", str(self.data_dir / "artifacts")],
         )  # fmt: skip
         wait_for_port(self.port, server, 60, "wildrobot-server")
+        wait_for_port(self.http_port, server, 30, "the dashboard (wildrobot-server)")
         for index in range(1, self.workers + 1):
             self._spawn(
                 f"worker-{index}",
@@ -239,12 +243,23 @@ def up(argv: Sequence[str]) -> int:
         "(unless CUDA_VISIBLE_DEVICES is set)",
     )
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--http-port", type=int, default=8080, help="the dashboard's port (0: a free one)"
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     args.dir.mkdir(parents=True, exist_ok=True)
     port = args.port or free_port()
-    stack = Stack(args.dir, port, args.redis_port, args.host, args.workers, args.log_format)
+    stack = Stack(
+        args.dir,
+        port,
+        args.redis_port,
+        args.host,
+        args.workers,
+        args.log_format,
+        args.http_port or free_port(),
+    )
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -263,6 +278,7 @@ def up(argv: Sequence[str]) -> int:
     print(
         f"WildRobot Train is up: server {args.host}:{port}, redis {stack.redis_url}, "
         f"{args.workers} worker(s), data in {stack.data_dir}\n"
+        f"  dashboard: http://{args.host}:{stack.http_port}/  (sign in with the token below)\n"
         f"  export WILDROBOT_ADDRESS={args.host}:{port}\n"
         f"  export WILDROBOT_TOKEN={token}\n"
         f"  logs: {stack.data_dir / 'logs'}   Ctrl-C stops everything",

@@ -23,9 +23,10 @@ from pathlib import Path
 import redis.exceptions
 
 from wildrobot.logs import configure_logging
-from wildrobot.queue.client import Lease, LeaseLost, QueueClient, connect
+from wildrobot.queue.client import Lease, LeaseLost, QueueClient, connect, finite_values
 from wildrobot.specs import spec_from_json
 from wildrobot.workers.handlers import JobContext, get_handler
+from wildrobot.workers.tensorboard import ScalarLog
 
 log = logging.getLogger("wildrobot.workers.runner")
 
@@ -57,17 +58,20 @@ class FencedPublisher:
         queue: QueueClient,
         lease: Lease,
         artifact_dir: Path,
+        scalars: ScalarLog,
         progress: Callable[[dict[str, float]], None] | None = None,
     ) -> None:
         self._queue = queue
         self._progress = progress
         self._lease = lease
         self._artifact_dir = artifact_dir
+        self._scalars = scalars
         self._start = time.monotonic()
 
     def metrics(self, step: int, values: dict[str, float]) -> None:
         rate = float(values.get("env_steps_per_s", 0.0))
         self._queue.metrics(self._lease, step, values, time.monotonic() - self._start, rate)
+        self._scalars.write(step, finite_values(values), time.time())  # after the fenced write
         if self._progress is not None:
             self._progress(dict(values, **device_memory()))
 
@@ -105,6 +109,7 @@ def run(args: RunnerArgs, stop: Event, lost: Event, conn: Connection) -> None:
     parent = os.getppid()
     queue = QueueClient(connect(args.redis_url), retry_s=args.retry_s)
     artifact_dir = Path(args.artifact_dir).resolve()
+    scalars: ScalarLog | None = None
 
     def should_stop() -> bool:
         if lost.is_set() or os.getppid() != parent:
@@ -125,13 +130,20 @@ def run(args: RunnerArgs, stop: Event, lost: Event, conn: Connection) -> None:
         if resume_from is None and (run_dir / "checkpoints").exists():
             # Files of an earlier attempt that never registered a checkpoint: start clean.
             shutil.rmtree(run_dir / "checkpoints")
+        scalars = ScalarLog(
+            run_dir / "tensorboard", lease.attempt, latest.step if latest is not None else None
+        )
         context = JobContext(
             job_id=lease.job_id,
             attempt=lease.attempt,
             run_dir=run_dir,
             resume_from=resume_from,
             publish=FencedPublisher(
-                queue, lease, artifact_dir, lambda values: conn.send((PROGRESS, values))
+                queue,
+                lease,
+                artifact_dir,
+                scalars,
+                lambda values: conn.send((PROGRESS, values)),
             ),
             should_stop=should_stop,
             redis_url=args.redis_url,
@@ -155,4 +167,6 @@ def run(args: RunnerArgs, stop: Event, lost: Event, conn: Connection) -> None:
         log.exception("job %s failed", lease.job_id)
         conn.send((OUTCOME, ("failed", 0, f"{type(exc).__name__}: {exc}")))
     finally:
+        if scalars is not None:
+            scalars.close()
         conn.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tests.dashboard.http_client import call
 from tests.service_fixtures import AuthedStub
 from wildrobot.v1 import jobs_pb2
 
@@ -34,6 +35,8 @@ def test_up_runs_a_job_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             str(tmp_path / "stack"),
             "--port",
             "0",
+            "--http-port",
+            "0",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -49,6 +52,8 @@ def test_up_runs_a_job_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         text = "".join(lines)
         address = re.search(r"WILDROBOT_ADDRESS=(\S+)", text).group(1)
         token = re.search(r"WILDROBOT_TOKEN=(\S+)", text).group(1)
+        dashboard = re.search(r"dashboard: (http://\S+)/", text).group(1)
+        assert call(dashboard, "/api/whoami", token).json() == {"tenant": "local"}
         with grpc.insecure_channel(address) as channel:
             stub = AuthedStub(channel, token)
             job = submit(stub, tiny_ppo(2))

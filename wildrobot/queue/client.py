@@ -174,8 +174,15 @@ class QueueClient:
         return self._fenced(
             self._metrics,
             lease,
-            [keys.job(lease.job_id), keys.events(lease.job_id)],
-            [step, steps_per_second, json.dumps(clean), json.dumps(event), self._events_maxlen],
+            [keys.job(lease.job_id), keys.events(lease.job_id), keys.metrics(lease.job_id)],
+            [
+                step,
+                steps_per_second,
+                json.dumps(clean),
+                json.dumps(event),
+                self._events_maxlen,
+                keys.METRICS_MAXLEN,
+            ],
         )
 
     def checkpoint(self, lease: Lease, step: int, rel_path: str, size_bytes: int) -> int:

@@ -92,8 +92,11 @@ return {'ok', redis.call('HGET', KEYS[1], 'state')}
 """
 )
 
-# KEYS: job, events
-# ARGV: attempt, step, steps_per_second, last_metrics_json, event_json, events_maxlen
+# The event goes to the capped event stream (what WatchJob reads) and, under the same seq, to
+# the job's metric history (what the dashboard's curves read), in one fenced write.
+# KEYS: job, events, metrics
+# ARGV: attempt, step, steps_per_second, last_metrics_json, event_json, events_maxlen,
+#       metrics_maxlen
 METRICS = (
     _PRELUDE
     + """
@@ -101,7 +104,9 @@ if not fenced(KEYS[1], ARGV[1]) then return {'stale'} end
 local now = now_ms()
 redis.call('HSET', KEYS[1], 'steps_done', ARGV[2], 'steps_per_second', ARGV[3],
   'last_metrics', ARGV[4], 'updated_at', now)
-return {'ok', tostring(emit(KEYS[1], KEYS[2], ARGV[6], 'metrics', now, ARGV[5]))}
+local seq = emit(KEYS[1], KEYS[2], ARGV[6], 'metrics', now, ARGV[5])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], seq .. '-0', 'ts', now, 'd', ARGV[5])
+return {'ok', tostring(seq)}
 """
 )
 

@@ -1,0 +1,280 @@
+"""The HTTP/JSON API and the page: routes call the same domain services as the gRPC servicers.
+
+Every `/api/` request passes `BearerAuth` (the gRPC interceptor's token -> tenant lookup) before a
+route sees it; routes are thin: parse the query, one domain call, a JSON payload out. Domain
+errors map to HTTP statuses in one place (`on_domain_error`), as the ErrorInterceptor does for
+gRPC.
+
+    GET  /api/whoami                                   {"tenant": ...}
+    GET  /api/jobs?state=RUNNING&state=PENDING&kind=ppo&page_size=50&page_token=...
+    GET  /api/jobs/{id}
+    POST /api/jobs/{id}/cancel
+    GET  /api/jobs/{id}/metrics?after=SEQ&limit=N      full metric history, paged by seq
+    GET  /api/jobs/{id}/log?until=SEQ&limit=N          state/checkpoint/log events
+    GET  /api/jobs/{id}/checkpoints
+    GET  /api/jobs/{id}/checkpoints/{step|latest}/download   tar
+    GET  /api/jobs/{id}/events?since=SEQ               Server-Sent Events (or Last-Event-ID)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis.exceptions
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from wildrobot.server import errors, watch
+from wildrobot.server.artifacts import CheckpointService
+from wildrobot.server.auth import TokenAuth
+from wildrobot.server.dashboard import payloads, sse
+from wildrobot.server.history import HistoryService
+from wildrobot.server.jobs import JobService
+from wildrobot.server.watch import WatchHub
+from wildrobot.specs import JobKind, JobState
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+# The page loads nothing from anywhere else (no CDN): the browser enforces it.
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-cache",
+}
+_STATUS: tuple[tuple[type[BaseException], int, str], ...] = (
+    (errors.InvalidArgument, 400, "INVALID_ARGUMENT"),
+    (errors.NotFound, 404, "NOT_FOUND"),
+    (errors.FailedPrecondition, 409, "FAILED_PRECONDITION"),
+    (errors.ResourceExhausted, 429, "RESOURCE_EXHAUSTED"),
+    (errors.Unauthenticated, 401, "UNAUTHENTICATED"),
+    (errors.PermissionDenied, 403, "PERMISSION_DENIED"),
+    (errors.Unavailable, 503, "UNAVAILABLE"),
+    (redis.exceptions.ConnectionError, 503, "UNAVAILABLE"),
+    (redis.exceptions.TimeoutError, 503, "UNAVAILABLE"),
+)
+
+
+@dataclass
+class DashboardServices:
+    jobs: JobService
+    checkpoints: CheckpointService
+    hub: WatchHub
+    history: HistoryService
+    keepalive_s: float
+    closing: asyncio.Event  # set when the front end stops: open event streams end
+
+
+def error_response(exc: BaseException) -> JSONResponse:
+    for cls, status, code in _STATUS:
+        if isinstance(exc, cls):
+            message = str(exc) if isinstance(exc, errors.DomainError) else "backend unavailable"
+            body: dict[str, Any] = {"code": code, "message": message}
+            if isinstance(exc, errors.InvalidArgument) and exc.fields:
+                body["fields"] = list(exc.fields)
+            headers = {"www-authenticate": "Bearer"} if status == 401 else None
+            return JSONResponse({"error": body}, status, headers=headers)
+    log.error("unexpected error in the HTTP API", exc_info=exc)
+    return JSONResponse({"error": {"code": "INTERNAL", "message": "internal error"}}, 500)
+
+
+async def on_domain_error(request: Request, exc: Exception) -> Response:
+    return error_response(exc)
+
+
+class BearerAuth:
+    """ASGI middleware: `/api/` needs `authorization: Bearer <token>`; sets state.tenant."""
+
+    def __init__(self, app: ASGIApp, auth: TokenAuth) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            value = dict(scope["headers"]).get(b"authorization")
+            try:
+                tenant = self.auth.tenant_of(value.decode("latin-1") if value else None)
+            except errors.Unauthenticated as exc:
+                await error_response(exc)(scope, receive, send)
+                return
+            scope.setdefault("state", {})["tenant"] = tenant
+        await self.app(scope, receive, send)
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.headers = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _int(request: Request, name: str, default: int | None = None) -> int | None:
+    text = request.query_params.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise errors.InvalidArgument(f"{name}: not an integer", (name,)) from None
+
+
+def _states(request: Request) -> frozenset[JobState]:
+    names = [n for v in request.query_params.getlist("state") for n in v.split(",") if n]
+    try:
+        return frozenset(JobState(n.upper()) for n in names)
+    except ValueError:
+        allowed = ", ".join(s.value for s in JobState)
+        raise errors.InvalidArgument(f"state: one of {allowed}", ("state",)) from None
+
+
+def _kind(request: Request) -> JobKind | None:
+    text = request.query_params.get("kind") or ""
+    try:
+        return JobKind(text.lower()) if text else None
+    except ValueError:
+        allowed = ", ".join(k.value for k in JobKind)
+        raise errors.InvalidArgument(f"kind: one of {allowed}", ("kind",)) from None
+
+
+def make_app(services: DashboardServices, auth: TokenAuth) -> Starlette:
+    jobs, checkpoints, history = services.jobs, services.checkpoints, services.history
+
+    def tenant(request: Request) -> str:
+        return request.state.tenant
+
+    async def whoami(request: Request) -> Response:
+        return JSONResponse({"tenant": tenant(request)})
+
+    async def list_jobs(request: Request) -> Response:
+        records, token = await jobs.list(
+            tenant(request),
+            kind=_kind(request),
+            states=_states(request),
+            page_size=_int(request, "page_size", 0) or 0,
+            page_token=request.query_params.get("page_token", ""),
+        )
+        return JSONResponse({"jobs": [payloads.job(r) for r in records], "next_page_token": token})
+
+    async def get_job(request: Request) -> Response:
+        record = await jobs.get(tenant(request), request.path_params["job_id"])
+        return JSONResponse(payloads.job(record))
+
+    async def cancel_job(request: Request) -> Response:
+        record = await jobs.cancel(tenant(request), request.path_params["job_id"])
+        return JSONResponse(payloads.job(record))
+
+    async def metrics(request: Request) -> Response:
+        page = await history.metrics(
+            tenant(request),
+            request.path_params["job_id"],
+            after_seq=_int(request, "after", 0) or 0,
+            limit=_int(request, "limit", 0) or 0,
+        )
+        return JSONResponse(
+            {
+                "points": [payloads.metric_point(p) for p in page.points],
+                "last_seq": page.last_seq,
+                "more": page.more,
+            }
+        )
+
+    async def event_log(request: Request) -> Response:
+        events = await history.log(
+            tenant(request),
+            request.path_params["job_id"],
+            until_seq=_int(request, "until"),
+            limit=_int(request, "limit", 500) or 500,
+        )
+        return JSONResponse({"events": [payloads.event(e) for e in events]})
+
+    async def list_checkpoints(request: Request) -> Response:
+        infos = await checkpoints.list(tenant(request), request.path_params["job_id"])
+        return JSONResponse({"checkpoints": [payloads.checkpoint(i) for i in infos]})
+
+    async def download(request: Request) -> Response:
+        job_id, which = request.path_params["job_id"], request.path_params["step"]
+        if which != "latest" and not which.isdigit():
+            raise errors.InvalidArgument("step: an integer or `latest`", ("step",))
+        step = None if which == "latest" else int(which)
+        info, chunks = await checkpoints.download(tenant(request), job_id, step)
+        name = f"{job_id}-{info.step:012d}.tar"
+        return StreamingResponse(
+            chunks,
+            media_type="application/x-tar",
+            headers={"content-disposition": f'attachment; filename="{name}"'},
+        )
+
+    async def events(request: Request) -> Response:
+        last_event_id = request.headers.get("last-event-id")
+        if last_event_id is not None:
+            if not last_event_id.strip().isdigit():
+                raise errors.InvalidArgument("Last-Event-ID: an event seq", ("Last-Event-ID",))
+            since = int(last_event_id)
+        else:
+            since = _int(request, "since", 0) or 0
+        stream = watch.watch(
+            jobs, services.hub, tenant(request), request.path_params["job_id"], since
+        )
+        snapshot = await anext(stream)  # NOT_FOUND etc. become a status, not a broken stream
+        return StreamingResponse(
+            sse.job_frames(snapshot, stream, services.keepalive_s, services.closing),  # type: ignore[arg-type]
+            media_type="text/event-stream",
+            headers={"x-accel-buffering": "no"},
+        )
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    async def api_not_found(request: Request) -> Response:
+        return error_response(errors.NotFound(f"no API route {request.url.path}"))
+
+    job = "/api/jobs/{job_id}"
+    routes = [
+        Route("/", index),
+        Route("/api/whoami", whoami),
+        Route("/api/jobs", list_jobs),
+        Route(job, get_job),
+        Route(job + "/cancel", cancel_job, methods=["POST"]),
+        Route(job + "/metrics", metrics),
+        Route(job + "/log", event_log),
+        Route(job + "/checkpoints", list_checkpoints),
+        Route(job + "/checkpoints/{step}/download", download),
+        Route(job + "/events", events),
+        Route("/api/{rest:path}", api_not_found, methods=["GET", "POST"]),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            errors.DomainError: on_domain_error,
+            redis.exceptions.ConnectionError: on_domain_error,
+            redis.exceptions.TimeoutError: on_domain_error,
+            Exception: on_domain_error,  # logged, answered 500 INTERNAL with a generic message
+        },
+    )
+    app.add_middleware(BearerAuth, auth=auth)
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,245 @@
+// One job: header (state, progress, ETA, cancel), live curves, checkpoints, event log, spec.
+import { api, download, followEvents } from "./api.js";
+import { MetricChart, PALETTE, chartControls } from "./charts.js";
+import { MetricSeries, SECTIONS, sectionOf, charted } from "./series.js";
+import { el, stateBadge, progressBar, number, duration, when, steps, bytes, jobLabel, TERMINAL } from "./format.js";
+
+export async function loadHistory(jobId, series) {
+  let after = 0;
+  let lastSeq = 0;
+  for (;;) {
+    const page = await api(`/api/jobs/${jobId}/metrics?after=${after}&limit=5000`);
+    for (const point of page.points) series.add(point);
+    lastSeq = page.last_seq;
+    if (!page.more) return lastSeq;
+    after = page.points[page.points.length - 1].seq;
+  }
+}
+
+function describe(event) {
+  switch (event.kind) {
+    case "state": return `${event.state}${event.reason ? " · " + event.reason : ""}`;
+    case "checkpoint": return `checkpoint at step ${event.step.toLocaleString("en-US")} (${bytes(event.size_bytes)})`;
+    case "log": return event.message;
+    default: return JSON.stringify(event);
+  }
+}
+
+export function jobView(root, jobId, ctx) {
+  const options = { smoothing: 0.6, logY: false, xMode: "steps", filter: "" };
+  const series = new MetricSeries();
+  const charts = new Map(); // metric -> MetricChart
+  let job = null;
+  let stream = null;
+  let timer = 0;
+  let stopped = false;
+
+  const header = el("section", { class: "job-header", id: "job-header" });
+  const sections = el("div", { class: "sections", id: "charts" });
+  const logList = el("ol", { class: "log", id: "event-log", reversed: true });
+  const ckptBody = el("tbody", {});
+  const specBox = el("pre", { class: "spec", id: "spec" });
+  const filterBox = el("input", { type: "search", placeholder: "filter metrics", id: "metric-filter",
+    oninput: (e) => { options.filter = e.target.value.trim().toLowerCase(); layout(); } });
+
+  root.append(
+    header,
+    el("section", { class: "card" },
+      chartControls(options, (_, rebuild) => (rebuild ? rebuildCharts() : redraw()), [filterBox]),
+      sections),
+    el("div", { class: "columns" },
+      el("section", { class: "card" }, el("h3", {}, "Checkpoints"),
+        el("table", { class: "checkpoints", id: "checkpoints" },
+          el("thead", {}, el("tr", {}, el("th", { class: "num" }, "step"), el("th", { class: "num" }, "attempt"),
+            el("th", { class: "num" }, "size"), el("th", {}, "saved"), el("th", {}, ""))),
+          ckptBody)),
+      el("section", { class: "card" }, el("h3", {}, "Event log"), logList)),
+    el("section", { class: "card" }, el("h3", {}, "Spec"), specBox),
+  );
+
+  // Built once and updated in place, so the buttons stay the same elements between updates.
+  const title = el("h2", {});
+  const badge = el("span", {});
+  const meta = el("span", { class: "muted" });
+  const cancelButton = el("button", { class: "danger", id: "cancel-job", onclick: () => cancel(), hidden: true }, "Cancel job");
+  const compareLink = el("a", { class: "button", href: `#/compare?ids=${jobId}` }, "Compare…");
+  const stats = el("div", { class: "stats" });
+  const errorLine = el("p", { hidden: true });
+  header.append(el("div", { class: "title-row" }, title, badge, meta, el("span", { class: "spacer" }), compareLink, cancelButton), stats, errorLine);
+
+  function renderHeader() {
+    header.dataset.state = job.state;
+    title.textContent = jobLabel(job);
+    badge.replaceChildren(stateBadge(job.state));
+    meta.textContent = `${job.kind} · ${job.job_id}`;
+    cancelButton.hidden = TERMINAL.has(job.state) || job.state === "CANCELLING";
+    stats.replaceChildren(...[
+      el("div", { class: "wide" }, progressBar(job.progress, job.state),
+        el("div", { class: "muted small" }, `${steps(job.steps_done)} of ${steps(job.steps_total)} env steps`)),
+      stat("steps/s", job.steps_per_second ? number(job.steps_per_second) : "–"),
+      stat("ETA", duration(job.eta_s)),
+      stat("attempt", `${job.attempt}${job.lost ? ` (${job.lost} lost)` : ""}`),
+      stat("latest reward", number(job.last_metrics?.["episode/reward"])),
+      stat("created", when(job.created_at_ms)),
+      stat("started", when(job.started_at_ms)),
+      job.finished_at_ms ? stat("finished", when(job.finished_at_ms)) : null,
+    ].filter(Boolean));
+    errorLine.hidden = !job.error;
+    errorLine.className = job.state === "FAILED" ? "error" : "muted";
+    errorLine.textContent = job.error || "";
+  }
+
+  function stat(label, value) {
+    return el("div", { class: "stat" }, el("div", { class: "muted small" }, label), el("div", { class: "value" }, value));
+  }
+
+  async function cancel() {
+    const ok = await ctx.confirm(`Cancel ${jobLabel(job)}?`,
+      "The worker stops after its current iteration and keeps a checkpoint; the job ends CANCELLED.");
+    if (!ok) return;
+    try {
+      job = await api(`/api/jobs/${jobId}/cancel`, { method: "POST" });
+      renderHeader();
+    } catch (err) {
+      ctx.toast(`cancel failed: ${err.message}`);
+    }
+  }
+
+  function visible(name) {
+    return charted(name) && (!options.filter || name.toLowerCase().includes(options.filter));
+  }
+
+  // Creates charts for new metrics, grouped in sections, and hides filtered-out ones.
+  function layout() {
+    for (const name of series.names()) {
+      if (charts.has(name) || !charted(name)) continue;
+      const section = sectionOf(name);
+      let box = sections.querySelector(`[data-section="${section}"] .grid`);
+      if (!box) {
+        const order = SECTIONS.findIndex(([s]) => s === section);
+        const block = el("div", { class: "section", dataset: { section, order: String(order) } },
+          el("h3", {}, section), el("div", { class: "grid" }));
+        const after = [...sections.children].find((c) => Number(c.dataset.order) > order);
+        sections.insertBefore(block, after ?? null);
+        box = block.querySelector(".grid");
+      }
+      const color = PALETTE[charts.size % PALETTE.length];
+      const chart = new MetricChart(box, name, color, options);
+      charts.set(name, chart);
+      chart.update(series, job?.started_at_ms);
+    }
+    for (const [name, chart] of charts) chart.card.hidden = !visible(name);
+  }
+
+  // Fast jobs report hundreds of points a second: draw at most once per animation frame.
+  let frame = 0;
+  function scheduleRedraw() {
+    if (frame) return;
+    frame = requestAnimationFrame(() => {
+      frame = 0;
+      if (stopped) return;
+      renderHeader();
+      layout();
+      redraw();
+    });
+  }
+
+  function redraw() {
+    for (const [name, chart] of charts) if (visible(name)) chart.update(series, job?.started_at_ms);
+  }
+
+  function rebuildCharts() {
+    for (const chart of charts.values()) chart.destroy();
+    charts.clear();
+    sections.replaceChildren();
+    layout();
+  }
+
+  function addLog(event) {
+    logList.prepend(el("li", { class: `log-${event.kind} ${event.level ? "level-" + event.level : ""}` },
+      el("time", {}, when(event.time_ms)), el("span", { class: "kind" }, event.kind), " ", describe(event)));
+  }
+
+  const savedSteps = new Set();
+  function addCheckpoint(c) {
+    if (savedSteps.has(c.step)) return; // listed once, then also announced by the stream
+    savedSteps.add(c.step);
+    const name = `${jobId}-${String(c.step).padStart(12, "0")}.tar`;
+    ckptBody.prepend(el("tr", {},
+      el("td", { class: "num" }, c.step.toLocaleString("en-US")),
+      el("td", { class: "num" }, String(c.attempt)),
+      el("td", { class: "num" }, bytes(c.size_bytes)),
+      el("td", {}, when(c.created_at_ms)),
+      el("td", {}, el("a", { href: `/api/jobs/${jobId}/checkpoints/${c.step}/download`, class: "download", onclick: (e) => {
+        e.preventDefault();
+        download(e.currentTarget.getAttribute("href"), name).catch((err) => ctx.toast(err.message));
+      } }, "download"))));
+  }
+
+  function onEvent(kind, data) {
+    if (kind === "snapshot") { job = data; renderHeader(); return; }
+    if (kind === "metrics") {
+      if (series.add(data)) {
+        job.steps_done = Math.max(job.steps_done, data.step);
+        job.progress = job.steps_total ? Math.min(1, job.steps_done / job.steps_total) : 0;
+        if (data.values.env_steps_per_s) job.steps_per_second = data.values.env_steps_per_s;
+        if (data.values["episode/reward"] !== undefined) job.last_metrics = data.values;
+        if (job.steps_per_second > 0 && job.state === "RUNNING") job.eta_s = (job.steps_total - job.steps_done) / job.steps_per_second;
+        scheduleRedraw();
+      }
+      return;
+    }
+    addLog(data);
+    if (kind === "checkpoint") addCheckpoint(data);
+    if (kind === "state") { job.state = data.state; job.attempt = data.attempt ?? job.attempt; renderHeader(); }
+  }
+
+  async function refreshJob() {
+    try {
+      job = await api(`/api/jobs/${jobId}`);
+      if (!stopped) renderHeader();
+    } catch (_) { /* the stream reports problems */ }
+    if (!stopped && !TERMINAL.has(job?.state)) timer = setTimeout(refreshJob, 5000);
+  }
+
+  (async () => {
+    try {
+      job = await api(`/api/jobs/${jobId}`);
+    } catch (err) {
+      root.replaceChildren(el("p", { class: "error" }, `Job ${jobId}: ${err.message}`));
+      return;
+    }
+    renderHeader();
+    specBox.textContent = JSON.stringify(job.spec, null, 2);
+    // History up to `until`, then live events after it: nothing missed, nothing twice.
+    const until = await loadHistory(jobId, series);
+    if (stopped) return;
+    layout();
+    redraw();
+    const [log, ckpts] = await Promise.all([
+      api(`/api/jobs/${jobId}/log?until=${until}&limit=500`),
+      api(`/api/jobs/${jobId}/checkpoints`),
+    ]);
+    if (stopped) return;
+    log.events.forEach(addLog);
+    ckpts.checkpoints.forEach(addCheckpoint);
+    stream = followEvents(jobId, until, {
+      event: onEvent,
+      status: (s) => ctx.live(s === "live"),
+      end: () => { ctx.live(false); refreshJob(); },
+      error: (err) => ctx.toast(err.message),
+    });
+    timer = setTimeout(refreshJob, 5000);
+  })();
+
+  const onResize = () => charts.forEach((c) => c.resize());
+  window.addEventListener("resize", onResize);
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    cancelAnimationFrame(frame);
+    stream?.close();
+    window.removeEventListener("resize", onResize);
+    charts.forEach((c) => c.destroy());
+  };
+}
