@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -116,9 +117,13 @@ def plot(task: str, curve: list[dict[str, float]], path: Path) -> None:
     axes[0, 1].plot(steps, [p.get("episode/length", float("nan")) for p in curve])
     axes[0, 1].set_title("episode length (control steps)")
     terms = per_step_terms(curve[-1]) if curve else {}
-    for term in terms:
+    colors = plt.get_cmap("tab20").colors  # one colour per term (up to 20)
+    for index, term in enumerate(terms):
         axes[1, 0].plot(
-            steps, [per_step_terms(p).get(term, float("nan")) for p in curve], label=term
+            steps,
+            [per_step_terms(p).get(term, float("nan")) for p in curve],
+            label=term,
+            color=colors[index % len(colors)],
         )
     axes[1, 0].set_title("reward terms, weighted, per control step")
     axes[1, 0].legend(fontsize=7, ncol=2)
@@ -139,7 +144,7 @@ def main() -> None:
     parser.add_argument("--task", choices=sorted(TASKS), default="walk")
     parser.add_argument("--minutes", type=float, default=60.0, help="training budget, wall clock")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "learning")
-    parser.add_argument("--run-dir", type=Path, help="checkpoints (default: <out>/runs/<task>)")
+    parser.add_argument("--run-dir", type=Path, help="checkpoints (default: runs/learning/<task>)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=20, help="iterations")
     parser.add_argument("--eval-envs", type=int, default=32, help="per command set")
@@ -166,7 +171,10 @@ def main() -> None:
     fields.update(seed=args.seed, eval_every=args.eval_every, num_eval_envs=64)
     spec = PpoSpec(**presets.apply_preset(f"{args.task}-cpu", fields))
     spec = spec.model_copy(update={"num_timesteps": 10**10})
-    run_dir = args.run_dir or args.out / "runs" / args.task
+    run_dir = args.run_dir
+    if run_dir is None:  # the default folder holds only the last run's checkpoints
+        run_dir = REPO_ROOT / "runs" / "learning" / args.task
+        shutil.rmtree(run_dir, ignore_errors=True)
     hooks = BudgetHooks(args.minutes * 60.0)
     result = train_ppo(spec, run_dir, hooks)
     wall_s = time.perf_counter() - hooks.start

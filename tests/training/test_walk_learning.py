@@ -8,10 +8,12 @@ exp(-|v_cmd - v|^2 / 0.1) x 1.5, so standing 0.3 m/s off earns 0.41 x 1.5 per st
 falling (fast, uncommanded velocities) earns less.
 
 The test compares the mean of the last 5 iterations with the first 3. Each iteration's value
-averages hundreds of ended episodes, so the iteration-to-iteration noise is small (its spread is
-printed); the margin MIN_GAIN is several times that spread, so a policy that does not learn
-cannot pass by chance: the untrained policy's level is fixed by its initial parameters (seed 0),
-and only learning moves it by that much.
+averages the episodes that ended in it, so it moves little from one iteration to the next: in
+the 60-minute bench run (docs/learning/README.md) the first 3 iterations read 0.63-0.66 and the
+spread (standard deviation) of 5 consecutive iterations was 0.01-0.04 over the first 100; the
+same run reached a gain of 0.19 by iteration 100. MIN_GAIN (0.12) is 3-12 times that spread, and
+the test also requires the gain to be at least 4 times the spread it measures in its own first
+and last windows, so a policy that does not learn cannot pass by chance.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from wildrobot import presets
 from wildrobot.specs import PpoSpec
 from wildrobot.workers.training.ppo import train_ppo
 
-ITERATIONS = 40
-MIN_GAIN = 0.15  # per-step tracking term (weight 1.5 included; at most 1.5)
+ITERATIONS = 100  # 4.1M env steps: about 7 minutes of training on this CPU when it is quiet
+MIN_GAIN = 0.12  # per-step tracking term (weight 1.5 included; at most 1.5)
 WALK = presets.PRESETS["walk-cpu"]
 
 
@@ -51,7 +53,7 @@ def test_walk_tracking_improves_well_beyond_the_first_iterations(
 
     curve = [tracking_per_step(metrics) for _, metrics in hooks.metrics]
     first, last = statistics.mean(curve[:3]), statistics.mean(curve[-5:])
-    noise = statistics.pstdev(curve[-5:])
+    noise = max(statistics.pstdev(curve[:3]), statistics.pstdev(curve[-5:]))
     with capsys.disabled():
         print(f"\nwalk: {wall_s:.0f} s, tracking per step by iteration:")
         print(" ".join(f"{value:.3f}" for value in curve))
