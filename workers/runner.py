@@ -58,7 +58,7 @@ class FencedPublisher:
         queue: QueueClient,
         lease: Lease,
         artifact_dir: Path,
-        scalars: ScalarLog,
+        scalars: ScalarLog | None = None,
         progress: Callable[[dict[str, float]], None] | None = None,
     ) -> None:
         self._queue = queue
@@ -71,7 +71,8 @@ class FencedPublisher:
     def metrics(self, step: int, values: dict[str, float]) -> None:
         rate = float(values.get("env_steps_per_s", 0.0))
         self._queue.metrics(self._lease, step, values, time.monotonic() - self._start, rate)
-        self._scalars.write(step, finite_values(values), time.time())  # after the fenced write
+        if self._scalars is not None:  # after the fenced write
+            self._scalars.write(step, finite_values(values), time.time())
         if self._progress is not None:
             self._progress(dict(values, **device_memory()))
 
