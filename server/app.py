@@ -80,11 +80,11 @@ class WildRobotServer:
         self._tasks: list[asyncio.Task] = []
         self.health = health.aio.HealthServicer()
         self.metrics_endpoint: MetricsEndpoint | None = None
+        self.http: HttpServer | None = None
 
     @property
     def metrics_port(self) -> int | None:
         return None if self.metrics_endpoint is None else self.metrics_endpoint.port
-        self.http: HttpServer | None = None
 
     @property
     def http_port(self) -> int | None:
