@@ -263,11 +263,13 @@ def test_redis_restart_keeps_acknowledged_jobs(service, worker_factory, redis_se
 def test_job_error_fails_without_retry(service, worker_factory) -> None:
     stub = service.stub("alice")
     spec = tiny_ppo(3)
-    # A well-formed override the env cannot apply: the error is the job's, found by the worker.
-    spec.env_overrides["reward_weights.alive"].string_value = "lots"
+    # A valid spec whose training goes wrong on the worker (PointMass's test hook turns rewards
+    # NaN after 20 steps per env): an error of the job itself, not of the infrastructure.
+    # (A bad override can no longer show this: it is refused at submit.)
+    spec.env_overrides["nan_reward_after_steps"].number_value = 20
     job = submit(stub, spec)
     worker_factory()
     failed = wait_for(stub, job.job_id, state_is(jobs_pb2.JOB_STATE_FAILED), timeout=120)
-    assert failed.attempt == 1 and "alive" in failed.error
+    assert failed.attempt == 1 and "non-finite" in failed.error
     time.sleep(1.0)
     assert stub.GetJob(jobs_pb2.GetJobRequest(job_id=job.job_id)).attempt == 1
