@@ -72,6 +72,8 @@ class Launcher:
     """`wildrobot up` in a subprocess; a thread collects its output lines."""
 
     def __init__(self, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        if "--http-port" not in extra:  # never the default 8080: another stack may hold it
+            extra = (*extra, "--http-port", "0")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "wildrobot.cli", "up", "--dir", str(data_dir), "--port", "0",
              *extra],
