@@ -143,7 +143,9 @@ def test_dashboard_in_chromium(service, worker_factory, driver, tmp_path: Path) 
         "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
     )
     link = driver.find_elements("css selector", "#checkpoints a.download")[-1]  # the oldest
-    link.click()
+    # Rows are prepended while the job trains, so the link can move under a pointer click;
+    # a script click runs the same handler wherever the row is.
+    driver.execute_script("arguments[0].click();", link)
     tar_path = until("a downloaded tar", lambda: next(downloads.glob("*.tar"), None))
     until("download complete", lambda: not list(downloads.glob("*.crdownload")))
     with tarfile.open(tar_path) as tar:

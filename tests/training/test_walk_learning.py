@@ -61,4 +61,4 @@ def test_walk_tracking_improves_well_beyond_the_first_iterations(
             f"first 3 {first:.3f}, last 5 {last:.3f} (spread {noise:.3f}), gain {last - first:.3f}"
         )
     assert last - first >= MIN_GAIN
-    assert 5 * noise <= MIN_GAIN
+    assert last - first >= 4 * noise
