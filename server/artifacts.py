@@ -89,6 +89,18 @@ class CheckpointService:
             )
         return info, path, self._file_chunks(path)
 
+    def exports_of(self, info: CheckpointRecord) -> list[exports.ArtifactKind]:
+        """The artifact kinds exported from this checkpoint so far (files in the store)."""
+        checkpoint_dir = (self._artifact_dir / info.path).resolve()
+        if not checkpoint_dir.is_relative_to(self._artifact_dir):
+            return []
+        return [
+            kind
+            for kind in exports.ArtifactKind
+            if (path := exports.artifact_path(checkpoint_dir, kind)).is_file()
+            and not path.is_symlink()
+        ]
+
     async def _checkpoint_dir(
         self, tenant: str, job_id: str, step: int | None
     ) -> tuple[CheckpointRecord, Path]:

@@ -13,6 +13,7 @@ gRPC.
     GET  /api/jobs/{id}/log?until=SEQ&limit=N          state/checkpoint/log events
     GET  /api/jobs/{id}/checkpoints
     GET  /api/jobs/{id}/checkpoints/{step|latest}/download   tar
+    GET  /api/jobs/{id}/checkpoints/{step|latest}/artifacts/{onnx|video}   the exported file
     GET  /api/jobs/{id}/events?since=SEQ               Server-Sent Events (or Last-Event-ID)
 """
 
@@ -32,6 +33,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from wildrobot import exports
 from wildrobot.server import errors, watch
 from wildrobot.server.artifacts import CheckpointService
 from wildrobot.server.auth import TokenAuth
@@ -48,11 +50,16 @@ STATIC_DIR = Path(__file__).parent / "static"
 SECURITY_HEADERS = {
     "content-security-policy": (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-        "img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'"
+        "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "
+        "frame-ancestors 'none'"
     ),
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
     "cache-control": "no-cache",
+}
+MEDIA_TYPES = {
+    exports.ArtifactKind.ONNX: "application/octet-stream",
+    exports.ArtifactKind.VIDEO: "video/mp4",
 }
 _STATUS: tuple[tuple[type[BaseException], int, str], ...] = (
     (errors.InvalidArgument, 400, "INVALID_ARGUMENT"),
@@ -159,6 +166,22 @@ def _kind(request: Request) -> JobKind | None:
         raise errors.InvalidArgument(f"kind: one of {allowed}", ("kind",)) from None
 
 
+def _step(request: Request) -> int | None:
+    which = request.path_params["step"]
+    if which != "latest" and not which.isdigit():
+        raise errors.InvalidArgument("step: an integer or `latest`", ("step",))
+    return None if which == "latest" else int(which)
+
+
+def _artifact_kind(request: Request) -> exports.ArtifactKind:
+    text = request.path_params["kind"]
+    try:
+        return exports.ArtifactKind(text.lower())
+    except ValueError:
+        allowed = ", ".join(k.value for k in exports.ArtifactKind)
+        raise errors.InvalidArgument(f"kind: one of {allowed}", ("kind",)) from None
+
+
 def make_app(services: DashboardServices, auth: TokenAuth) -> Starlette:
     jobs, checkpoints, history = services.jobs, services.checkpoints, services.history
 
@@ -212,19 +235,32 @@ def make_app(services: DashboardServices, auth: TokenAuth) -> Starlette:
 
     async def list_checkpoints(request: Request) -> Response:
         infos = await checkpoints.list(tenant(request), request.path_params["job_id"])
-        return JSONResponse({"checkpoints": [payloads.checkpoint(i) for i in infos]})
+        listed = [payloads.checkpoint(i, checkpoints.exports_of(i)) for i in infos]
+        return JSONResponse({"checkpoints": listed})
 
     async def download(request: Request) -> Response:
-        job_id, which = request.path_params["job_id"], request.path_params["step"]
-        if which != "latest" and not which.isdigit():
-            raise errors.InvalidArgument("step: an integer or `latest`", ("step",))
-        step = None if which == "latest" else int(which)
-        info, chunks = await checkpoints.download(tenant(request), job_id, step)
+        job_id = request.path_params["job_id"]
+        info, chunks = await checkpoints.download(tenant(request), job_id, _step(request))
         name = f"{job_id}-{info.step:012d}.tar"
         return StreamingResponse(
             chunks,
             media_type="application/x-tar",
             headers={"content-disposition": f'attachment; filename="{name}"'},
+        )
+
+    async def artifact(request: Request) -> Response:
+        job_id, kind = request.path_params["job_id"], _artifact_kind(request)
+        info, path, chunks = await checkpoints.artifact(
+            tenant(request), job_id, _step(request), kind
+        )
+        name = f"{job_id}-{info.step:012d}-{path.name}"
+        return StreamingResponse(
+            chunks,
+            media_type=MEDIA_TYPES[kind],
+            headers={
+                "content-length": str(path.stat().st_size),
+                "content-disposition": f'inline; filename="{name}"',
+            },
         )
 
     async def events(request: Request) -> Response:
@@ -262,6 +298,7 @@ def make_app(services: DashboardServices, auth: TokenAuth) -> Starlette:
         Route(job + "/log", event_log),
         Route(job + "/checkpoints", list_checkpoints),
         Route(job + "/checkpoints/{step}/download", download),
+        Route(job + "/checkpoints/{step}/artifacts/{kind}", artifact),
         Route(job + "/events", events),
         Route("/api/{rest:path}", api_not_found, methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from wildrobot.queue.records import CheckpointRecord, JobEvent, JobRecord
@@ -50,12 +51,13 @@ def job(record: JobRecord) -> dict[str, Any]:
     }
 
 
-def checkpoint(info: CheckpointRecord) -> dict[str, Any]:
+def checkpoint(info: CheckpointRecord, exported: Iterable[str] = ()) -> dict[str, Any]:
     return {
         "step": info.step,
         "attempt": info.attempt,
         "size_bytes": info.size_bytes,
         "created_at_ms": info.created_at_ms,
+        "exports": [str(kind) for kind in exported],
     }
 
 

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.conftest import REPO_ROOT
+
+# Screenshots land here (pass or fail); WILDROBOT_TEST_ARTIFACTS overrides.
+ARTIFACTS = Path(os.environ.get("WILDROBOT_TEST_ARTIFACTS", REPO_ROOT / ".test-artifacts"))
 CHROMIUM = os.environ.get("WILDROBOT_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("WILDROBOT_CHROMEDRIVER", "/usr/bin/chromedriver")
 FLAGS = (
@@ -49,3 +56,27 @@ def make_driver(profile_dir: Path):
     options.add_argument(f"--user-data-dir={profile_dir}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+
+
+def until(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
+    """Polls `check` until it returns something truthy (exceptions count as not yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+        except Exception:  # noqa: BLE001 - elements come and go while the page updates
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def sign_in(driver: Any, base_url: str, token: str) -> None:
+    """Opens the dashboard and signs in through its dialog."""
+    driver.get(base_url + "/")
+    until("sign-in dialog", lambda: driver.find_element("id", "login"))
+    driver.find_element("id", "token").send_keys(token)
+    driver.find_element("id", "login-submit").click()
+    until("signed in", lambda: driver.find_element("id", "who").text)

@@ -7,52 +7,21 @@ cancels through the button (with its confirmation), and saves screenshots of eac
 
 from __future__ import annotations
 
-import os
 import tarfile
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.select import Select
 
-from tests.conftest import REPO_ROOT
-from tests.dashboard.browser import make_driver, require_chromium
+from tests.dashboard.browser import ARTIFACTS, until
 from tests.dashboard.tensorboard_files import read_scalars
 from tests.service.helpers import STEPS_PER_ITERATION, state_is, submit, tiny_ppo, wait_for
 from tests.service_fixtures import TOKEN_OF
 from wildrobot.v1 import jobs_pb2
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.integration]
-
-ARTIFACTS = Path(os.environ.get("WILDROBOT_TEST_ARTIFACTS", REPO_ROOT / ".test-artifacts"))
-
-
-@pytest.fixture
-def driver(tmp_path: Path) -> Iterator[Any]:
-    require_chromium()
-    browser = make_driver(tmp_path / "chromium-profile")
-    browser.set_page_load_timeout(30)
-    yield browser
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(ARTIFACTS / "dashboard-last.png"))  # where it ended, pass or fail
-    browser.quit()
-
-
-def until(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = check()
-        except Exception:  # noqa: BLE001 - elements come and go while the page updates
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def test_dashboard_in_chromium(service, worker_factory, driver, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from tests.dashboard.http_client import call
 from tests.service.helpers import submit, tiny_ppo
 from tests.service_fixtures import TOKEN_OF
+from wildrobot import exports
 from wildrobot.queue.client import QueueClient, connect
 from wildrobot.server.auth import TokenAuth
 from wildrobot.server.dashboard.api import DashboardServices, make_app
@@ -33,6 +34,7 @@ def api_paths(job_id: str) -> list[tuple[str, str]]:
         ("GET", job + "/log"),
         ("GET", job + "/checkpoints"),
         ("GET", job + "/checkpoints/latest/download"),
+        ("GET", job + "/checkpoints/latest/artifacts/video"),
         ("GET", job + "/events"),
         ("GET", "/api/no-such-route"),
     ]
@@ -58,7 +60,7 @@ def test_api_paths_cover_every_route_the_app_serves() -> None:
     """So the auth test above reaches every /api/ route (a new route can't skip it)."""
     app = make_app(DashboardServices(None, None, None, None, 1.0, None), TokenAuth({}))  # type: ignore[arg-type]
     served = {
-        (m, r.path.replace("{job_id}", "X").replace("{step}", "latest"))
+        (m, r.path.replace("{job_id}", "X").replace("{step}", "latest").replace("{kind}", "video"))
         for r in app.routes
         if getattr(r, "path", "").startswith("/api/") and "{rest" not in r.path
         for m in (r.methods or ()) - {"HEAD"}
@@ -191,6 +193,46 @@ def test_log_and_checkpoint_download(service) -> None:
             assert member is not None and member.read() == b"\x01\x02" * 1000
     missing = call(service.http_url, f"/api/jobs/{job_id}/checkpoints/99/download", ALICE)
     assert missing.status == 404
+
+
+def test_exports_listed_and_served(service) -> None:
+    """The job page's video and ONNX links: listed per checkpoint, served with their type."""
+    job_id = submit(service.stub("alice"), tiny_ppo(5)).job_id
+    queue, lease = take(service)
+    for step in (1280, 2560):
+        ckpt = service.artifact_dir / job_id / "checkpoints" / f"{step:012d}"
+        ckpt.mkdir(parents=True)
+        (ckpt / "state.bin").write_bytes(b"\0" * 10)
+        queue.checkpoint(lease, step, f"{job_id}/checkpoints/{step:012d}", 10)
+    video = exports.artifact_path(ckpt, exports.ArtifactKind.VIDEO)
+    video.parent.mkdir()
+    video.write_bytes(b"\0\0\0\x18ftypmp42" + bytes(range(256)) * 40)
+    listed = call(service.http_url, f"/api/jobs/{job_id}/checkpoints", ALICE).json()
+    assert [(c["step"], c["exports"]) for c in listed["checkpoints"]] == [
+        (1280, []),
+        (2560, ["video"]),
+    ]
+    for which in ("latest", "2560"):
+        path = f"/api/jobs/{job_id}/checkpoints/{which}/artifacts/video"
+        reply = call(service.http_url, path, ALICE)
+        assert reply.status == 200 and reply.body == video.read_bytes()
+        assert reply.headers["content-type"] == "video/mp4"
+        assert reply.headers["content-length"] == str(video.stat().st_size)
+        assert f"{job_id}-{2560:012d}-rollout.mp4" in reply.headers["content-disposition"]
+    # The browser may play it from a blob: URL (the page's policy allows exactly that).
+    assert "media-src 'self' blob:" in reply.headers["content-security-policy"]
+    base = f"/api/jobs/{job_id}/checkpoints"
+    for path, status, field in (
+        (f"{base}/latest/artifacts/onnx", 404, None),  # no ONNX exported
+        (f"{base}/1280/artifacts/video", 404, None),  # older checkpoint: no video
+        (f"{base}/latest/artifacts/weights", 400, "kind"),
+        (f"{base}/last/artifacts/video", 400, "step"),
+    ):
+        reply = call(service.http_url, path, ALICE)
+        assert reply.status == status, (path, reply.body)
+        if field:
+            assert reply.json()["error"]["fields"] == [field]
+    assert call(service.http_url, f"{base}/latest/artifacts/video", BOB).status == 404
 
 
 def test_keep_alive_requests_are_not_held_by_nagle(service) -> None:

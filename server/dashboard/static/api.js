@@ -45,11 +45,16 @@ export async function api(path, { method = "GET" } = {}) {
   return res.json();
 }
 
-// Saves a checkpoint tar: fetched with the token, handed to the browser as a file.
-export async function download(path, filename) {
+// A file from the API (fetched with the token) as a blob: URL the page can show or save.
+export async function blobUrl(path) {
   const res = await fetch(path, { headers: authHeaders() });
   if (!res.ok) throw await failure(res);
-  const url = URL.createObjectURL(await res.blob());
+  return URL.createObjectURL(await res.blob());
+}
+
+// Saves a checkpoint tar or an export: fetched with the token, handed to the browser as a file.
+export async function download(path, filename) {
+  const url = await blobUrl(path);
   const link = Object.assign(document.createElement("a"), { href: url, download: filename });
   document.body.append(link);
   link.click();

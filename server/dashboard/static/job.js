@@ -1,5 +1,6 @@
-// One job: header (state, progress, ETA, cancel), live curves, checkpoints, event log, spec.
-import { api, download, followEvents } from "./api.js";
+// One job: header (state, progress, ETA, cancel), live curves, rollout video, checkpoints,
+// event log, spec.
+import { api, blobUrl, download, followEvents } from "./api.js";
 import { MetricChart, PALETTE, chartControls } from "./charts.js";
 import { MetricSeries, SECTIONS, sectionOf, charted } from "./series.js";
 import { el, stateBadge, progressBar, number, duration, when, steps, bytes, jobLabel, TERMINAL } from "./format.js";
@@ -39,6 +40,11 @@ export function jobView(root, jobId, ctx) {
   const logList = el("ol", { class: "log", id: "event-log", reversed: true });
   const ckptBody = el("tbody", {});
   const specBox = el("pre", { class: "spec", id: "spec" });
+  // The newest checkpoint's rollout video (made at the end of a training job), when there is one.
+  const video = el("video", { id: "rollout-video", controls: true, loop: true, muted: true, playsinline: true });
+  const videoCaption = el("p", { class: "muted small", id: "rollout-caption" });
+  const videoCard = el("section", { class: "card video-card", id: "rollout", hidden: true },
+    el("h3", {}, "Rollout video"), video, videoCaption);
   const filterBox = el("input", { type: "search", placeholder: "filter metrics", id: "metric-filter",
     oninput: (e) => { options.filter = e.target.value.trim().toLowerCase(); layout(); } });
 
@@ -47,6 +53,7 @@ export function jobView(root, jobId, ctx) {
     el("section", { class: "card" },
       chartControls(options, (_, rebuild) => (rebuild ? rebuildCharts() : redraw()), [filterBox]),
       sections),
+    videoCard,
     el("div", { class: "columns" },
       el("section", { class: "card" }, el("h3", {}, "Checkpoints"),
         el("table", { class: "checkpoints", id: "checkpoints" },
@@ -160,20 +167,71 @@ export function jobView(root, jobId, ctx) {
       el("time", {}, when(event.time_ms)), el("span", { class: "kind" }, event.kind), " ", describe(event)));
   }
 
+  function saveLink(href, name, label, cls) {
+    return el("a", { href, class: cls, onclick: (e) => {
+      e.preventDefault();
+      download(e.currentTarget.getAttribute("href"), name).catch((err) => ctx.toast(err.message));
+    } }, label);
+  }
+
+  const EXPORT_FILES = { onnx: ["policy.onnx", "onnx"], video: ["rollout.mp4", "mp4"] };
+  const exportCells = new Map(); // step -> the cell holding that checkpoint's export links
+  function showExports(c) {
+    const cell = exportCells.get(c.step);
+    if (!cell || cell.dataset.exports === (c.exports || []).join(",")) return;
+    cell.dataset.exports = (c.exports || []).join(",");
+    const stem = `${jobId}-${String(c.step).padStart(12, "0")}`;
+    cell.replaceChildren(...(c.exports || []).filter((k) => EXPORT_FILES[k]).flatMap((kind) => [" · ",
+      saveLink(`/api/jobs/${jobId}/checkpoints/${c.step}/artifacts/${kind}`, `${stem}-${EXPORT_FILES[kind][0]}`,
+        EXPORT_FILES[kind][1], `export export-${kind}`)]));
+  }
+
   const savedSteps = new Set();
   function addCheckpoint(c) {
-    if (savedSteps.has(c.step)) return; // listed once, then also announced by the stream
+    if (savedSteps.has(c.step)) { showExports(c); return; } // listed once, then also announced by the stream
     savedSteps.add(c.step);
-    const name = `${jobId}-${String(c.step).padStart(12, "0")}.tar`;
-    ckptBody.prepend(el("tr", {},
+    const exportsCell = el("span", { class: "exports" });
+    exportCells.set(c.step, exportsCell);
+    ckptBody.prepend(el("tr", { dataset: { step: String(c.step) } },
       el("td", { class: "num" }, c.step.toLocaleString("en-US")),
       el("td", { class: "num" }, String(c.attempt)),
       el("td", { class: "num" }, bytes(c.size_bytes)),
       el("td", {}, when(c.created_at_ms)),
-      el("td", {}, el("a", { href: `/api/jobs/${jobId}/checkpoints/${c.step}/download`, class: "download", onclick: (e) => {
-        e.preventDefault();
-        download(e.currentTarget.getAttribute("href"), name).catch((err) => ctx.toast(err.message));
-      } }, "download"))));
+      el("td", {}, saveLink(`/api/jobs/${jobId}/checkpoints/${c.step}/download`,
+        `${jobId}-${String(c.step).padStart(12, "0")}.tar`, "download", "download"), exportsCell)));
+    showExports(c);
+  }
+
+  let videoStep = null;
+  let videoUrl = null;
+  async function showVideo(step) {
+    if (step === videoStep) return;
+    videoStep = step;
+    try {
+      const url = await blobUrl(`/api/jobs/${jobId}/checkpoints/${step}/artifacts/video`);
+      if (stopped) { URL.revokeObjectURL(url); return; }
+      if (videoUrl) URL.revokeObjectURL(videoUrl);
+      videoUrl = url;
+      video.src = url;
+      video.dataset.step = String(step);
+      videoCaption.textContent = `policy at step ${step.toLocaleString("en-US")}`;
+      videoCard.hidden = false;
+    } catch (err) {
+      videoStep = null;
+      ctx.toast(`rollout video: ${err.message}`);
+    }
+  }
+
+  // Exports appear after their checkpoint (at the end of a job): asked again when the log says so.
+  async function refreshCheckpoints() {
+    let listed;
+    try {
+      listed = (await api(`/api/jobs/${jobId}/checkpoints`)).checkpoints;
+    } catch (_) { return; /* the stream reports problems */ }
+    if (stopped) return;
+    listed.forEach(addCheckpoint);
+    const withVideo = listed.filter((c) => (c.exports || []).includes("video")).pop();
+    if (withVideo) await showVideo(withVideo.step);
   }
 
   function onEvent(kind, data) {
@@ -191,6 +249,7 @@ export function jobView(root, jobId, ctx) {
     }
     addLog(data);
     if (kind === "checkpoint") addCheckpoint(data);
+    if (kind === "log" && /^(video|onnx export) of step/.test(data.message || "")) refreshCheckpoints();
     if (kind === "state") { job.state = data.state; job.attempt = data.attempt ?? job.attempt; renderHeader(); }
   }
 
@@ -223,10 +282,12 @@ export function jobView(root, jobId, ctx) {
     if (stopped) return;
     log.events.forEach(addLog);
     ckpts.checkpoints.forEach(addCheckpoint);
+    const withVideo = ckpts.checkpoints.filter((c) => (c.exports || []).includes("video")).pop();
+    if (withVideo) showVideo(withVideo.step);
     stream = followEvents(jobId, until, {
       event: onEvent,
       status: (s) => ctx.live(s === "live"),
-      end: () => { ctx.live(false); refreshJob(); },
+      end: () => { ctx.live(false); refreshJob(); refreshCheckpoints(); },
       error: (err) => ctx.toast(err.message),
     });
     timer = setTimeout(refreshJob, 5000);
@@ -241,5 +302,6 @@ export function jobView(root, jobId, ctx) {
     stream?.close();
     window.removeEventListener("resize", onResize);
     charts.forEach((c) => c.destroy());
+    if (videoUrl) URL.revokeObjectURL(videoUrl);
   };
 }
