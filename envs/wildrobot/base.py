@@ -66,7 +66,16 @@ OBSERVATION_LAYOUT = (
     ("command", 3),
     ("gait_clock", 4),
 )
-_LAYOUT_INDEX = {name: index for index, (name, _) in enumerate(OBSERVATION_LAYOUT)}
+
+
+def observation_slice(name: str) -> slice:
+    """Where part `name` of OBSERVATION_LAYOUT sits in the observation vector."""
+    start = 0
+    for part, size in OBSERVATION_LAYOUT:
+        if part == name:
+            return slice(start, start + size)
+        start += size
+    raise KeyError(f"no {name!r} in the observation layout {[n for n, _ in OBSERVATION_LAYOUT]}")
 
 
 @struct.dataclass
@@ -351,8 +360,7 @@ class WildRobotEnv(Env, abc.ABC):
 
         For evaluation on fixed commands (from a config that never resamples them).
         """
-        start = sum(size for _, size in OBSERVATION_LAYOUT[: _LAYOUT_INDEX["command"]])
-        obs = state.obs.at[start : start + 3].set(command)
+        obs = state.obs.at[observation_slice("command")].set(command)
         info = {**state.info, "command": command, "reset_command": command}
         return state.replace(obs=obs, info=info)
 

@@ -17,7 +17,7 @@ import pytest
 from brax.envs.wrappers import training as env_wrappers
 
 from wildrobot.envs import registry
-from wildrobot.envs.wildrobot.base import OBSERVATION_LAYOUT
+from wildrobot.envs.wildrobot.base import observation_slice
 
 NUM_WORLDS = 32
 EPISODE_LENGTH = 40  # short, so that time limits end episodes as well as falls
@@ -25,15 +25,6 @@ NUM_STEPS = 100
 FRESH_ROUNDS = 16  # fresh resets per world for the reference ranges
 # Commands are resampled mid-episode, so a stale command would differ from the reset one.
 OVERRIDES = {"WildRobotWalk": {"command.resample_steps": 10}, "WildRobotStand": {}}
-
-
-def _command_slice() -> slice:
-    start = 0
-    for name, size in OBSERVATION_LAYOUT:
-        if name == "command":
-            return slice(start, start + size)
-        start += size
-    raise AssertionError("no command in the observation layout")
 
 
 @functools.cache
@@ -45,7 +36,7 @@ def _runs(task: str):
         episode_length=EPISODE_LENGTH,
         randomization_fn=functools.partial(env.randomization_fn(), rng=worlds),
     )
-    command = _command_slice()
+    command = observation_slice("command")
 
     def actions(key, shape):
         # Full-scale bang-bang actions, held for a world's whole rollout in most worlds: those

@@ -14,7 +14,7 @@ import pytest
 
 from wildrobot.envs import registry
 from wildrobot.envs.wildrobot import constants
-from wildrobot.envs.wildrobot.base import OBSERVATION_LAYOUT
+from wildrobot.envs.wildrobot.base import observation_slice
 
 pytestmark = pytest.mark.slow  # one MJX compile, ~1 min on a 2-core CPU
 
@@ -91,12 +91,7 @@ def test_backlash_is_a_dead_band_on_the_servo_error() -> None:
 
 
 def test_imu_latency_interpolates_towards_the_previous_reading() -> None:
-    start = 0
-    for name, size in OBSERVATION_LAYOUT:
-        if name == "gyro":
-            break
-        start += size
-    gyro = slice(start, start + 3)
+    gyro = observation_slice("gyro")
     reset, fresh, _ = _run(imu_lag=0.0, knee=1.0)
     _, lagged, _ = _run(imu_lag=1.0, knee=1.0)
     _, half, _ = _run(imu_lag=0.5, knee=1.0)

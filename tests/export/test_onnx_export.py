@@ -69,9 +69,7 @@ def test_stand_metadata_tells_the_robot_how_to_use_it(stand_checkpoint: Path, tm
     assert meta["control_rate_hz"] == pytest.approx(50.0)
     names = [part["name"] for part in meta["observation_layout"]]
     assert names[:6] == ["gravity", "gyro", "joint_pos", "joint_vel", "last_action", "command"]
-    declared = getattr(base, "OBSERVATION_LAYOUT", None)  # the env's own declaration, if any
-    if declared is not None:
-        assert names == [name for name, _ in declared]
+    assert names == [name for name, _ in base.OBSERVATION_LAYOUT]  # the env's own declaration
     layout = meta["observation_layout"]
     assert layout[2] == {"name": "joint_pos", "start": 6, "stop": 23}
     assert all(a["stop"] == b["start"] for a, b in zip(layout, layout[1:], strict=False))

@@ -3,8 +3,8 @@
 The exported ONNX model records it so a robot-side program can build the same vector. Read at
 export time from where the env declares it: an env's `observation_parts` attribute, else the
 WildRobot envs' `OBSERVATION_LAYOUT` ((name, size), ... in the order `_observation`
-concatenates them), else the parts this module knows (sizes from the env object). A layout that does not add
-up to the env's observation size raises, so an env change cannot ship a mislabelled model.
+concatenates them), else PointMass's parts. A layout that does not add up to the env's
+observation size raises, so an env change cannot ship a mislabelled model.
 """
 
 from __future__ import annotations
@@ -36,23 +36,10 @@ def _declared_parts(env: Any) -> list[tuple[str, int]]:
     if declared is not None:
         return [(str(name), int(size)) for name, size in declared]
     from wildrobot.envs.point_mass import PointMass
-    from wildrobot.envs.wildrobot.base import WildRobotEnv
+    from wildrobot.envs.wildrobot.base import OBSERVATION_LAYOUT, WildRobotEnv
 
     if isinstance(env, WildRobotEnv):
-        from wildrobot.envs.wildrobot import base
-
-        declared_by_env = getattr(base, "OBSERVATION_LAYOUT", None)  # where the env declares it
-        if declared_by_env is not None:
-            return [(str(name), int(size)) for name, size in declared_by_env]
-        joints = int(env.action_size)
-        return [
-            ("gravity", 3),
-            ("gyro", 3),
-            ("joint_pos", joints),  # relative to home, as the encoders read them
-            ("joint_vel", joints),
-            ("last_action", joints),
-            ("command", 3),  # vx, vy, yaw rate
-        ]
+        return [(str(name), int(size)) for name, size in OBSERVATION_LAYOUT]
     if isinstance(env, PointMass):
         return [("position", 2), ("velocity", 2), ("target", 2)]
     raise LayoutError(f"no observation layout known for {type(env).__name__}")
