@@ -61,8 +61,9 @@ def check_job_id(job_id: str) -> None:
     if not job_id:
         raise errors.InvalidArgument("job_id: required", ("job_id",))
     if not _JOB_ID.match(job_id):
-        # A malformed id can name no job; NOT_FOUND, as for any other unknown id.
-        raise errors.NotFound(f"job {job_id[:64]!r} not found")
+        raise errors.InvalidArgument(
+            f"job_id: not a job id (32 lowercase hex digits): {job_id[:64]!r}", ("job_id",)
+        )
 
 
 class JobService:
@@ -195,7 +196,10 @@ class JobService:
             for (_, order), fields in zip(ids, hashes, strict=True):
                 scanned += 1
                 upper = f"({int(order)}"
-                if fields and (not states or JobState(fields["state"]) in states):
+                # The index is only a pointer: the record itself must be this tenant's.
+                if not fields or fields.get("tenant") != tenant:
+                    continue
+                if not states or JobState(fields["state"]) in states:
                     jobs.append(JobRecord.from_hash(fields))
                     if len(jobs) == size:
                         break
