@@ -66,6 +66,33 @@ def check_job_id(job_id: str) -> None:
         )
 
 
+def validate_submission(
+    spec_msg: jobs_pb2.JobSpec, name: str, request_id: str, cost_limits: costs.CostLimits
+) -> PpoSpec:
+    """The spec a SubmitJob request describes; raises errors.InvalidArgument naming the field
+    (and nothing else, whatever the message holds)."""
+    if len(name) > MAX_NAME_CHARS:
+        raise errors.InvalidArgument(f"name: at most {MAX_NAME_CHARS} characters", ("name",))
+    if len(request_id) > MAX_REQUEST_ID_CHARS:
+        raise errors.InvalidArgument(
+            f"request_id: at most {MAX_REQUEST_ID_CHARS} characters", ("request_id",)
+        )
+    which = spec_msg.WhichOneof("kind") or "kind"
+    try:
+        spec = convert.spec_from_proto(spec_msg)
+    except ValidationError as exc:
+        raise errors.InvalidArgument.from_validation(exc, f"spec.{which}") from None
+    except ValueError as exc:
+        raise errors.InvalidArgument(str(exc), ("spec",)) from None
+    if isinstance(spec, PpoSpec):
+        try:
+            costs.check_cost(spec, cost_limits)
+        except costs.CostLimitExceeded as exc:
+            field = f"spec.{which}.{exc.field}"
+            raise errors.InvalidArgument(f"{field}: {exc}", (field,)) from None
+    return spec
+
+
 class JobService:
     """Tenant-scoped job operations; every state change is one Lua script (wildrobot.queue)."""
 
@@ -83,26 +110,7 @@ class JobService:
         self._cancel = client.register_script(scripts.CANCEL)
 
     def validate(self, spec_msg: jobs_pb2.JobSpec, name: str, request_id: str) -> PpoSpec:
-        if len(name) > MAX_NAME_CHARS:
-            raise errors.InvalidArgument(f"name: at most {MAX_NAME_CHARS} characters", ("name",))
-        if len(request_id) > MAX_REQUEST_ID_CHARS:
-            raise errors.InvalidArgument(
-                f"request_id: at most {MAX_REQUEST_ID_CHARS} characters", ("request_id",)
-            )
-        which = spec_msg.WhichOneof("kind") or "kind"
-        try:
-            spec = convert.spec_from_proto(spec_msg)
-        except ValidationError as exc:
-            raise errors.InvalidArgument.from_validation(exc, f"spec.{which}") from None
-        except ValueError as exc:
-            raise errors.InvalidArgument(str(exc), ("spec",)) from None
-        if isinstance(spec, PpoSpec):
-            try:
-                costs.check_cost(spec, self._cost_limits)
-            except costs.CostLimitExceeded as exc:
-                field = f"spec.{which}.{exc.field}"
-                raise errors.InvalidArgument(f"{field}: {exc}", (field,)) from None
-        return spec
+        return validate_submission(spec_msg, name, request_id, self._cost_limits)
 
     async def submit(
         self,
