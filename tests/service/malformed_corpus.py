@@ -329,6 +329,15 @@ def _dynamics_cases() -> list[Case]:
     ]  # fmt: skip
 
 
+def _health_cases() -> list[Case]:
+    # Health answers without a token; its undecodable requests are answered the same way.
+    method = "/grpc.health.v1.Health/Check"
+    return [
+        Case("health.service.utf8", method, length_delimited(1, BAD_UTF8), INVALID, "service"),
+        Case("health.garbage", method, b"\x0a\xff", INVALID, "service"),
+    ]
+
+
 CASES: list[Case] = [
     *_ppo_cases(),
     *_submit_cases(),
@@ -342,4 +351,5 @@ CASES: list[Case] = [
     *_list_cases(),
     *_download_cases(),
     *_dynamics_cases(),
+    *_health_cases(),
 ]
