@@ -61,8 +61,10 @@ def check_job_id(job_id: str) -> None:
     if not job_id:
         raise errors.InvalidArgument("job_id: required", ("job_id",))
     if not _JOB_ID.match(job_id):
-        raise errors.InvalidArgument(
-            f"job_id: not a job id (32 lowercase hex digits): {job_id[:64]!r}", ("job_id",)
+        # A malformed id can name no job: NOT_FOUND, as for any other unknown id (clients
+        # treat both alike), with the rule it breaks.
+        raise errors.NotFound(
+            f"job {job_id[:64]!r} not found (job_id is 32 lowercase hex digits)"
         )
 
 

@@ -131,7 +131,7 @@ def test_filters_paging_and_bad_queries(service) -> None:
         reply = call(service.http_url, "/api/jobs?" + query, ALICE)
         assert reply.status == 400, query
         assert reply.json()["error"]["fields"] == [field]
-    assert call(service.http_url, "/api/jobs/not-an-id", ALICE).status == 400
+    assert call(service.http_url, "/api/jobs/not-an-id", ALICE).status == 404
 
 
 def take(service, events_maxlen: int = 10_000):

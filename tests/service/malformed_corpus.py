@@ -248,12 +248,14 @@ def _job_id_cases(rpc: str, build: type, extra: dict | None = None) -> list[Case
     return [
         Case(f"{rpc}.job_id.missing", method, build(**extra).SerializeToString(), INVALID,
              "job_id"),
+        # A malformed id names no job: NOT_FOUND (clients treat it as any unknown id), with
+        # the rule in the message.
         Case(f"{rpc}.job_id.malformed", method, build(job_id="not-an-id", **extra)
-             .SerializeToString(), INVALID, "job_id"),
+             .SerializeToString(), NOT_FOUND, "job_id is 32 lowercase hex digits"),
         Case(f"{rpc}.job_id.unicode", method, build(job_id="ü" * 32, **extra)
-             .SerializeToString(), INVALID, "job_id"),
+             .SerializeToString(), NOT_FOUND, "job_id is 32 lowercase hex digits"),
         Case(f"{rpc}.job_id.oversize", method, build(job_id="a" * 100_000, **extra)
-             .SerializeToString(), INVALID, "job_id"),
+             .SerializeToString(), NOT_FOUND, "job_id is 32 lowercase hex digits"),
         Case(f"{rpc}.job_id.utf8", method, rest + length_delimited(1, BAD_UTF8), INVALID,
              "job_id"),
         Case(f"{rpc}.job_id.truncated", method, rest + tag(1, 2) + varint(32) + b"abc",

@@ -154,7 +154,7 @@ def test_invalid_repeated_and_map_fields(service) -> None:
 
 def test_unknown_job_is_not_found(service) -> None:
     stub = service.stub("alice")
-    for job_id in ("0" * 32,):
+    for job_id in ("0" * 32, "not-an-id"):
         for call, request in [
             (stub.GetJob, jobs_pb2.GetJobRequest(job_id=job_id)),
             (stub.CancelJob, jobs_pb2.CancelJobRequest(job_id=job_id)),
