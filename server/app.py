@@ -22,7 +22,6 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
@@ -39,6 +38,7 @@ from wildrobot.server.interceptors import AuthInterceptor, ErrorInterceptor
 from wildrobot.server.jobs import JobService
 from wildrobot.server.metrics import MetricsInterceptor, ServerMetrics
 from wildrobot.server.reaper import Reaper, ensure_groups
+from wildrobot.server.reflection import enable_reflection
 from wildrobot.server.servicer import JobServicer
 from wildrobot.server.watch import WatchHub
 from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
@@ -169,13 +169,8 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
     server = WildRobotServer(grpc_server, services, [client, hub_client])
     names = [register(services, grpc_server) for register in REGISTRATIONS]
     health_pb2_grpc.add_HealthServicer_to_server(server.health, grpc_server)
-    reflection.enable_server_reflection(
-        [
-            *names,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ],
-        grpc_server,
+    enable_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name], grpc_server
     )
     address = f"{config.host}:{config.port}"
     if config.tls_cert_file is not None and config.tls_key_file is not None:

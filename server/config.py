@@ -12,18 +12,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from wildrobot import costs
 from wildrobot.queue import keys
+from wildrobot.server.auth import check_tenant_name
 
 ENV_PREFIX = "WILDROBOT_"
 
 
 def parse_tokens(text: str) -> dict[str, str]:
-    """`token:tenant,token2:tenant2` -> {token: tenant}."""
+    """`token:tenant,token2:tenant2` -> {token: tenant}; raises ValueError for a bad entry or
+    tenant name (`auth.TENANT_NAME`)."""
     tokens: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         token, sep, tenant = item.partition(":")
         if not sep or not token or not tenant:
             raise ValueError(f"token entry {item!r} is not token:tenant")
-        tokens[token] = tenant
+        tokens[token] = check_tenant_name(tenant)
     return tokens
 
 
@@ -84,6 +86,13 @@ class ServerConfig(BaseModel):
     @classmethod
     def _tokens_from_text(cls, value: object) -> object:
         return parse_tokens(value) if isinstance(value, str) else value
+
+    @field_validator("tokens")
+    @classmethod
+    def _valid_tenants(cls, value: dict[str, str]) -> dict[str, str]:
+        for tenant in value.values():
+            check_tenant_name(tenant)
+        return value
 
 
 def _env_defaults(environ: Mapping[str, str]) -> dict[str, str]:

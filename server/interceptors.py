@@ -13,6 +13,7 @@ from grpc import aio
 
 from wildrobot.server import errors
 from wildrobot.server.auth import TokenAuth
+from wildrobot.server.decoding import Undecodable, safe_deserializer
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +41,23 @@ def current_tenant() -> str:
 
 
 def wrap_handler(
-    handler: grpc.RpcMethodHandler, wrap_unary: Callable, wrap_stream: Callable
+    handler: grpc.RpcMethodHandler,
+    wrap_unary: Callable,
+    wrap_stream: Callable,
+    wrap_deserializer: Callable = lambda deserializer: deserializer,
 ) -> Any:
-    """A copy of `handler` whose behavior is wrapped (unary-unary and unary-stream RPCs)."""
+    """A copy of `handler` whose behavior (and optionally deserializer) is wrapped (unary-unary
+    and unary-stream RPCs; others are returned as they are)."""
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             wrap_unary(handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=wrap_deserializer(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
             wrap_stream(handler.unary_stream),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=wrap_deserializer(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
     return handler
@@ -115,8 +120,18 @@ async def _abort(context: aio.ServicerContext, exc: Exception, method: str) -> N
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
 
+def _check_decoded(request: Any) -> None:
+    if isinstance(request, Undecodable):
+        raise errors.InvalidArgument(request.message, (request.field,))
+
+
 class ErrorInterceptor(aio.ServerInterceptor):
-    """Maps domain errors to status codes; anything unexpected becomes INTERNAL (logged here)."""
+    """Maps domain errors to status codes; anything unexpected becomes INTERNAL (logged here).
+
+    It also swaps in deserializers that never raise (`decoding.safe_deserializer`), so a request
+    whose bytes are not the method's message is INVALID_ARGUMENT, for every unary-request
+    service (health too), instead of grpcio's UNKNOWN and a logged traceback.
+    """
 
     async def intercept_service(
         self,
@@ -124,13 +139,14 @@ class ErrorInterceptor(aio.ServerInterceptor):
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
-        if handler is None or details.method.startswith(PUBLIC_PREFIXES):
+        if handler is None:
             return handler
         method = details.method
 
         def wrap_unary(behavior: Callable) -> Callable:
             async def call(request: Any, context: aio.ServicerContext) -> Any:
                 try:
+                    _check_decoded(request)
                     return await behavior(request, context)
                 except aio.AbortError:
                     raise
@@ -142,6 +158,7 @@ class ErrorInterceptor(aio.ServerInterceptor):
         def wrap_stream(behavior: Callable) -> Callable:
             async def call(request: Any, context: aio.ServicerContext) -> Any:
                 try:
+                    _check_decoded(request)
                     async for item in behavior(request, context):
                         yield item
                 except aio.AbortError:
@@ -151,4 +168,4 @@ class ErrorInterceptor(aio.ServerInterceptor):
 
             return call
 
-        return wrap_handler(handler, wrap_unary, wrap_stream)
+        return wrap_handler(handler, wrap_unary, wrap_stream, safe_deserializer)

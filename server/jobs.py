@@ -61,8 +61,38 @@ def check_job_id(job_id: str) -> None:
     if not job_id:
         raise errors.InvalidArgument("job_id: required", ("job_id",))
     if not _JOB_ID.match(job_id):
-        # A malformed id can name no job; NOT_FOUND, as for any other unknown id.
-        raise errors.NotFound(f"job {job_id[:64]!r} not found")
+        # A malformed id can name no job: NOT_FOUND, as for any other unknown id (clients
+        # treat both alike), with the rule it breaks.
+        raise errors.NotFound(
+            f"job {job_id[:64]!r} not found (job_id is 32 lowercase hex digits)"
+        )
+
+
+def validate_submission(
+    spec_msg: jobs_pb2.JobSpec, name: str, request_id: str, cost_limits: costs.CostLimits
+) -> PpoSpec:
+    """The spec a SubmitJob request describes; raises errors.InvalidArgument naming the field
+    (and nothing else, whatever the message holds)."""
+    if len(name) > MAX_NAME_CHARS:
+        raise errors.InvalidArgument(f"name: at most {MAX_NAME_CHARS} characters", ("name",))
+    if len(request_id) > MAX_REQUEST_ID_CHARS:
+        raise errors.InvalidArgument(
+            f"request_id: at most {MAX_REQUEST_ID_CHARS} characters", ("request_id",)
+        )
+    which = spec_msg.WhichOneof("kind") or "kind"
+    try:
+        spec = convert.spec_from_proto(spec_msg)
+    except ValidationError as exc:
+        raise errors.InvalidArgument.from_validation(exc, f"spec.{which}") from None
+    except ValueError as exc:
+        raise errors.InvalidArgument(str(exc), ("spec",)) from None
+    if isinstance(spec, PpoSpec):
+        try:
+            costs.check_cost(spec, cost_limits)
+        except costs.CostLimitExceeded as exc:
+            field = f"spec.{which}.{exc.field}"
+            raise errors.InvalidArgument(f"{field}: {exc}", (field,)) from None
+    return spec
 
 
 class JobService:
@@ -82,26 +112,7 @@ class JobService:
         self._cancel = client.register_script(scripts.CANCEL)
 
     def validate(self, spec_msg: jobs_pb2.JobSpec, name: str, request_id: str) -> PpoSpec:
-        if len(name) > MAX_NAME_CHARS:
-            raise errors.InvalidArgument(f"name: at most {MAX_NAME_CHARS} characters", ("name",))
-        if len(request_id) > MAX_REQUEST_ID_CHARS:
-            raise errors.InvalidArgument(
-                f"request_id: at most {MAX_REQUEST_ID_CHARS} characters", ("request_id",)
-            )
-        which = spec_msg.WhichOneof("kind") or "kind"
-        try:
-            spec = convert.spec_from_proto(spec_msg)
-        except ValidationError as exc:
-            raise errors.InvalidArgument.from_validation(exc, f"spec.{which}") from None
-        except ValueError as exc:
-            raise errors.InvalidArgument(str(exc), ("spec",)) from None
-        if isinstance(spec, PpoSpec):
-            try:
-                costs.check_cost(spec, self._cost_limits)
-            except costs.CostLimitExceeded as exc:
-                field = f"spec.{which}.{exc.field}"
-                raise errors.InvalidArgument(f"{field}: {exc}", (field,)) from None
-        return spec
+        return validate_submission(spec_msg, name, request_id, self._cost_limits)
 
     async def submit(
         self,
@@ -195,7 +206,10 @@ class JobService:
             for (_, order), fields in zip(ids, hashes, strict=True):
                 scanned += 1
                 upper = f"({int(order)}"
-                if fields and (not states or JobState(fields["state"]) in states):
+                # The index is only a pointer: the record itself must be this tenant's.
+                if not fields or fields.get("tenant") != tenant:
+                    continue
+                if not states or JobState(fields["state"]) in states:
                     jobs.append(JobRecord.from_hash(fields))
                     if len(jobs) == size:
                         break

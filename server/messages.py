@@ -8,6 +8,7 @@ from google.protobuf import timestamp_pb2
 
 from wildrobot import convert
 from wildrobot.queue.records import CheckpointRecord, JobEvent, JobRecord
+from wildrobot.server import errors
 from wildrobot.specs import JobKind, JobState, spec_from_json
 from wildrobot.v1 import jobs_pb2
 
@@ -92,5 +93,18 @@ def snapshot_event(record: JobRecord) -> jobs_pb2.JobEvent:
     )
 
 
-def kind_filter(value: int) -> JobKind | None:
-    return convert.kind_from_proto(value)
+def list_filters(request: jobs_pb2.ListJobsRequest) -> tuple[JobKind | None, frozenset[JobState]]:
+    """ListJobs' kind (None: every kind) and states (empty: every state); raises
+    errors.InvalidArgument naming the field for an enum number the service does not know (a
+    filter it cannot apply must not widen into "everything")."""
+    kind = convert.kind_from_proto(request.kind)
+    if kind is None and request.kind != jobs_pb2.JOB_KIND_UNSPECIFIED:
+        raise errors.InvalidArgument(f"kind: unknown job kind {request.kind}", ("kind",))
+    states = set()
+    for i, value in enumerate(request.states):
+        state = convert.state_from_proto(value)
+        if state is None:
+            field = f"states[{i}]"
+            raise errors.InvalidArgument(f"{field}: unknown job state {value}", (field,))
+        states.add(state)
+    return kind, frozenset(states)

@@ -44,11 +44,11 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def ListJobs(
         self, request: jobs_pb2.ListJobsRequest, context: aio.ServicerContext
     ) -> jobs_pb2.ListJobsResponse:
-        states = {convert.state_from_proto(s) for s in request.states} - {None}
+        kind, states = messages.list_filters(request)
         jobs, token = await self._jobs.list(
             current_tenant(),
-            kind=convert.kind_from_proto(request.kind),
-            states=frozenset(states),  # type: ignore[arg-type]
+            kind=kind,
+            states=states,
             page_size=request.page_size,
             page_token=request.page_token,
         )

@@ -6,6 +6,7 @@ field, so a round trip is exact.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -176,11 +177,23 @@ def _to_value(value: bool | int | float | str | tuple) -> struct_pb2.Value:
 
 
 def _from_value(value: struct_pb2.Value) -> Any:
-    """A Value as Python; a list (a range setting) comes back as a tuple."""
-    if value.WhichOneof("kind") == "list_value":
+    """A Value as Python; a list (a range setting) comes back as a tuple, a struct as a dict.
+
+    Numbers are read directly, never through JSON: NaN and inf then reach the spec's validation,
+    which names the setting and the rule (protobuf's JSON printer would refuse them with its
+    own message). An empty Value or a null comes back as None, which no setting accepts.
+    """
+    which = value.WhichOneof("kind")
+    if which == "list_value":
         return tuple(_from_value(item) for item in value.list_value.values)
-    out = json_format.MessageToDict(value)
-    # protobuf's Value keeps every number as a double; give integers back as int.
-    if isinstance(out, float) and out.is_integer() and value.WhichOneof("kind") == "number_value":
-        return int(out)
-    return out
+    if which == "struct_value":
+        return {k: _from_value(v) for k, v in value.struct_value.fields.items()}
+    if which == "number_value":
+        number = value.number_value
+        # protobuf's Value keeps every number as a double; give integers back as int.
+        return int(number) if math.isfinite(number) and number.is_integer() else number
+    if which == "string_value":
+        return value.string_value
+    if which == "bool_value":
+        return value.bool_value
+    return None

@@ -175,8 +175,37 @@ class Supervisor:
             final = "FAILED"
         else:
             final = "LOST"
-        try:
-            state = self.queue.finish(lease, final, reason, self.config.max_retries)
-            log.info("job %s attempt %d: %s %s", lease.job_id, lease.attempt, state, reason)
-        except LeaseLost as exc:
-            log.warning("job %s: %s", lease.job_id, exc)
+        self._write_final(lease, final, reason)
+
+    def _write_final(self, lease: Lease, final: str, reason: str) -> None:
+        """Writes the attempt's end, retrying with backoff for as long as Redis is away: a Redis
+        outage at this point must neither crash the worker nor drop the outcome. Only a shutdown
+        gives up (the lease then expires and the reaper re-queues the job)."""
+        delay = 1.0
+        while True:
+            try:
+                state = self.queue.finish(lease, final, reason, self.config.max_retries)
+                log.info("job %s attempt %d: %s %s", lease.job_id, lease.attempt, state, reason)
+                return
+            except LeaseLost as exc:
+                log.warning("job %s: %s", lease.job_id, exc)
+                return
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                if self._shutdown.is_set():
+                    log.error(
+                        "job %s: redis unavailable while shutting down (%s); %s not written, "
+                        "the lease will expire and the job be re-queued",
+                        lease.job_id,
+                        exc,
+                        final,
+                    )
+                    return
+                log.warning(
+                    "job %s: redis unavailable writing %s (%s); retrying in %.0f s",
+                    lease.job_id,
+                    final,
+                    exc,
+                    delay,
+                )
+                self._shutdown.wait(delay)
+                delay = min(2 * delay, 30.0)

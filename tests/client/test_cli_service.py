@@ -164,3 +164,23 @@ def test_sdk_errors_are_typed(service: Service) -> None:
         bob.get(job_id)  # another tenant's job does not exist for bob
     with Client(service.address, "wrong") as stranger, pytest.raises(AuthError):
         stranger.list()
+
+
+@pytest.mark.parametrize(
+    ("assignment", "named"),
+    [
+        ("env_overrides.reward_weights.alive=nan", "reward_weights.alive: must be finite"),
+        ("env_overrides.reward_weights.alive=inf", "reward_weights.alive: must be finite"),
+        ("env_overrides.reward_weights.alive=-1e999", "reward_weights.alive: must be finite"),
+        ("learning_rate=nan", "learning_rate"),
+        ("discounting=inf", "discounting"),
+    ],
+)
+def test_non_finite_set_values_name_the_field(service: Service, assignment, named) -> None:
+    """`--set` with NaN/inf: the error names the field and the rule (not protobuf's JSON
+    printer's "Fail to serialize NaN")."""
+    code, out, err = run_cli(
+        service.address, "submit", "ppo", "--task", "point_mass", "--set", assignment, "--dry-run"
+    )
+    assert code != 0 and named in err, (code, out, err)
+    assert "serialize" not in err and "Traceback" not in err

@@ -21,6 +21,7 @@ from tests.service_fixtures import *  # noqa: F403 (fixtures: service, worker_fa
 from tests.service_fixtures import Service
 from wildrobot.clients import Client
 from wildrobot.clients.cli import main
+from wildrobot.clients.parsing import format_count
 
 # Each starts a JAX worker and trains for real: ~20-30 s on a 2-core CPU.
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow]
@@ -68,7 +69,7 @@ def test_submit_watch_checkpoints_download(service: Service, worker_factory, tmp
     assert "finished SUCCEEDED" in out and "Traceback" not in done.stderr
     final = [line for line in out.splitlines() if line.startswith("progress")][-1]
     total = iterations * STEPS_PER_ITERATION
-    assert f"{total:,}/{total:,} steps (100%)" in final or "(100%)" in final, final
+    assert f"{format_count(total)}/{format_count(total)} steps (100%)" in final, final
 
     status = cli(service, "status", job_id, "--json")
     job = json.loads(status.stdout)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import grpc
 import pytest
 import redis
@@ -177,9 +179,73 @@ def test_other_tenant_sees_not_found(service) -> None:
         with pytest.raises(grpc.RpcError) as err:
             call(request)
         assert code_of(err) == grpc.StatusCode.NOT_FOUND
+    # The streaming reads too: a foreign job is as unknown as a missing one, even when it has
+    # a checkpoint that its owner can download.
+    _register_checkpoint(service, job.job_id)
+    alice = service.stub("alice")
+    assert list(alice.DownloadCheckpoint(jobs_pb2.DownloadCheckpointRequest(job_id=job.job_id)))
+    for stream in (
+        lambda: bob.WatchJob(jobs_pb2.WatchJobRequest(job_id=job.job_id)),
+        lambda: bob.DownloadCheckpoint(jobs_pb2.DownloadCheckpointRequest(job_id=job.job_id)),
+        lambda: bob.DownloadArtifact(
+            jobs_pb2.DownloadArtifactRequest(job_id=job.job_id, kind=jobs_pb2.ARTIFACT_KIND_ONNX)
+        ),
+    ):
+        with pytest.raises(grpc.RpcError) as err:
+            list(stream())
+        assert code_of(err) == grpc.StatusCode.NOT_FOUND
+        assert job.job_id in err.value.details() and "not found" in err.value.details()
     assert not bob.ListJobs(jobs_pb2.ListJobsRequest()).jobs
-    state = service.stub("alice").GetJob(jobs_pb2.GetJobRequest(job_id=job.job_id)).state
+    state = alice.GetJob(jobs_pb2.GetJobRequest(job_id=job.job_id)).state
     assert state == jobs_pb2.JOB_STATE_PENDING
+
+
+def _register_checkpoint(service, job_id: str) -> None:
+    """A checkpoint of `job_id` in the artifact store and in Redis, as a worker would leave it."""
+    rel = f"{job_id}/checkpoints/{1:012d}"
+    (service.artifact_dir / rel).mkdir(parents=True)
+    (service.artifact_dir / rel / "params.bin").write_bytes(b"weights")
+    info = {"step": 1, "attempt": 1, "size_bytes": 7, "path": rel, "created_at_ms": 1}
+    client = redis.Redis.from_url(service.redis_url, decode_responses=True)
+    try:
+        client.hset(keys.checkpoints(job_id), "1", json.dumps(info))
+    finally:
+        client.close()
+
+
+def test_list_checks_the_record_tenant(service) -> None:
+    """An index entry pointing at another tenant's job (a corrupt or colliding index) must not
+    show that job: ListJobs checks each record's tenant, as GetJob does."""
+    bobs = submit(service.stub("bob")).job
+    client = redis.Redis.from_url(service.redis_url, decode_responses=True)
+    try:
+        client.zadd(keys.tenant_index("alice"), {bobs.job_id: 10**9})
+        client.zadd(keys.tenant_index("alice", "ppo"), {bobs.job_id: 10**9})
+    finally:
+        client.close()
+    alice = service.stub("alice")
+    assert not alice.ListJobs(jobs_pb2.ListJobsRequest()).jobs
+    assert not alice.ListJobs(jobs_pb2.ListJobsRequest(kind=jobs_pb2.JOB_KIND_PPO)).jobs
+    pending = jobs_pb2.ListJobsRequest(states=[jobs_pb2.JOB_STATE_PENDING])
+    assert not alice.ListJobs(pending).jobs
+    assert [j.job_id for j in service.stub("bob").ListJobs(jobs_pb2.ListJobsRequest()).jobs] == [
+        bobs.job_id
+    ]
+
+
+def test_list_rejects_unknown_enum_values(service) -> None:
+    stub = service.stub("alice")
+    submit(stub)
+    for request, field in [
+        (jobs_pb2.ListJobsRequest(kind=99), "kind"),
+        (jobs_pb2.ListJobsRequest(states=[99]), "states[0]"),
+        (jobs_pb2.ListJobsRequest(states=[jobs_pb2.JOB_STATE_PENDING, 42]), "states[1]"),
+    ]:
+        with pytest.raises(grpc.RpcError) as err:
+            stub.ListJobs(request)
+        assert code_of(err) == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details().startswith(f"{field}: unknown job")
+    assert len(stub.ListJobs(jobs_pb2.ListJobsRequest(kind=jobs_pb2.JOB_KIND_PPO)).jobs) == 1
 
 
 def test_no_or_bad_token_is_unauthenticated(service) -> None:
@@ -220,12 +286,82 @@ def test_cancel_pending_then_finished(service) -> None:
     assert [e.seq for e in resumed] == [0, 2]
 
 
-def test_health_and_reflection_need_no_token(service) -> None:
+def test_health_needs_no_token(service) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     health = health_pb2_grpc.HealthStub(service.channel())
     reply = health.Check(health_pb2.HealthCheckRequest(service="wildrobot.v1.JobService"))
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+def test_reflection_describes_the_services_without_a_token(service, version: str) -> None:
+    """A reflection-only client (no token, no generated code) lists the services and gets the
+    descriptors of JobService, under both reflection protocol names."""
+    from google.protobuf import descriptor_pb2
+    from grpc_reflection.v1alpha import reflection_pb2 as messages  # v1 has the same wire form
+
+    call = service.channel().stream_stream(
+        f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+        request_serializer=messages.ServerReflectionRequest.SerializeToString,
+        response_deserializer=messages.ServerReflectionResponse.FromString,
+    )
+    replies = list(
+        call(
+            iter(
+                [
+                    messages.ServerReflectionRequest(list_services=""),
+                    messages.ServerReflectionRequest(
+                        file_containing_symbol="wildrobot.v1.JobService"
+                    ),
+                    messages.ServerReflectionRequest(
+                        file_containing_symbol=f"grpc.reflection.{version}.ServerReflection"
+                    ),
+                ]
+            ),
+            timeout=30,
+        )
+    )
+    listed = {s.name for s in replies[0].list_services_response.service}
+    assert {
+        "wildrobot.v1.JobService",
+        "wildrobot.v1.DynamicsService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    } <= listed
+    for reply, service_name in zip(replies[1:], ["JobService", "ServerReflection"], strict=True):
+        assert reply.WhichOneof("message_response") == "file_descriptor_response", reply
+        files = [
+            descriptor_pb2.FileDescriptorProto.FromString(raw)
+            for raw in reply.file_descriptor_response.file_descriptor_proto
+        ]
+        services = {s.name: f.package for f in files for s in f.service}
+        assert service_name in services
+    methods = {m.name for f in files for s in f.service for m in s.method}
+    assert "ServerReflectionInfo" in methods
+    assert services["ServerReflection"] == f"grpc.reflection.{version}"
+
+
+def test_tokens_are_kept_hashed_and_tenant_names_checked() -> None:
+    from wildrobot.server.auth import TokenAuth
+    from wildrobot.server.config import ServerConfig
+
+    auth = TokenAuth({"s3cret-token": "alice"})
+    assert auth.tenant_of("Bearer s3cret-token") == "alice"
+    assert "s3cret-token" not in repr(vars(auth))  # only digests are kept
+    for bad in ("Bearer s3cret-toke", "Bearer s3cret-token2", "Basic s3cret-token", ""):
+        with pytest.raises(Exception, match="invalid bearer token"):
+            auth.tenant_of(bad)
+    # ':' would let "a:ppo"'s index key equal tenant "a"'s kind index (wr:idx:a:ppo).
+    for tenant in ("a:ppo", "", "-x", "x" * 65, "ünï", "a b"):
+        with pytest.raises(ValueError, match="tenant name"):
+            ServerConfig(tokens={"t": tenant})
+        with pytest.raises(ValueError, match="tenant name"):
+            TokenAuth({"t": tenant})
+    with pytest.raises(ValueError, match="tenant name"):
+        ServerConfig(tokens="t:a:ppo")
+    assert ServerConfig(tokens="t:team-1.lab_2").tokens == {"t": "team-1.lab_2"}
 
 
 def test_checkpoints_of_new_job(service) -> None:

@@ -243,9 +243,16 @@ def test_eval_every_adds_eval_metrics(tmp_path: Path):
     hooks = RecordingHooks()
     train_ppo(point_mass_spec(2, eval_every=2, num_eval_envs=8), tmp_path, hooks)
 
-    assert "eval/mean_episode_length" not in hooks.metrics[0][1]
-    assert 0 < hooks.metrics[1][1]["eval/mean_episode_length"] <= 50
-    assert 0.0 <= hooks.metrics[1][1]["eval/fall_rate"] <= 1.0
+    assert not any(name.startswith("eval/") for name in hooks.metrics[0][1])
+    report = hooks.metrics[1][1]
+    # The evaluation that ran is the spec's: 8 envs, one episode each, of at most 50 steps.
+    assert report["eval/num_envs"] == 8 and report["eval/episode_length_limit"] == 50
+    length, fall_rate = report["eval/mean_episode_length"], report["eval/fall_rate"]
+    # Per-env counts averaged over 8 envs: both are whole multiples of 1/8.
+    assert length * 8 == round(length * 8) and fall_rate * 8 == round(fall_rate * 8)
+    # An env that did not fall ran all 50 steps; one that fell ran 1..49 steps:
+    #   50 (1 - f) + 1 f  <=  mean length  <=  50 (1 - f) + 49 f
+    assert 50 * (1 - fall_rate) + fall_rate <= length <= 50 * (1 - fall_rate) + 49 * fall_rate
 
 
 def test_checkpoint_round_trips_zero_size_leaves(tmp_path: Path):
