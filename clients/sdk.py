@@ -153,18 +153,23 @@ class Client:
         smooth_forces: bool | None = None,
         cop_threshold: float | None = None,
         timeout_s: float | None = None,
+        foot_names: Sequence[str] = (),
+        joint_names: Sequence[str] = (),
     ) -> dynamics.InverseDynamicsResult:
         """Joint torques, root residual, ankle moments and COP of one trial (docs/inverse_dynamics.md).
 
         qpos [T, nq], grf/cop/free_moment [T, 2, 3], qvel/qacc [T, nv]; float32 or float64 (the
-        answer has the same dtype). Bad inputs raise the INVALID_ARGUMENT error naming the input.
-        Retried on UNAVAILABLE (the call has no side effects)."""
+        answer has the same dtype). foot_names / joint_names: the order the data follows, as a
+        trial file declares it (the server rejects any other than the model's). Options out of
+        range raise TrialError here, naming the option; bad inputs raise the INVALID_ARGUMENT
+        error naming the input. Retried on UNAVAILABLE (the call has no side effects)."""
         request = dynamics.build_request(
             {"qpos": qpos, "grf": grf, "cop": cop, "free_moment": free_moment, "qvel": qvel,
              "qacc": qacc},
             rate_hz,
             {"smooth_window": smooth_window, "smooth_forces": smooth_forces,
              "cop_threshold": cop_threshold},
+            {"foot_names": foot_names, "joint_names": joint_names},
         )
         timeout = timeout_s or max(self.timeout_s, 120.0)  # a first call per length compiles
         response = self._call_with_retry(

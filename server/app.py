@@ -15,7 +15,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import redis.asyncio as aioredis
@@ -58,6 +59,10 @@ class Services:
     metrics: ServerMetrics
     history: HistoryService
     auth: TokenAuth
+    # Background work a service starts once serving: (name, coroutine function of the health
+    # servicer); and what it releases at stop.
+    on_start: list[tuple[str, Callable[[Any], Any]]] = field(default_factory=list)
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
 
 
 def _register_jobs(services: Services, server: aio.Server) -> str:
@@ -111,6 +116,8 @@ class WildRobotServer:
         for task in pending:
             log.warning("background task %s did not stop", task.get_name())
         self._tasks.clear()
+        for release in self.services.on_stop:
+            release()
         if self.metrics_endpoint is not None:
             self.metrics_endpoint.stop()
             self.metrics_endpoint = None
@@ -206,6 +213,8 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
     server._spawn(reaper.run(config.reaper_interval_s), "lease-reaper")
     server._spawn(redis_health.run(config.health_interval_s), "health")
     server._spawn(metrics.run_sampler(client, config.metrics_interval_s), "metrics-sampler")
+    for name, start in services.on_start:
+        server._spawn(start(server.health), name)
     if config.metrics_port is not None:
         server.metrics_endpoint = MetricsEndpoint.start(
             metrics.registry, config.metrics_host, config.metrics_port

@@ -1,19 +1,26 @@
 """DynamicsService: the synchronous InverseDynamics RPC.
 
-The domain service validates a trial, pads it to a length bucket (so XLA compiles once per
-bucket, dtype and option set, never once per request length), and runs the jitted inverse on a
-single worker thread, off the event loop. The servicer only converts proto <-> arrays.
+The domain service validates a trial (wildrobot.dynamics_inputs: the rule every entry point
+uses), pads it to a length bucket (so XLA compiles once per bucket, dtype and static option set;
+cop_threshold is a traced argument), and runs it off the event loop. Compiles run on their own
+thread, so a call whose program is compiled never waits behind another caller's compile; the
+compiled programs are a bounded LRU (runner.ProgramCache). Common buckets are warmed in the
+background at start-up; health reports `wildrobot.v1.DynamicsService.warmup` NOT_SERVING until
+they are compiled (the RPC serves meanwhile; a cold bucket just compiles on first use).
+The servicer only converts proto <-> arrays.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 from grpc import aio
+from grpc_health.v1 import health_pb2
 
 from wildrobot import arrays
 from wildrobot.server import errors
@@ -21,50 +28,92 @@ from wildrobot.v1 import dynamics_pb2, dynamics_pb2_grpc
 
 MAX_FRAMES = 10_000
 RESPONSE_BYTES_PER_FRAME = 512
+WARMUP_HEALTH_NAME = "wildrobot.v1.DynamicsService.warmup"
+log = logging.getLogger(__name__)
 
 
 class InverseDynamicsService:
     """Domain service: arrays in, named outputs out; raises errors.InvalidArgument."""
 
     def __init__(self, max_frames: int = MAX_FRAMES) -> None:
+        from wildrobot.envs.dynamics.runner import ProgramCache
         from wildrobot.envs.dynamics.wildrobot import dynamics_model
 
         self.model = dynamics_model()
         self.max_frames = max_frames
-        # One thread: requests queue here instead of fighting over the CPU inside XLA.
+        self.programs = ProgramCache()
+        # Runs queue on one thread instead of fighting over the CPU inside XLA; compiles get
+        # their own thread, so a warm call never waits behind a compile.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inverse-dynamics")
+        self._compiler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="id-compile")
+        self.warm: bool | None = None  # None: no warm-up asked for; False: warming; True: done
 
     async def run(
-        self, inputs: dict[str, np.ndarray], rate_hz: float, options: dict[str, Any]
+        self,
+        inputs: dict[str, np.ndarray],
+        rate_hz: float,
+        options: dict[str, Any],
+        names: dict[str, tuple[str, ...]] | None = None,
     ) -> list[Any]:
+        from wildrobot.envs.dynamics import runner
+
+        trial, config, key = self.prepare(inputs, rate_hz, options, names or {})
         loop = asyncio.get_running_loop()
+        program = await loop.run_in_executor(
+            self._compiler, functools.partial(self.programs.get, self.model, config, key)
+        )
         return await loop.run_in_executor(
-            self._executor, functools.partial(self.run_sync, inputs, rate_hz, options)
+            self._executor,
+            functools.partial(runner.run_prepared, self.model, trial, config, key, program),
         )
 
-    def run_sync(
-        self, inputs: dict[str, np.ndarray], rate_hz: float, options: dict[str, Any]
-    ) -> list[Any]:
-        from wildrobot.envs.dynamics import Config, TrialData, TrialError
-        from wildrobot.envs.dynamics.runner import run_trial
-        from wildrobot.envs.dynamics.trial import Limits
+    def prepare(
+        self,
+        inputs: dict[str, np.ndarray],
+        rate_hz: float,
+        options: dict[str, Any],
+        names: dict[str, tuple[str, ...]],
+    ) -> tuple[Any, Any, Any]:
+        from wildrobot.dynamics_inputs import Limits, TrialData, TrialError, validate_options
+        from wildrobot.envs.dynamics import Config
+        from wildrobot.envs.dynamics.runner import prepare
 
         try:
-            config = Config(**options)
-        except (TypeError, ValueError) as exc:
-            raise errors.InvalidArgument(f"options: {exc}", ("options",)) from None
+            validate_options(**options)
+        except TrialError as exc:
+            raise errors.InvalidArgument(f"options.{exc}", (f"options.{exc.field}",)) from None
+        config = Config(**options)
         missing = [n for n in ("qpos", "grf", "cop") if n not in inputs]
         if missing:
             raise errors.InvalidArgument(f"{missing[0]}: required", tuple(missing))
         try:
-            return run_trial(
+            trial, key = prepare(
                 self.model,
-                TrialData(rate_hz=rate_hz, **inputs),
+                TrialData(rate_hz=rate_hz, **inputs, **names),
                 config,
                 Limits(max_frames=self.max_frames),
             )
         except TrialError as exc:
             raise errors.InvalidArgument(str(exc), (exc.field,)) from None
+        return trial, config, key
+
+    async def warm_up(self, buckets: tuple[int, ...], dtypes: tuple[str, ...]) -> None:
+        """Compiles the common programs on the compile thread (start-up, in the background)."""
+        from wildrobot.envs.dynamics import runner
+
+        self.warm = False
+        loop = asyncio.get_running_loop()
+        buckets = tuple(b for b in buckets if b <= max(self.max_frames, runner.MIN_BUCKET))
+        await loop.run_in_executor(
+            self._compiler,
+            functools.partial(runner.warm, self.model, buckets, dtypes, None, self.programs),
+        )
+        self.warm = True
+        log.info("inverse dynamics warm: buckets %s, %s", list(buckets), list(dtypes))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._compiler.shutdown(wait=False, cancel_futures=True)
 
 
 _INPUTS = ("qpos", "grf", "cop", "free_moment", "qvel", "qacc")
@@ -88,6 +137,14 @@ def request_options(request: dynamics_pb2.InverseDynamicsRequest) -> dict[str, A
     return {n: getattr(opts, n) for n in names if opts.HasField(n)}
 
 
+def request_names(request: dynamics_pb2.InverseDynamicsRequest) -> dict[str, tuple[str, ...]]:
+    """The foot and joint names the client's trial file declares (validated against the model)."""
+    return {
+        "foot_names": tuple(request.foot_names),
+        "joint_names": tuple(request.joint_names),
+    }
+
+
 class DynamicsServicer(dynamics_pb2_grpc.DynamicsServiceServicer):
     def __init__(self, service: InverseDynamicsService) -> None:
         self._service = service
@@ -96,8 +153,12 @@ class DynamicsServicer(dynamics_pb2_grpc.DynamicsServiceServicer):
         self, request: dynamics_pb2.InverseDynamicsRequest, context: aio.ServicerContext
     ) -> dynamics_pb2.InverseDynamicsResponse:
         outputs = await self._service.run(
-            request_inputs(request), request.rate_hz, request_options(request)
+            request_inputs(request),
+            request.rate_hz,
+            request_options(request),
+            request_names(request),
         )
+        by_name = {o.name: o.array for o in outputs}
         return dynamics_pb2.InverseDynamicsResponse(
             outputs=[
                 dynamics_pb2.NamedArray(
@@ -106,6 +167,7 @@ class DynamicsServicer(dynamics_pb2_grpc.DynamicsServiceServicer):
                 for o in outputs
             ],
             num_frames=int(outputs[0].array.shape[0]),
+            cop_outside_frames=int(np.any(by_name["cop_outside"], axis=-1).sum()),
         )
 
 
@@ -115,7 +177,16 @@ def register(services: Any, server: aio.Server) -> str:
     max_frames = min(
         MAX_FRAMES, (services.config.max_message_bytes - 65536) // RESPONSE_BYTES_PER_FRAME
     )
-    dynamics_pb2_grpc.add_DynamicsServiceServicer_to_server(
-        DynamicsServicer(InverseDynamicsService(max(max_frames, 3))), server
-    )
+    service = InverseDynamicsService(max(max_frames, 3))
+    dynamics_pb2_grpc.add_DynamicsServiceServicer_to_server(DynamicsServicer(service), server)
+    buckets = tuple(services.config.dynamics_warm_buckets)
+    if buckets:
+
+        async def warm_up(health: Any) -> None:
+            await health.set(WARMUP_HEALTH_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+            await service.warm_up(buckets, ("float32", "float64"))
+            await health.set(WARMUP_HEALTH_NAME, health_pb2.HealthCheckResponse.SERVING)
+
+        services.on_start.append(("dynamics-warmup", warm_up))
+    services.on_stop.append(service.close)
     return dynamics_pb2.DESCRIPTOR.services_by_name["DynamicsService"].full_name

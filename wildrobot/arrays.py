@@ -32,7 +32,9 @@ def from_proto(msg: dynamics_pb2.Array, name: str) -> np.ndarray:
     shape = tuple(int(s) for s in msg.shape)
     if len(shape) > MAX_DIMS:
         raise ValueError(f"{name}: {len(shape)} dimensions, at most {MAX_DIMS}")
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = dtype.itemsize
+    for size in shape:  # Python ints: a huge shape cannot wrap around as an int64 product would
+        expected *= size
     if len(msg.data) != expected:
         raise ValueError(
             f"{name}: {len(msg.data)} bytes do not hold shape {list(shape)} of {dtype.name} "

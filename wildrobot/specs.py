@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from wildrobot import task_settings
+from wildrobot import dynamics_inputs, task_settings
 
 
 class JobKind(enum.StrEnum):
@@ -189,16 +189,21 @@ class InverseDynamicsSpec(_Spec):
     trial_names: tuple[Annotated[str, Field(max_length=256)], ...] = Field(
         (), max_length=MAX_ID_TRIALS
     )
-    smooth_window: int = Field(1, ge=1, le=101)
+    smooth_window: int = 1
     smooth_forces: bool = True
-    cop_threshold: float = Field(5.0, ge=0.0, le=1000.0)
+    cop_threshold: float = 5.0
     float64: bool = False
 
     @field_validator("smooth_window")
     @classmethod
-    def _odd_window(cls, value: int) -> int:
-        if value % 2 == 0:
-            raise ValueError(f"must be odd, got {value}")
+    def _window(cls, value: int) -> int:
+        dynamics_inputs.validate_options(smooth_window=value)  # the rule every entry point uses
+        return value
+
+    @field_validator("cop_threshold")
+    @classmethod
+    def _threshold(cls, value: float) -> float:
+        dynamics_inputs.validate_options(cop_threshold=value)
         return value
 
     @field_validator("trials_npz")

@@ -1,13 +1,17 @@
 """The `inverse_dynamics` job: many or long trials through the jitted inverse, one .npz each.
 
 Inputs come with the spec (uploaded .npz bytes) or from `<artifact_dir>/inputs/<name>` (.npz or
-.csv). Outputs: `<run_dir>/inverse_dynamics/<index>_<stem>.npz` (see runner.save_outputs). A
-trial the library rejects fails the job with the trial and input named (JobError: no retry).
+.csv). Outputs: `<run_dir>/inverse_dynamics/attempt-<n>/<index>_<stem>.npz` (see
+runner.save_outputs): each attempt writes its own folder, each file is written to a temporary
+name and renamed into place, and the folder is registered after every trial with a fenced write
+(publish.checkpoint, step = frames done), so a stale attempt can neither overwrite a newer one's
+files nor register its own. A trial the library rejects fails the job with the trial and input
+named (JobError: no retry).
 """
 
 from __future__ import annotations
 
-import io
+import os
 from pathlib import Path
 
 from wildrobot.specs import InverseDynamicsSpec
@@ -20,7 +24,9 @@ def _load(spec: InverseDynamicsSpec, inputs_dir: Path, index: int, joint_names, 
     from wildrobot.envs.dynamics import trial as trial_io
 
     if spec.trials_npz:
-        return f"trial{index:04d}", trial_io.load_npz(io.BytesIO(spec.trials_npz[index]))
+        return f"trial{index:04d}", trial_io.load_npz(
+            spec.trials_npz[index], field=f"trials_npz[{index}]"
+        )
     name = spec.trial_names[index]
     root = inputs_dir.resolve()
     path = (root / name).resolve()
@@ -44,7 +50,7 @@ def run(context: JobContext, spec: InverseDynamicsSpec) -> HandlerResult:
         smooth_forces=spec.smooth_forces,
         cop_threshold=spec.cop_threshold,
     )
-    out_dir = context.run_dir / "inverse_dynamics"
+    out_dir = context.run_dir / "inverse_dynamics" / f"attempt-{context.attempt}"
     out_dir.mkdir(parents=True, exist_ok=True)
     inputs_dir = context.run_dir.parent / "inputs"
     num_trials = len(spec.trials_npz) or len(spec.trial_names)
@@ -64,8 +70,14 @@ def run(context: JobContext, spec: InverseDynamicsSpec) -> HandlerResult:
         except TrialError as exc:
             raise JobError(f"trial {index}: {exc}") from None
         target = out_dir / f"{index:04d}_{stem}.npz"
-        save_outputs(outputs, target)
+        partial = out_dir / f".{target.name}.partial"
+        with partial.open("wb") as handle:
+            save_outputs(outputs, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, target)
         frames += trial.num_frames
+        context.publish.checkpoint(frames, out_dir)  # fenced: a stale attempt is refused here
         context.publish.metrics(frames, {"trials_done": index + 1, "frames_done": frames})
         context.publish.log("info", f"trial {index} ({trial.num_frames} frames) -> {target.name}")
     return HandlerResult(final_step=frames, stopped=False)
