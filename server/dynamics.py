@@ -59,9 +59,12 @@ class InverseDynamicsService:
 
         trial, config, key = self.prepare(inputs, rate_hz, options, names or {})
         loop = asyncio.get_running_loop()
-        program = await loop.run_in_executor(
-            self._compiler, functools.partial(self.programs.get, self.model, config, key)
-        )
+        if key in self.programs:  # ready: never queue behind another caller's compile
+            program = self.programs.get(self.model, config, key)
+        else:
+            program = await loop.run_in_executor(
+                self._compiler, functools.partial(self.programs.get, self.model, config, key)
+            )
         return await loop.run_in_executor(
             self._executor,
             functools.partial(runner.run_prepared, self.model, trial, config, key, program),

@@ -22,6 +22,7 @@ import csv
 import dataclasses
 import io
 import math
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,7 @@ def load_npz(source: str | Path | io.BytesIO | bytes, field: str = "trial") -> T
     try:
         with np.load(source, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, EOFError, KeyError) as exc:
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         # numpy's own words (e.g. its allow_pickle hint) would not help: say what the rule is.
         kind = "holds a pickled (object) array" if "pickle" in str(exc) else "is damaged"
         raise TrialError(field, f"is not a readable .npz of numeric arrays ({kind})") from None
