@@ -41,6 +41,7 @@ from wildrobot.server.jobs import JobService
 from wildrobot.server.metrics import MetricsInterceptor, ServerMetrics
 from wildrobot.server.reaper import Reaper, ensure_groups
 from wildrobot.server.servicer import JobServicer
+from wildrobot.server.uploads import UploadStore
 from wildrobot.server.watch import WatchHub
 from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
 
@@ -66,8 +67,17 @@ class Services:
 
 
 def _register_jobs(services: Services, server: aio.Server) -> str:
+    config = services.config
     jobs_pb2_grpc.add_JobServiceServicer_to_server(
-        JobServicer(services.jobs, services.checkpoints, services.hub), server
+        JobServicer(
+            services.jobs,
+            services.checkpoints,
+            services.hub,
+            UploadStore(config.artifact_dir),
+            config.artifact_dir,
+            config.chunk_bytes,
+        ),
+        server,
     )
     return jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
 

@@ -42,7 +42,9 @@ def current_tenant() -> str:
 def wrap_handler(
     handler: grpc.RpcMethodHandler, wrap_unary: Callable, wrap_stream: Callable
 ) -> Any:
-    """A copy of `handler` whose behavior is wrapped (unary-unary and unary-stream RPCs)."""
+    """A copy of `handler` whose behavior is wrapped. Every kind of RPC: a client-streaming
+    one gets its request iterator where a unary one gets its request (an unwrapped kind would
+    skip authentication and error mapping)."""
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             wrap_unary(handler.unary_unary),
@@ -55,7 +57,19 @@ def wrap_handler(
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
-    return handler
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            wrap_unary(handler.stream_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(
+            wrap_stream(handler.stream_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    raise TypeError(f"unknown kind of RPC handler: {handler!r}")
 
 
 class AuthInterceptor(aio.ServerInterceptor):

@@ -161,11 +161,19 @@ class PpoSpec(_Spec):
         return self.num_iterations * self.env_steps_per_iteration
 
 
-# Inverse dynamics jobs: inputs uploaded with the request are bounded; larger inputs go to the
-# artifact store's inputs folder and are named by a safe relative path.
+# Inverse dynamics jobs: inputs uploaded with the request are bounded; larger inputs are uploaded
+# first (UploadTrial, at most MAX_ID_UPLOAD_BYTES each) into the tenant's inputs and named by a
+# safe relative path.
 MAX_ID_UPLOAD_BYTES = 16 * 1024 * 1024
 MAX_ID_TRIALS = 256
 _TRIAL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*\.(npz|csv)$")
+
+
+def check_trial_name(name: str) -> str:
+    """Raises ValueError unless `name` is a safe relative .npz/.csv name (no '..', not absolute)."""
+    if len(name) > 256 or not _TRIAL_NAME.match(name) or ".." in name.split("/"):
+        raise ValueError(f"{name[:256]!r} is not a safe relative .npz/.csv name")
+    return name
 
 
 class InverseDynamicsSpec(_Spec):
@@ -173,7 +181,9 @@ class InverseDynamicsSpec(_Spec):
 
     Exactly one input: `trials_npz` (trial files uploaded with the request, at most
     MAX_ID_UPLOAD_BYTES in all) or `trial_names` (relative names of .npz/.csv trial files under
-    the artifact store's `inputs/` folder; no '..', no absolute paths).
+    the tenant's inputs, `<artifact_dir>/tenants/<tenant>/inputs/`; no '..', no absolute paths).
+    The server stores `trials_npz` there too (uploads/sha256-<digest>.npz) and queues the job
+    with their names, so the job record never carries the bytes.
     """
 
     model_config = ConfigDict(
@@ -220,8 +230,7 @@ class InverseDynamicsSpec(_Spec):
     @classmethod
     def _safe_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:
-            if not _TRIAL_NAME.match(name) or ".." in name.split("/"):
-                raise ValueError(f"{name!r} is not a safe relative .npz/.csv name")
+            check_trial_name(name)
         return value
 
     @model_validator(mode="after")

@@ -28,10 +28,16 @@ class _Publish:
         pass
 
 
-def _context(tmp_path: Path) -> JobContext:
+def _context(tmp_path: Path, tenant: str = "alice") -> JobContext:
     run_dir = tmp_path / "artifacts" / "job1"
-    run_dir.mkdir(parents=True)
-    return JobContext("job1", 1, run_dir, None, _Publish(), lambda: False)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return JobContext("job1", 1, run_dir, None, _Publish(), lambda: False, tenant=tenant)
+
+
+def _inputs(tmp_path: Path, tenant: str = "alice") -> Path:
+    path = tmp_path / "artifacts" / "tenants" / tenant / "inputs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _npz_bytes(trial) -> bytes:
@@ -43,7 +49,7 @@ def _npz_bytes(trial) -> bytes:
 @pytest.mark.slow
 def test_uploaded_and_named_trials_give_named_npz(tmp_path, sim_trial, model) -> None:
     context = _context(tmp_path)
-    inputs = tmp_path / "artifacts" / "inputs" / "lab"
+    inputs = _inputs(tmp_path) / "lab"
     inputs.mkdir(parents=True)
     joint_names = [model.mj_model.joint(j).name for j in range(1, model.mj_model.njnt)]
     trial_io.save_csv(sim_trial, inputs / "walk.csv", joint_names)
@@ -70,20 +76,20 @@ def test_uploaded_and_named_trials_give_named_npz(tmp_path, sim_trial, model) ->
 
 def test_a_missing_named_input_fails_the_job(tmp_path) -> None:
     context = _context(tmp_path)
-    (tmp_path / "artifacts" / "inputs").mkdir()
+    _inputs(tmp_path)
     spec = InverseDynamicsSpec(trial_names=("missing.npz",))
     with pytest.raises(JobError, match=r"trial 0: trial_names: 'missing.npz' is not a file"):
         get_handler("inverse_dynamics")(context, spec)
 
 
 def test_path_traversal_is_refused_by_the_spec_and_by_the_handler(tmp_path) -> None:
-    name = "lab/../../job1/secret.npz"
+    name = "lab/../../secret.npz"
     with pytest.raises(ValueError, match="not a safe relative"):
         InverseDynamicsSpec(trial_names=(name,))
     # The handler's own guard, for a spec that got past validation: a real file outside inputs/.
     context = _context(tmp_path)
-    (tmp_path / "artifacts" / "inputs" / "lab").mkdir(parents=True)
-    (context.run_dir / "secret.npz").write_bytes(b"PK\x03\x04")
+    (_inputs(tmp_path) / "lab").mkdir(parents=True)
+    (tmp_path / "artifacts" / "tenants" / "alice" / "secret.npz").write_bytes(b"PK\x03\x04")
     spec = InverseDynamicsSpec.model_construct(
         kind="inverse_dynamics",
         trials_npz=(),
@@ -93,8 +99,16 @@ def test_path_traversal_is_refused_by_the_spec_and_by_the_handler(tmp_path) -> N
         cop_threshold=5.0,
         float64=False,
     )
-    with pytest.raises(JobError, match="is not a file under inputs/"):
+    with pytest.raises(JobError, match="is not a file among your inputs"):
         get_handler("inverse_dynamics")(context, spec)
+
+
+def test_a_tenant_cannot_name_another_tenants_recording(tmp_path, sim_trial) -> None:
+    (_inputs(tmp_path, "alice") / "walk.npz").write_bytes(_npz_bytes(sim_trial))
+    _inputs(tmp_path, "bob")
+    spec = InverseDynamicsSpec(trial_names=("walk.npz",))
+    with pytest.raises(JobError, match="'walk.npz' is not a file among your inputs"):
+        get_handler("inverse_dynamics")(_context(tmp_path, tenant="bob"), spec)
 
 
 def test_a_bad_trial_fails_the_job_naming_it(tmp_path, sim_trial) -> None:

@@ -226,9 +226,12 @@ class InverseDynamicsResponse(_message.Message):
     OUTPUTS_FIELD_NUMBER: _builtins.int
     NUM_FRAMES_FIELD_NUMBER: _builtins.int
     COP_OUTSIDE_FRAMES_FIELD_NUMBER: _builtins.int
+    FIRST_FRAME_FIELD_NUMBER: _builtins.int
     num_frames: _builtins.int
     cop_outside_frames: _builtins.int
     """Frames with any cop_outside (implausible input; their torques should not be trusted)."""
+    first_frame: _builtins.int
+    """InverseDynamicsStream: the frame this slice of outputs starts at."""
     @_builtins.property
     def outputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___NamedArray]:
         """joint_torque, residual_force, residual_moment, ankle_moment, cop, cop_valid, valid, qfrc.
@@ -241,10 +244,11 @@ class InverseDynamicsResponse(_message.Message):
         outputs: _abc.Iterable[Global___NamedArray] | None = ...,
         num_frames: _builtins.int = ...,
         cop_outside_frames: _builtins.int = ...,
+        first_frame: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cop_outside_frames", b"cop_outside_frames", "num_frames", b"num_frames", "outputs", b"outputs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cop_outside_frames", b"cop_outside_frames", "first_frame", b"first_frame", "num_frames", b"num_frames", "outputs", b"outputs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,7 +1,8 @@
 """The `inverse_dynamics` job: many or long trials through the jitted inverse, one .npz each.
 
-Inputs come with the spec (uploaded .npz bytes) or from `<artifact_dir>/inputs/<name>` (.npz or
-.csv). Outputs: `<run_dir>/inverse_dynamics/attempt-<n>/<index>_<stem>.npz` (see
+Inputs come with the spec (uploaded .npz bytes; the server normally stores those as uploads and
+sends names) or from the job's tenant's inputs, `<artifact_dir>/tenants/<tenant>/inputs/<name>`
+(.npz or .csv): one tenant can never name another's recordings. Outputs: `<run_dir>/inverse_dynamics/attempt-<n>/<index>_<stem>.npz` (see
 runner.save_outputs): each attempt writes its own folder, each file is written to a temporary
 name and renamed into place, and the folder is registered after every trial with a fenced write
 (publish.checkpoint, step = frames done), so a stale attempt can neither overwrite a newer one's
@@ -31,7 +32,7 @@ def _load(spec: InverseDynamicsSpec, inputs_dir: Path, index: int, joint_names, 
     root = inputs_dir.resolve()
     path = (root / name).resolve()
     if root not in path.parents or not path.is_file():
-        raise trial_io.TrialError("trial_names", f"{name!r} is not a file under inputs/")
+        raise trial_io.TrialError("trial_names", f"{name!r} is not a file among your inputs")
     if path.suffix == ".csv":
         return path.stem, trial_io.load_csv(path, joint_names, foot_names)
     return path.stem, trial_io.load_npz(path)
@@ -52,7 +53,14 @@ def run(context: JobContext, spec: InverseDynamicsSpec) -> HandlerResult:
     )
     out_dir = context.run_dir / "inverse_dynamics" / f"attempt-{context.attempt}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    inputs_dir = context.run_dir.parent / "inputs"
+    from wildrobot.tenant_files import tenant_inputs
+
+    inputs_dir = Path()
+    if spec.trial_names:
+        try:
+            inputs_dir = tenant_inputs(context.run_dir.parent, context.tenant)
+        except ValueError as exc:
+            raise JobError(f"trial inputs: {exc}") from None
     num_trials = len(spec.trials_npz) or len(spec.trial_names)
     frames = 0
     for index in range(num_trials):
