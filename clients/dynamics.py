@@ -85,6 +85,52 @@ def build_request(
     return request
 
 
+SLICE_BYTES = 128 * 1024  # per stream message: well under any server's message limit
+
+
+def stream_requests(
+    request: dynamics_pb2.InverseDynamicsRequest,
+) -> list[dynamics_pb2.InverseDynamicsRequest]:
+    """The request as consecutive frame slices for InverseDynamicsStream (the first keeps the
+    rate, options and names)."""
+    present = [n for n in INPUT_NAMES if request.HasField(n)]
+    decoded = {n: arrays.from_proto(getattr(request, n), n) for n in present}
+    frames = decoded["qpos"].shape[0] if "qpos" in decoded and decoded["qpos"].ndim else 0
+    per_frame = sum(a.nbytes // max(a.shape[0], 1) for a in decoded.values() if a.ndim) or 1
+    step = max(1, SLICE_BYTES // per_frame)
+    messages = []
+    for start in range(0, max(frames, 1), step):
+        message = dynamics_pb2.InverseDynamicsRequest()
+        if start == 0:
+            message.CopyFrom(request)
+        for name, array in decoded.items():
+            part = array[start : start + step] if array.ndim else array
+            getattr(message, name).CopyFrom(arrays.to_proto(part))
+        messages.append(message)
+    return messages
+
+
+def result_from_stream(
+    responses: list[dynamics_pb2.InverseDynamicsResponse],
+) -> InverseDynamicsResult:
+    """Joins InverseDynamicsStream's frame slices (in order of first_frame) into one result."""
+    responses = sorted(responses, key=lambda r: r.first_frame)
+    first = responses[0]
+    joined = {
+        o.name: np.concatenate([arrays.from_proto(r.outputs[i].array, o.name) for r in responses])
+        for i, o in enumerate(first.outputs)
+    }
+    total = first.num_frames
+    if any(a.shape[0] != total for a in joined.values()):
+        raise ValueError(f"InverseDynamicsStream: slices do not add up to {total} frames")
+    return InverseDynamicsResult(
+        arrays=joined,
+        columns={o.name: tuple(o.columns) for o in first.outputs},
+        units={o.name: o.unit for o in first.outputs},
+        cop_outside_frames=int(first.cop_outside_frames),
+    )
+
+
 def result_from_proto(response: dynamics_pb2.InverseDynamicsResponse) -> InverseDynamicsResult:
     return InverseDynamicsResult(
         arrays={o.name: arrays.from_proto(o.array, o.name) for o in response.outputs},

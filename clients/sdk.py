@@ -159,7 +159,8 @@ class Client:
         """Joint torques, root residual, ankle moments and COP of one trial (docs/inverse_dynamics.md).
 
         qpos [T, nq], grf/cop/free_moment [T, 2, 3], qvel/qacc [T, nv]; float32 or float64 (the
-        answer has the same dtype). foot_names / joint_names: the order the data follows, as a
+        answer has the same dtype); at most 10,000 frames (sent and answered in slices through
+        InverseDynamicsStream, so any server message limit works). foot_names / joint_names: the order the data follows, as a
         trial file declares it (the server rejects any other than the model's). Options out of
         range raise TrialError here, naming the option; bad inputs raise the INVALID_ARGUMENT
         error naming the input. Retried on UNAVAILABLE (the call has no side effects)."""
@@ -172,15 +173,19 @@ class Client:
             {"foot_names": foot_names, "joint_names": joint_names},
         )
         timeout = timeout_s or max(self.timeout_s, 120.0)  # a first call per length compiles
-        response = self._call_with_retry(
-            lambda: self._dynamics.InverseDynamics(
-                request, timeout=timeout, metadata=self._metadata
+        # The streaming call: up to 10,000 frames whatever the server's message limit.
+        messages = dynamics.stream_requests(request)
+        responses = self._call_with_retry(
+            lambda: list(
+                self._dynamics.InverseDynamicsStream(
+                    iter(messages), timeout=timeout, metadata=self._metadata
+                )
             ),
-            method="InverseDynamics",
+            method="InverseDynamicsStream",
             job_id=None,
             attempts=self.retry.max_attempts,
         )
-        return dynamics.result_from_proto(response)
+        return dynamics.result_from_stream(responses)
 
     # -- submitting ---------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,8 +27,9 @@ from wildrobot import arrays
 from wildrobot.server import errors
 from wildrobot.v1 import dynamics_pb2, dynamics_pb2_grpc
 
-MAX_FRAMES = 10_000
+MAX_FRAMES = 10_000  # InverseDynamicsStream (and the unary call when its messages allow)
 RESPONSE_BYTES_PER_FRAME = 512
+MESSAGE_HEADROOM_BYTES = 65536
 WARMUP_HEALTH_NAME = "wildrobot.v1.DynamicsService.warmup"
 log = logging.getLogger(__name__)
 
@@ -35,12 +37,13 @@ log = logging.getLogger(__name__)
 class InverseDynamicsService:
     """Domain service: arrays in, named outputs out; raises errors.InvalidArgument."""
 
-    def __init__(self, max_frames: int = MAX_FRAMES) -> None:
+    def __init__(self, max_frames: int = MAX_FRAMES, stream_max_frames: int = MAX_FRAMES) -> None:
         from wildrobot.envs.dynamics.runner import ProgramCache
         from wildrobot.envs.dynamics.wildrobot import dynamics_model
 
         self.model = dynamics_model()
         self.max_frames = max_frames
+        self.stream_max_frames = stream_max_frames
         self.programs = ProgramCache()
         # Runs queue on one thread instead of fighting over the CPU inside XLA; compiles get
         # their own thread, so a warm call never waits behind a compile.
@@ -54,10 +57,13 @@ class InverseDynamicsService:
         rate_hz: float,
         options: dict[str, Any],
         names: dict[str, tuple[str, ...]] | None = None,
+        max_frames: int | None = None,
     ) -> list[Any]:
         from wildrobot.envs.dynamics import runner
 
-        trial, config, key = self.prepare(inputs, rate_hz, options, names or {})
+        trial, config, key = self.prepare(
+            inputs, rate_hz, options, names or {}, max_frames or self.max_frames
+        )
         loop = asyncio.get_running_loop()
         if key in self.programs:  # ready: never queue behind another caller's compile
             program = self.programs.get(self.model, config, key)
@@ -76,6 +82,7 @@ class InverseDynamicsService:
         rate_hz: float,
         options: dict[str, Any],
         names: dict[str, tuple[str, ...]],
+        max_frames: int,
     ) -> tuple[Any, Any, Any]:
         from wildrobot.dynamics_inputs import Limits, TrialData, TrialError, validate_options
         from wildrobot.envs.dynamics import Config
@@ -94,7 +101,7 @@ class InverseDynamicsService:
                 self.model,
                 TrialData(rate_hz=rate_hz, **inputs, **names),
                 config,
-                Limits(max_frames=self.max_frames),
+                Limits(max_frames=max_frames),
             )
         except TrialError as exc:
             raise errors.InvalidArgument(str(exc), (exc.field,)) from None
@@ -148,9 +155,74 @@ def request_names(request: dynamics_pb2.InverseDynamicsRequest) -> dict[str, tup
     }
 
 
+def _named_arrays(outputs: list[Any], start: int, stop: int) -> list[dynamics_pb2.NamedArray]:
+    return [
+        dynamics_pb2.NamedArray(
+            name=o.name, array=arrays.to_proto(o.array[start:stop]), columns=o.columns,
+            unit=o.unit,
+        )
+        for o in outputs
+    ]
+
+
 class DynamicsServicer(dynamics_pb2_grpc.DynamicsServiceServicer):
-    def __init__(self, service: InverseDynamicsService) -> None:
+    def __init__(self, service: InverseDynamicsService, frames_per_message: int = 4096) -> None:
         self._service = service
+        self._frames_per_message = frames_per_message
+
+    async def InverseDynamicsStream(
+        self,
+        request_iterator: AsyncIterator[dynamics_pb2.InverseDynamicsRequest],
+        context: aio.ServicerContext,
+    ) -> AsyncIterator[dynamics_pb2.InverseDynamicsResponse]:
+        limit = self._service.stream_max_frames
+        first: dynamics_pb2.InverseDynamicsRequest | None = None
+        parts: dict[str, list[np.ndarray]] = {}
+        frames = 0
+        async for request in request_iterator:
+            if first is None:
+                first = request
+            slice_inputs = request_inputs(request)
+            if "qpos" not in slice_inputs:
+                raise errors.InvalidArgument("qpos: required in every message", ("qpos",))
+            if set(slice_inputs) != set(parts or slice_inputs):
+                raise errors.InvalidArgument(
+                    f"{sorted(set(slice_inputs) ^ set(parts))[0]}: every message carries the "
+                    "same arrays",
+                    ("inputs",),
+                )
+            frames += int(slice_inputs["qpos"].shape[0]) if slice_inputs["qpos"].ndim else 0
+            if frames > limit:
+                raise errors.InvalidArgument(
+                    f"qpos: more than the limit {limit} frames in one InverseDynamicsStream",
+                    ("qpos",),
+                )
+            for name, array in slice_inputs.items():
+                parts.setdefault(name, []).append(array)
+        if first is None:
+            raise errors.InvalidArgument("qpos: the stream sent no message", ("qpos",))
+        inputs = {}
+        for name, pieces in parts.items():
+            try:
+                inputs[name] = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+            except ValueError:
+                raise errors.InvalidArgument(
+                    f"{name}: slices differ in shape after the frame axis", (name,)
+                ) from None
+        outputs = await self._service.run(
+            inputs, first.rate_hz, request_options(first), request_names(first), limit
+        )
+        total = int(outputs[0].array.shape[0])
+        by_name = {o.name: o.array for o in outputs}
+        outside = int(np.any(by_name["cop_outside"], axis=-1).sum())
+        for start in range(0, total, self._frames_per_message):
+            stop = min(start + self._frames_per_message, total)
+            yield dynamics_pb2.InverseDynamicsResponse(
+                outputs=_named_arrays(outputs, start, stop),
+                num_frames=total,
+                first_frame=start,
+                cop_outside_frames=outside,
+            )
 
     async def InverseDynamics(
         self, request: dynamics_pb2.InverseDynamicsRequest, context: aio.ServicerContext
@@ -178,10 +250,17 @@ def register(services: Any, server: aio.Server) -> str:
     """Adds DynamicsService to the front end (an entry of server.app.REGISTRATIONS)."""
     # The float64 answer is about 470 bytes a frame: cap frames so it fits one message.
     max_frames = min(
-        MAX_FRAMES, (services.config.max_message_bytes - 65536) // RESPONSE_BYTES_PER_FRAME
+        MAX_FRAMES,
+        (services.config.max_message_bytes - MESSAGE_HEADROOM_BYTES) // RESPONSE_BYTES_PER_FRAME,
     )
-    service = InverseDynamicsService(max(max_frames, 3))
-    dynamics_pb2_grpc.add_DynamicsServiceServicer_to_server(DynamicsServicer(service), server)
+    service = InverseDynamicsService(max(max_frames, 3), MAX_FRAMES)
+    # Stream answers: as many frames a message as fit the smaller of the server's limit and the
+    # 4 MiB a default gRPC client accepts.
+    budget = min(services.config.max_message_bytes, 4 * 1024 * 1024) - MESSAGE_HEADROOM_BYTES
+    per_message = max(16, budget // RESPONSE_BYTES_PER_FRAME)
+    dynamics_pb2_grpc.add_DynamicsServiceServicer_to_server(
+        DynamicsServicer(service, per_message), server
+    )
     buckets = tuple(services.config.dynamics_warm_buckets)
     if buckets:
 

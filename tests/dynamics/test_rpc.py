@@ -303,3 +303,40 @@ def test_cli_reads_the_documented_csv(service, trial, tmp_path) -> None:  # noqa
     with np.load(tmp_path / "o.npz") as saved:
         err = np.abs(saved["joint_torque"] - trial.truth["joint_torque"])[saved["valid"]]
         assert err.max() < 1e-6 and not saved["cop_outside"].any()
+
+
+def _tiled(trial, frames):
+    times = -(-frames // trial.num_frames)
+    return {k: v[:frames] for k, v in _long(trial, times).items()}
+
+
+def test_the_stream_refuses_one_frame_past_its_limit(service, trial) -> None:  # noqa: F811
+    from wildrobot.clients import Client
+    from wildrobot.clients.errors import ClientError
+
+    data = _tiled(trial, 10_001)
+    with Client(service.address, TOKEN_OF["alice"]) as client, pytest.raises(ClientError) as info:
+        client.inverse_dynamics(rate_hz=trial.rate_hz, **{k: v.astype(np.float32)
+                                                          for k, v in data.items()})
+    cause = info.value.__cause__
+    assert cause.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert cause.details() == "qpos: more than the limit 10000 frames in one InverseDynamicsStream"
+
+
+@pytest.mark.slow
+def test_the_documented_10000_frames_fit_a_256_kib_server(service, trial) -> None:  # noqa: F811
+    """The unary call stops at 384 frames here (256 KiB messages); the stream takes 10,000."""
+    from wildrobot.clients import Client
+
+    data = {k: v.astype(np.float32) for k, v in _tiled(trial, 10_000).items()}
+    with Client(service.address, TOKEN_OF["alice"]) as client:
+        result = client.inverse_dynamics(rate_hz=trial.rate_hz, timeout_s=600, **data)
+    assert result["joint_torque"].shape == (10_000, 17)
+    assert result["valid"].sum() == 10_000 - 2
+    # Same numbers as the unary call on a window it can carry (frames 1..148 see the same data).
+    head = {k: v[:150] for k, v in data.items()}
+    raw = _stub(service).InverseDynamics(_request(trial, np.float32, **head), metadata=METADATA,
+                                         timeout=300)
+    unary = {o.name: arrays.from_proto(o.array, o.name) for o in raw.outputs}
+    np.testing.assert_allclose(result["joint_torque"][1:148], unary["joint_torque"][1:148],
+                               atol=2e-3)
