@@ -60,8 +60,9 @@ class Services:
     metrics: ServerMetrics
     history: HistoryService
     auth: TokenAuth
-    # Background work a service starts once serving: (name, coroutine function of the health
-    # servicer); and what it releases at stop.
+    # Background work a service starts once serving: (name, async function of the health
+    # servicer that sets its first status and returns the coroutine to run in the background);
+    # and what it releases at stop.
     on_start: list[tuple[str, Callable[[Any], Any]]] = field(default_factory=list)
     on_stop: list[Callable[[], None]] = field(default_factory=list)
 
@@ -223,8 +224,8 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
     server._spawn(reaper.run(config.reaper_interval_s), "lease-reaper")
     server._spawn(redis_health.run(config.health_interval_s), "health")
     server._spawn(metrics.run_sampler(client, config.metrics_interval_s), "metrics-sampler")
-    for name, start in services.on_start:
-        server._spawn(start(server.health), name)
+    for name, start in services.on_start:  # start() reports its first status, then runs on
+        server._spawn(await start(server.health), name)
     if config.metrics_port is not None:
         server.metrics_endpoint = MetricsEndpoint.start(
             metrics.registry, config.metrics_host, config.metrics_port

@@ -180,6 +180,10 @@ class DynamicsServicer(dynamics_pb2_grpc.DynamicsServiceServicer):
         parts: dict[str, list[np.ndarray]] = {}
         frames = 0
         async for request in request_iterator:
+            if not isinstance(request, dynamics_pb2.InverseDynamicsRequest):  # undecodable
+                raise errors.InvalidArgument(
+                    "qpos: a message is not an InverseDynamicsRequest", ("qpos",)
+                )
             if first is None:
                 first = request
             slice_inputs = request_inputs(request)
@@ -264,10 +268,15 @@ def register(services: Any, server: aio.Server) -> str:
     buckets = tuple(services.config.dynamics_warm_buckets)
     if buckets:
 
-        async def warm_up(health: Any) -> None:
+        async def warm_up(health: Any) -> Any:
+            """Says NOT_SERVING now; returns the background work that compiles, then SERVING."""
             await health.set(WARMUP_HEALTH_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
-            await service.warm_up(buckets, ("float32", "float64"))
-            await health.set(WARMUP_HEALTH_NAME, health_pb2.HealthCheckResponse.SERVING)
+
+            async def compile_then_report() -> None:
+                await service.warm_up(buckets, ("float32", "float64"))
+                await health.set(WARMUP_HEALTH_NAME, health_pb2.HealthCheckResponse.SERVING)
+
+            return compile_then_report()
 
         services.on_start.append(("dynamics-warmup", warm_up))
     services.on_stop.append(service.close)

@@ -62,6 +62,8 @@ class UploadStore:
         size = 0
         try:
             async for chunk in chunks:
+                if not isinstance(chunk, jobs_pb2.UploadChunk):  # a safe deserializer's marker
+                    raise errors.InvalidArgument("data: a chunk is not an UploadChunk", ("data",))
                 if target is None:
                     target = self.path(tenant, chunk.name)
                     target.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from wildrobot.v1 import dynamics_pb2
@@ -32,9 +34,7 @@ def from_proto(msg: dynamics_pb2.Array, name: str) -> np.ndarray:
     shape = tuple(int(s) for s in msg.shape)
     if len(shape) > MAX_DIMS:
         raise ValueError(f"{name}: {len(shape)} dimensions, at most {MAX_DIMS}")
-    expected = dtype.itemsize
-    for size in shape:  # Python ints: a huge shape cannot wrap around as an int64 product would
-        expected *= size
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no int64 overflow
     if len(msg.data) != expected:
         raise ValueError(
             f"{name}: {len(msg.data)} bytes do not hold shape {list(shape)} of {dtype.name} "
