@@ -24,6 +24,11 @@ from wildrobot.specs import MAX_ID_UPLOAD_BYTES, check_trial_name
 from wildrobot.v1 import jobs_pb2
 
 INLINE_PREFIX = "uploads"
+_ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive
+
+
+def _not_npz(data: bytes) -> bool:
+    return not data.startswith(_ZIP_MAGIC)
 
 
 def tenant_inputs(artifact_dir: Path, tenant: str) -> Path:
@@ -74,6 +79,11 @@ class UploadStore:
                 ).as_posix():
                     raise errors.InvalidArgument("name: only the first chunk names the file",
                                                  ("name",))
+                if size == 0 and target.suffix == ".npz" and _not_npz(chunk.data):
+                    raise errors.InvalidArgument(
+                        "data: is not an .npz file (an .npz is a zip archive of named arrays)",
+                        ("data",),
+                    )
                 size += len(chunk.data)
                 if size > self.max_bytes:
                     raise errors.ResourceExhausted(
@@ -125,6 +135,13 @@ class UploadStore:
         inline = list(spec_msg.inverse_dynamics.trials_npz)
         if not inline:
             return spec_msg
+        for index, data in enumerate(inline):
+            if _not_npz(data):
+                raise errors.InvalidArgument(
+                    f"spec.inverse_dynamics.trials_npz[{index}]: is not an .npz file (an .npz "
+                    "is a zip archive of named arrays)",
+                    (f"spec.inverse_dynamics.trials_npz[{index}]",),
+                )
         out = jobs_pb2.JobSpec()
         out.CopyFrom(spec_msg)
         del out.inverse_dynamics.trials_npz[:]

@@ -51,6 +51,19 @@ def test_an_upload_of_the_documented_limit_fits_and_one_byte_more_does_not(servi
     assert sorted(p.name for p in stored.iterdir()) == ["big.npz"]  # nothing partial is kept
 
 
+def test_non_npz_uploads_name_the_field_and_rule(service) -> None:  # noqa: F811
+    with _client(service) as client, pytest.raises(Exception) as info:
+        client.upload_trial(b"\x80\x04 a pickle, not an npz", "p.npz")
+    assert info.value.__cause__.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.__cause__.details() == (
+        "data: is not an .npz file (an .npz is a zip archive of named arrays)"
+    )
+    with pytest.raises(grpc.RpcError) as inline:
+        _submit(service.stub("alice"), trials_npz=[b"PK\x03\x04 ok", b"\x80\x04 pickle"])
+    assert inline.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert inline.value.details().startswith("spec.inverse_dynamics.trials_npz[1]: is not an .npz")
+
+
 def test_bad_upload_names_are_refused(service) -> None:  # noqa: F811
     with _client(service) as client:
         for name in ("../escape.npz", "/abs.npz", "lab/x.pkl"):
