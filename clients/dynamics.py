@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from wildrobot import arrays
+from wildrobot import arrays, dynamics_inputs
 from wildrobot.v1 import dynamics_pb2
 
 INPUT_NAMES = ("qpos", "grf", "cop", "free_moment", "qvel", "qacc")
@@ -30,6 +30,8 @@ class InverseDynamicsResult(Mapping):
     arrays: dict[str, np.ndarray]
     columns: dict[str, tuple[str, ...]]
     units: dict[str, str]
+    # Frames where a loaded foot's COP is outside its support (see `cop_outside`).
+    cop_outside_frames: int = 0
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]
@@ -51,12 +53,25 @@ class InverseDynamicsResult(Mapping):
 
 
 def build_request(
-    inputs: Mapping[str, Any], rate_hz: float, options: Mapping[str, Any]
+    inputs: Mapping[str, Any],
+    rate_hz: float,
+    options: Mapping[str, Any],
+    names: Mapping[str, Any] | None = None,
 ) -> dynamics_pb2.InverseDynamicsRequest:
     """inputs: arrays by INPUT_NAMES (None: absent); options: smooth_window, smooth_forces,
-    cop_threshold (None: the server's default). float64 inputs stay float64; anything else that
-    is not float32 becomes float32."""
+    cop_threshold (None: the server's default), checked here with the rule the server uses
+    (dynamics_inputs.validate_options; TrialError names the option); names: foot_names and
+    joint_names a trial file declares (the server checks them against the model). float64
+    inputs stay float64; anything else that is not float32 becomes float32."""
+    unknown = sorted(set(inputs) - set(INPUT_NAMES))
+    if unknown:
+        raise dynamics_inputs.TrialError(unknown[0], f"unknown input (expected {INPUT_NAMES})")
+    given = {k: v for k, v in options.items() if v is not None}
+    dynamics_inputs.validate_options(**given)
     request = dynamics_pb2.InverseDynamicsRequest(rate_hz=float(rate_hz))
+    for name, values in (names or {}).items():
+        if values:
+            getattr(request, name).extend(str(v) for v in values)
     for name in INPUT_NAMES:
         value = inputs.get(name)
         if value is None:
@@ -65,10 +80,55 @@ def build_request(
         if array.dtype not in (np.float32, np.float64):
             array = array.astype(np.float32)
         getattr(request, name).CopyFrom(arrays.to_proto(array))
-    for name, value in options.items():
-        if value is not None:
-            setattr(request.options, name, value)
+    for name, value in given.items():
+        setattr(request.options, name, value)
     return request
+
+
+SLICE_BYTES = 128 * 1024  # per stream message: well under any server's message limit
+
+
+def stream_requests(
+    request: dynamics_pb2.InverseDynamicsRequest,
+) -> list[dynamics_pb2.InverseDynamicsRequest]:
+    """The request as consecutive frame slices for InverseDynamicsStream (the first keeps the
+    rate, options and names)."""
+    present = [n for n in INPUT_NAMES if request.HasField(n)]
+    decoded = {n: arrays.from_proto(getattr(request, n), n) for n in present}
+    frames = decoded["qpos"].shape[0] if "qpos" in decoded and decoded["qpos"].ndim else 0
+    per_frame = sum(a.nbytes // max(a.shape[0], 1) for a in decoded.values() if a.ndim) or 1
+    step = max(1, SLICE_BYTES // per_frame)
+    messages = []
+    for start in range(0, max(frames, 1), step):
+        message = dynamics_pb2.InverseDynamicsRequest()
+        if start == 0:
+            message.CopyFrom(request)
+        for name, array in decoded.items():
+            part = array[start : start + step] if array.ndim else array
+            getattr(message, name).CopyFrom(arrays.to_proto(part))
+        messages.append(message)
+    return messages
+
+
+def result_from_stream(
+    responses: list[dynamics_pb2.InverseDynamicsResponse],
+) -> InverseDynamicsResult:
+    """Joins InverseDynamicsStream's frame slices (in order of first_frame) into one result."""
+    responses = sorted(responses, key=lambda r: r.first_frame)
+    first = responses[0]
+    joined = {
+        o.name: np.concatenate([arrays.from_proto(r.outputs[i].array, o.name) for r in responses])
+        for i, o in enumerate(first.outputs)
+    }
+    total = first.num_frames
+    if any(a.shape[0] != total for a in joined.values()):
+        raise ValueError(f"InverseDynamicsStream: slices do not add up to {total} frames")
+    return InverseDynamicsResult(
+        arrays=joined,
+        columns={o.name: tuple(o.columns) for o in first.outputs},
+        units={o.name: o.unit for o in first.outputs},
+        cop_outside_frames=int(first.cop_outside_frames),
+    )
 
 
 def result_from_proto(response: dynamics_pb2.InverseDynamicsResponse) -> InverseDynamicsResult:
@@ -76,4 +136,5 @@ def result_from_proto(response: dynamics_pb2.InverseDynamicsResponse) -> Inverse
         arrays={o.name: arrays.from_proto(o.array, o.name) for o in response.outputs},
         columns={o.name: tuple(o.columns) for o in response.outputs},
         units={o.name: o.unit for o in response.outputs},
+        cop_outside_frames=int(response.cop_outside_frames),
     )

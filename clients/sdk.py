@@ -153,29 +153,39 @@ class Client:
         smooth_forces: bool | None = None,
         cop_threshold: float | None = None,
         timeout_s: float | None = None,
+        foot_names: Sequence[str] = (),
+        joint_names: Sequence[str] = (),
     ) -> dynamics.InverseDynamicsResult:
         """Joint torques, root residual, ankle moments and COP of one trial (docs/inverse_dynamics.md).
 
         qpos [T, nq], grf/cop/free_moment [T, 2, 3], qvel/qacc [T, nv]; float32 or float64 (the
-        answer has the same dtype). Bad inputs raise the INVALID_ARGUMENT error naming the input.
-        Retried on UNAVAILABLE (the call has no side effects)."""
+        answer has the same dtype); at most 10,000 frames (sent and answered in slices through
+        InverseDynamicsStream, so any server message limit works). foot_names / joint_names: the order the data follows, as a
+        trial file declares it (the server rejects any other than the model's). Options out of
+        range raise TrialError here, naming the option; bad inputs raise the INVALID_ARGUMENT
+        error naming the input. Retried on UNAVAILABLE (the call has no side effects)."""
         request = dynamics.build_request(
             {"qpos": qpos, "grf": grf, "cop": cop, "free_moment": free_moment, "qvel": qvel,
              "qacc": qacc},
             rate_hz,
             {"smooth_window": smooth_window, "smooth_forces": smooth_forces,
              "cop_threshold": cop_threshold},
+            {"foot_names": foot_names, "joint_names": joint_names},
         )
         timeout = timeout_s or max(self.timeout_s, 120.0)  # a first call per length compiles
-        response = self._call_with_retry(
-            lambda: self._dynamics.InverseDynamics(
-                request, timeout=timeout, metadata=self._metadata
+        # The streaming call: up to 10,000 frames whatever the server's message limit.
+        messages = dynamics.stream_requests(request)
+        responses = self._call_with_retry(
+            lambda: list(
+                self._dynamics.InverseDynamicsStream(
+                    iter(messages), timeout=timeout, metadata=self._metadata
+                )
             ),
-            method="InverseDynamics",
+            method="InverseDynamicsStream",
             job_id=None,
             attempts=self.retry.max_attempts,
         )
-        return dynamics.result_from_proto(response)
+        return dynamics.result_from_stream(responses)
 
     # -- submitting ---------------------------------------------------------------------------
 
@@ -430,6 +440,85 @@ class Client:
                 f"DownloadArtifact: got {buffer.tell()} bytes of a {size}-byte {kind} file"
             )
         return info, size
+
+    # -- uploads and a job's files ---------------------------------------------------------------
+
+    UPLOAD_CHUNK_BYTES = 64 * 1024
+
+    def upload_trial(self, source: str | Path | bytes, name: str | None = None) -> dict[str, Any]:
+        """Uploads a trial file (.npz/.csv, at most 16 MiB) into this tenant's inputs, streamed
+        in chunks (so it need not fit one message); returns {"name", "size_bytes", "sha256"}.
+        Name it in an inverse-dynamics job's `trial_names`."""
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        if name is None:
+            if isinstance(source, bytes):
+                raise TypeError("name is required when uploading bytes")
+            name = Path(source).name
+        step = self.UPLOAD_CHUNK_BYTES
+
+        def chunks() -> Iterator[jobs_pb2.UploadChunk]:
+            yield jobs_pb2.UploadChunk(name=name, data=data[:step])
+            for start in range(step, len(data), step):
+                yield jobs_pb2.UploadChunk(data=data[start : start + step])
+
+        info = self._call_with_retry(
+            lambda: self._stub.UploadTrial(
+                chunks(), timeout=max(self.timeout_s, 120.0), metadata=self._metadata
+            ),
+            method="UploadTrial",
+            job_id=None,
+            attempts=self.retry.max_attempts,  # same name, same bytes: safe to repeat
+        )
+        return {"name": info.name, "size_bytes": info.size_bytes, "sha256": info.sha256}
+
+    def list_uploads(self) -> list[dict[str, Any]]:
+        response = self._unary("ListUploads", jobs_pb2.ListUploadsRequest(), idempotent=True)
+        return [{"name": u.name, "size_bytes": u.size_bytes} for u in response.uploads]
+
+    def list_artifacts(self, job_id: str) -> list[dict[str, Any]]:
+        """Every file of a job the server can send: exports and inverse-dynamics outputs, each
+        {"name", "kind", "size_bytes", "step"}; download one with `download_file`."""
+        response = self._unary(
+            "ListArtifacts", jobs_pb2.ListArtifactsRequest(job_id=job_id), idempotent=True,
+            job_id=job_id,
+        )
+        kinds = {v: k for k, v in jobs_pb2.ArtifactKind.items()}
+        return [
+            {
+                "name": a.name,
+                "kind": kinds.get(a.kind, "").removeprefix("ARTIFACT_KIND_").lower(),
+                "size_bytes": a.size_bytes,
+                "step": a.step,
+            }
+            for a in response.artifacts
+        ]
+
+    def download_file(self, job_id: str, name: str, out_path: str | Path) -> Path:
+        """Downloads one file ListArtifacts named (written to a temporary name, then renamed)."""
+        out = Path(out_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.part")
+        request = jobs_pb2.DownloadArtifactRequest(job_id=job_id, name=name)
+
+        def fetch(buffer: IO[bytes]) -> int:
+            buffer.seek(0)
+            buffer.truncate()
+            size = -1
+            for chunk in self._stub.DownloadArtifact(request, metadata=self._metadata):
+                if size < 0:
+                    size = chunk.size_bytes
+                buffer.write(chunk.data)
+            if buffer.tell() != size:
+                raise errors.ServerError(f"DownloadArtifact: got {buffer.tell()} of {size} bytes")
+            return size
+
+        try:
+            with tmp.open("w+b") as buffer:
+                self._retry_stream(lambda: fetch(buffer), job_id, "DownloadArtifact")
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return out
 
     # -- plumbing -------------------------------------------------------------------------------
 

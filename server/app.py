@@ -15,7 +15,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import redis.asyncio as aioredis
@@ -40,6 +41,7 @@ from wildrobot.server.metrics import MetricsInterceptor, ServerMetrics
 from wildrobot.server.reaper import Reaper, ensure_groups
 from wildrobot.server.reflection import enable_reflection
 from wildrobot.server.servicer import JobServicer
+from wildrobot.server.uploads import UploadStore
 from wildrobot.server.watch import WatchHub
 from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
 
@@ -58,11 +60,25 @@ class Services:
     metrics: ServerMetrics
     history: HistoryService
     auth: TokenAuth
+    # Background work a service starts once serving: (name, async function of the health
+    # servicer that sets its first status and returns the coroutine to run in the background);
+    # and what it releases at stop.
+    on_start: list[tuple[str, Callable[[Any], Any]]] = field(default_factory=list)
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
 
 
 def _register_jobs(services: Services, server: aio.Server) -> str:
+    config = services.config
     jobs_pb2_grpc.add_JobServiceServicer_to_server(
-        JobServicer(services.jobs, services.checkpoints, services.hub), server
+        JobServicer(
+            services.jobs,
+            services.checkpoints,
+            services.hub,
+            UploadStore(config.artifact_dir),
+            config.artifact_dir,
+            config.chunk_bytes,
+        ),
+        server,
     )
     return jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
 
@@ -111,6 +127,8 @@ class WildRobotServer:
         for task in pending:
             log.warning("background task %s did not stop", task.get_name())
         self._tasks.clear()
+        for release in self.services.on_stop:
+            release()
         if self.metrics_endpoint is not None:
             self.metrics_endpoint.stop()
             self.metrics_endpoint = None
@@ -201,6 +219,8 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
     server._spawn(reaper.run(config.reaper_interval_s), "lease-reaper")
     server._spawn(redis_health.run(config.health_interval_s), "health")
     server._spawn(metrics.run_sampler(client, config.metrics_interval_s), "metrics-sampler")
+    for name, start in services.on_start:  # start() reports its first status, then runs on
+        server._spawn(await start(server.health), name)
     if config.metrics_port is not None:
         server.metrics_endpoint = MetricsEndpoint.start(
             metrics.registry, config.metrics_host, config.metrics_port

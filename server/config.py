@@ -47,6 +47,17 @@ class ServerConfig(BaseModel):
     grace_s: float = Field(5.0, ge=0)
     watch_block_ms: int = Field(250, ge=10)
     chunk_bytes: int = Field(1024 * 1024, ge=1024)
+    # InverseDynamics length buckets compiled in the background at start-up (float32 and
+    # float64); () disables (tests). Health name wildrobot.v1.DynamicsService.warmup says when.
+    dynamics_warm_buckets: tuple[int, ...] = (256, 512, 1024)
+
+    @field_validator("dynamics_warm_buckets", mode="before")
+    @classmethod
+    def _bucket_list(cls, value: object) -> object:
+        """From a flag or env var: "256,512,1024" ("" disables)."""
+        if isinstance(value, str):
+            return tuple(int(v) for v in value.split(",") if v.strip())
+        return value
     redis_pool_size: int = Field(64, ge=1)
     # What one job may cost (wildrobot.costs); raise them for bigger machines.
     max_env_steps_per_iteration: int = Field(costs.DEFAULT_MAX_ENV_STEPS_PER_ITERATION, ge=1)

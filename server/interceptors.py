@@ -46,8 +46,10 @@ def wrap_handler(
     wrap_stream: Callable,
     wrap_deserializer: Callable = lambda deserializer: deserializer,
 ) -> Any:
-    """A copy of `handler` whose behavior (and optionally deserializer) is wrapped (unary-unary
-    and unary-stream RPCs; others are returned as they are)."""
+    """A copy of `handler` whose behavior is wrapped. Every kind of RPC: a client-streaming
+    one gets its request iterator where a unary one gets its request (an unwrapped kind would
+    skip authentication and error mapping). `wrap_deserializer` applies to unary requests; the
+    streaming-request handlers reject undecodable chunks themselves."""
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             wrap_unary(handler.unary_unary),
@@ -60,7 +62,19 @@ def wrap_handler(
             request_deserializer=wrap_deserializer(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
-    return handler
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            wrap_unary(handler.stream_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(
+            wrap_stream(handler.stream_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    raise TypeError(f"unknown kind of RPC handler: {handler!r}")
 
 
 class AuthInterceptor(aio.ServerInterceptor):

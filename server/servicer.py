@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from grpc import aio
 
@@ -12,22 +13,46 @@ from wildrobot.server import errors, messages, watch
 from wildrobot.server.artifacts import CheckpointService
 from wildrobot.server.interceptors import current_tenant
 from wildrobot.server.jobs import JobService
+from wildrobot.server.uploads import (
+    KIND_TO_PROTO,
+    UploadStore,
+    file_chunks,
+    find_job_file,
+    job_files,
+)
 from wildrobot.server.watch import WatchHub
 from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
 
 
 class JobServicer(jobs_pb2_grpc.JobServiceServicer):
-    def __init__(self, jobs: JobService, checkpoints: CheckpointService, hub: WatchHub) -> None:
+    def __init__(
+        self,
+        jobs: JobService,
+        checkpoints: CheckpointService,
+        hub: WatchHub,
+        uploads: UploadStore,
+        artifact_dir: Path,
+        chunk_bytes: int,
+    ) -> None:
         self._jobs = jobs
         self._checkpoints = checkpoints
         self._hub = hub
+        self._uploads = uploads
+        self._artifact_dir = artifact_dir
+        self._chunk_bytes = chunk_bytes
 
     async def SubmitJob(
         self, request: jobs_pb2.SubmitJobRequest, context: aio.ServicerContext
     ) -> jobs_pb2.SubmitJobResponse:
+        tenant = current_tenant()
+        spec = request.spec
+        if not request.validate_only:
+            self._jobs.validate(spec, request.name, request.request_id)  # before storing bytes
+            spec = self._uploads.externalize(tenant, spec)  # bulk out of the job record
+        self._uploads.check_names(tenant, spec)
         result = await self._jobs.submit(
-            current_tenant(),
-            request.spec,
+            tenant,
+            spec,
             request_id=request.request_id,
             validate_only=request.validate_only,
             name=request.name,
@@ -97,6 +122,10 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def DownloadArtifact(
         self, request: jobs_pb2.DownloadArtifactRequest, context: aio.ServicerContext
     ) -> AsyncIterator[jobs_pb2.ArtifactChunk]:
+        if request.name:
+            async for chunk in self._named_file(request.job_id, request.name):
+                yield chunk
+            return
         kind = convert.artifact_kind_from_proto(request.kind)
         if kind is None:
             raise errors.InvalidArgument("kind: give an artifact kind (onnx or video)", ("kind",))
@@ -116,3 +145,52 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
                 yield jobs_pb2.ArtifactChunk(data=data)
         if first is not None:  # an empty file still tells the client what it got
             yield first
+
+    async def _named_file(self, job_id: str, name: str) -> AsyncIterator[jobs_pb2.ArtifactChunk]:
+        file = await find_job_file(
+            self._checkpoints, self._artifact_dir, current_tenant(), job_id, name
+        )
+        first: jobs_pb2.ArtifactChunk | None = jobs_pb2.ArtifactChunk(
+            name=file.name, size_bytes=file.size_bytes
+        )
+        first.info.step = file.step
+        async for data in file_chunks(file.path, self._chunk_bytes):
+            if first is not None:
+                first.data = data
+                yield first
+                first = None
+            else:
+                yield jobs_pb2.ArtifactChunk(data=data)
+        if first is not None:
+            yield first
+
+    async def ListArtifacts(
+        self, request: jobs_pb2.ListArtifactsRequest, context: aio.ServicerContext
+    ) -> jobs_pb2.ListArtifactsResponse:
+        files = await job_files(self._checkpoints, self._artifact_dir, current_tenant(),
+                                request.job_id)
+        return jobs_pb2.ListArtifactsResponse(
+            artifacts=[
+                jobs_pb2.ArtifactInfo(name=f.name, kind=KIND_TO_PROTO[f.kind],
+                                      size_bytes=f.size_bytes, step=f.step)
+                for f in files
+            ]
+        )
+
+    async def UploadTrial(
+        self, request_iterator: AsyncIterator[jobs_pb2.UploadChunk], context: aio.ServicerContext
+    ) -> jobs_pb2.UploadInfo:
+        upload = await self._uploads.save(current_tenant(), request_iterator)
+        return jobs_pb2.UploadInfo(
+            name=upload.name, size_bytes=upload.size_bytes, sha256=upload.sha256
+        )
+
+    async def ListUploads(
+        self, request: jobs_pb2.ListUploadsRequest, context: aio.ServicerContext
+    ) -> jobs_pb2.ListUploadsResponse:
+        return jobs_pb2.ListUploadsResponse(
+            uploads=[
+                jobs_pb2.UploadInfo(name=u.name, size_bytes=u.size_bytes)
+                for u in self._uploads.list(current_tenant())
+            ]
+        )

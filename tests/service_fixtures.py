@@ -154,6 +154,7 @@ def server_config(redis_url: str, artifact_dir: Path, **overrides: object) -> Se
         "chunk_bytes": 16 * 1024,
         "http_port": 0,
         "sse_keepalive_s": 1.0,
+        "dynamics_warm_buckets": (),  # no background compiles in tests (test_rpc warms one)
     }
     values.update(overrides)
     return ServerConfig.model_validate(values)

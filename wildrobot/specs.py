@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from wildrobot import task_settings
+from wildrobot import dynamics_inputs, task_settings
 
 
 class JobKind(enum.StrEnum):
@@ -161,11 +161,19 @@ class PpoSpec(_Spec):
         return self.num_iterations * self.env_steps_per_iteration
 
 
-# Inverse dynamics jobs: inputs uploaded with the request are bounded; larger inputs go to the
-# artifact store's inputs folder and are named by a safe relative path.
+# Inverse dynamics jobs: inputs uploaded with the request are bounded; larger inputs are uploaded
+# first (UploadTrial, at most MAX_ID_UPLOAD_BYTES each) into the tenant's inputs and named by a
+# safe relative path.
 MAX_ID_UPLOAD_BYTES = 16 * 1024 * 1024
 MAX_ID_TRIALS = 256
 _TRIAL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*\.(npz|csv)$")
+
+
+def check_trial_name(name: str) -> str:
+    """Raises ValueError unless `name` is a safe relative .npz/.csv name (no '..', not absolute)."""
+    if len(name) > 256 or not _TRIAL_NAME.match(name) or ".." in name.split("/"):
+        raise ValueError(f"{name[:256]!r} is not a safe relative .npz/.csv name")
+    return name
 
 
 class InverseDynamicsSpec(_Spec):
@@ -173,7 +181,9 @@ class InverseDynamicsSpec(_Spec):
 
     Exactly one input: `trials_npz` (trial files uploaded with the request, at most
     MAX_ID_UPLOAD_BYTES in all) or `trial_names` (relative names of .npz/.csv trial files under
-    the artifact store's `inputs/` folder; no '..', no absolute paths).
+    the tenant's inputs, `<artifact_dir>/tenants/<tenant>/inputs/`; no '..', no absolute paths).
+    The server stores `trials_npz` there too (uploads/sha256-<digest>.npz) and queues the job
+    with their names, so the job record never carries the bytes.
     """
 
     model_config = ConfigDict(
@@ -189,16 +199,21 @@ class InverseDynamicsSpec(_Spec):
     trial_names: tuple[Annotated[str, Field(max_length=256)], ...] = Field(
         (), max_length=MAX_ID_TRIALS
     )
-    smooth_window: int = Field(1, ge=1, le=101)
+    smooth_window: int = 1
     smooth_forces: bool = True
-    cop_threshold: float = Field(5.0, ge=0.0, le=1000.0)
+    cop_threshold: float = 5.0
     float64: bool = False
 
     @field_validator("smooth_window")
     @classmethod
-    def _odd_window(cls, value: int) -> int:
-        if value % 2 == 0:
-            raise ValueError(f"must be odd, got {value}")
+    def _window(cls, value: int) -> int:
+        dynamics_inputs.validate_options(smooth_window=value)  # the rule every entry point uses
+        return value
+
+    @field_validator("cop_threshold")
+    @classmethod
+    def _threshold(cls, value: float) -> float:
+        dynamics_inputs.validate_options(cop_threshold=value)
         return value
 
     @field_validator("trials_npz")
@@ -215,8 +230,7 @@ class InverseDynamicsSpec(_Spec):
     @classmethod
     def _safe_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:
-            if not _TRIAL_NAME.match(name) or ".." in name.split("/"):
-                raise ValueError(f"{name!r} is not a safe relative .npz/.csv name")
+            check_trial_name(name)
         return value
 
     @model_validator(mode="after")

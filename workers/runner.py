@@ -149,6 +149,7 @@ def run(args: RunnerArgs, stop: Event, lost: Event, conn: Connection) -> None:
             should_stop=should_stop,
             redis_url=args.redis_url,
             worker_id=lease.owner,
+            tenant=queue.job_tenant(lease.job_id),
         )
         log.info(
             "job %s attempt %d: start (resume from %s)", lease.job_id, lease.attempt, resume_from

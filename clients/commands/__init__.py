@@ -3,7 +3,15 @@
 Adding one: a module with a `Command` (name, help, configure(parser), run(ctx, args) -> exit
 code) and one line below."""
 
-from wildrobot.clients.commands import checkpoints, dynamics, exports, jobs, submit, watch
+from wildrobot.clients.commands import (
+    checkpoints,
+    dynamics,
+    exports,
+    files,
+    jobs,
+    submit,
+    watch,
+)
 from wildrobot.clients.commands.base import Command, Context
 
 COMMANDS: tuple[Command, ...] = (
@@ -14,6 +22,8 @@ COMMANDS: tuple[Command, ...] = (
     jobs.CANCEL,
     checkpoints.CHECKPOINTS,
     checkpoints.DOWNLOAD,
+    files.ARTIFACTS,
+    files.UPLOAD,
     exports.EXPORT,
     exports.VIDEO,
     dynamics.COMMAND,

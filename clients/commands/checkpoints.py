@@ -1,4 +1,5 @@
-"""`checkpoints JOB` and `download JOB [--step N|latest] -o DIR`."""
+"""`checkpoints JOB`, `download JOB [--step N|latest] -o DIR` (a checkpoint) and
+`download JOB NAME -o PATH` (one file `artifacts JOB` lists: exports, inverse-dynamics outputs)."""
 
 from __future__ import annotations
 
@@ -26,11 +27,27 @@ def _list(ctx: Context, args: argparse.Namespace) -> int:
 
 def _configure_download(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job_id", metavar="JOB")
+    parser.add_argument(
+        "name", metavar="NAME", nargs="?", default=None,
+        help="a file `artifacts JOB` lists (then -o is the file or a folder to put it in)",
+    )
     parser.add_argument("--step", default="latest", help="env step of the checkpoint, or latest")
     parser.add_argument("-o", "--out", required=True, metavar="DIR", help="folder to extract into")
 
 
 def _download(ctx: Context, args: argparse.Namespace) -> int:
+    if args.name is not None:
+        from pathlib import Path
+
+        out = Path(args.out)
+        if out.is_dir():
+            out = out / Path(args.name).name
+        path = ctx.client.download_file(args.job_id, args.name, out)
+        if ctx.json:
+            ctx.print_json({"job_id": args.job_id, "name": args.name, "out": str(path)})
+        else:
+            ctx.out.print(f"{args.name} -> {path}")
+        return 0
     try:
         step = None if args.step == "latest" else parse_count(args.step)
     except UsageError as exc:
@@ -47,4 +64,7 @@ def _download(ctx: Context, args: argparse.Namespace) -> int:
 
 
 CHECKPOINTS = Command("checkpoints", "list a job's checkpoints", _configure_list, _list)
-DOWNLOAD = Command("download", "download and extract a checkpoint", _configure_download, _download)
+DOWNLOAD = Command(
+    "download", "download a checkpoint (extracted) or one file of a job", _configure_download,
+    _download,
+)

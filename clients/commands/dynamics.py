@@ -12,7 +12,7 @@ from wildrobot.clients.parsing import UsageError
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "trial", metavar="TRIAL", help="trial file (.npz; see docs/inverse_dynamics.md)"
+        "trial", metavar="TRIAL", help="trial file (.npz or .csv; see docs/inverse_dynamics.md)"
     )
     parser.add_argument(
         "-o", "--out", required=True, metavar="OUT.npz", help="where to write outputs"
@@ -33,25 +33,36 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run(ctx: Context, args: argparse.Namespace) -> int:
+def _load(path: str):  # noqa: ANN202 - a TrialData
+    """The trial as its file declares it: unknown arrays/columns rejected, names kept."""
+    from wildrobot.dynamics_inputs import TrialError, load_csv, load_npz
+
     try:
-        with np.load(args.trial, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{args.trial}: not a readable .npz trial ({exc})") from None
-    if "rate_hz" not in data:
-        raise UsageError(f"{args.trial}: has no rate_hz array")
-    result = ctx.client.inverse_dynamics(
-        data.get("qpos"),
-        data.get("grf"),
-        data.get("cop"),
-        rate_hz=float(np.asarray(data["rate_hz"]).ravel()[0]),
-        free_moment=data.get("free_moment"),
-        qvel=data.get("qvel"),
-        qacc=data.get("qacc"),
-        smooth_window=args.smooth,
-        cop_threshold=args.cop_threshold,
-    )
+        return load_csv(path) if path.lower().endswith(".csv") else load_npz(path)
+    except TrialError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+
+
+def _run(ctx: Context, args: argparse.Namespace) -> int:
+    from wildrobot.dynamics_inputs import TrialError
+
+    trial = _load(args.trial)
+    try:
+        result = ctx.client.inverse_dynamics(
+            trial.qpos,
+            trial.grf,
+            trial.cop,
+            rate_hz=trial.rate_hz,
+            free_moment=trial.free_moment,
+            qvel=trial.qvel,
+            qacc=trial.qacc,
+            smooth_window=args.smooth,
+            cop_threshold=args.cop_threshold,
+            foot_names=trial.foot_names,
+            joint_names=trial.joint_names,
+        )
+    except TrialError as exc:
+        raise UsageError(str(exc)) from None
     result.save_npz(args.out)
     torque = result["joint_torque"][result["valid"]]
     summary = {
@@ -61,6 +72,7 @@ def _run(ctx: Context, args: argparse.Namespace) -> int:
         "max_abs_residual_force_n": float(np.abs(result["residual_force"][result["valid"]]).max())
         if torque.size
         else 0.0,
+        "cop_outside_frames": result.cop_outside_frames,
     }
     if ctx.json:
         ctx.print_json(summary)
@@ -69,6 +81,11 @@ def _run(ctx: Context, args: argparse.Namespace) -> int:
             f"{summary['frames']} frames -> {args.out} (max |torque| "
             f"{summary['max_abs_torque_nm']:.3f} N m, max |root residual| "
             f"{summary['max_abs_residual_force_n']:.3f} N)"
+        )
+    if result.cop_outside_frames:
+        ctx.err.print(
+            f"warning: {result.cop_outside_frames} frames have a COP outside the foot's support "
+            "(see cop_outside in the output; check units, origin and foot order)"
         )
     return 0
 

@@ -32,6 +32,7 @@ from mujoco import mjx
 from mujoco.mjx._src import passive as mjx_passive
 from mujoco.mjx._src import smooth as mjx_smooth
 
+from wildrobot import dynamics_inputs
 from wildrobot.envs.dynamics import filters
 
 
@@ -50,13 +51,15 @@ class Foot:
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Static options (changing one recompiles).
+    """Options, checked by wildrobot.dynamics_inputs.validate_options (the one rule every entry
+    point uses). smooth_window, smooth_forces and block_size are static (changing one
+    recompiles); cop_threshold is a traced argument of the compiled function (no recompile).
 
     smooth_window: samples of the centered moving average applied to the kinematics (1: off;
-      odd). smooth_forces: apply the same window to grf, cop and free_moment, so kinematics and
-      forces see the same cutoff. cop_threshold: normal force (N) below which a foot counts as
-      unloaded: its COP is reported as NaN and `cop_valid` is False. block_size: frames per
-      scan step.
+      odd, at most MAX_SMOOTH_WINDOW). smooth_forces: apply the same window to grf, cop and
+      free_moment, so kinematics and forces see the same cutoff. cop_threshold: normal force (N,
+      finite, in [0, 1000]) below which a foot counts as unloaded: its COP is reported as NaN
+      and `cop_valid` is False. block_size: frames per scan step.
     """
 
     smooth_window: int = 1
@@ -65,8 +68,9 @@ class Config:
     block_size: int = 256
 
     def __post_init__(self) -> None:
-        if self.smooth_window < 1 or self.smooth_window % 2 == 0:
-            raise ValueError(f"smooth_window must be odd and >= 1, got {self.smooth_window}")
+        dynamics_inputs.validate_options(
+            self.smooth_window, self.cop_threshold, self.smooth_forces
+        )
         if self.block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {self.block_size}")
 
@@ -100,6 +104,9 @@ class Result:
       body origin): what the feet do not explain; zero for consistent data.
     ankle_moment: [T, F, 3] (N m, world): (cop - ankle) x grf + free_moment.
     cop: [T, F, 3] the COP used, NaN where the foot is unloaded; cop_valid: [T, F].
+    cop_outside: [T, F] a loaded foot's COP lies outside the box around the foot's geoms (in the
+      foot frame) by more than COP_SUPPORT_MARGIN_M: implausible input (wrong units, swapped
+      feet, a wrong origin); its torques are computed but should not be trusted.
     valid: [T] False at the ends, where differences or smoothing lack neighbours, and on padding.
     qfrc: [T, nv] the full generalized force (MuJoCo's qfrc_inverse minus sum J^T F).
     """
@@ -112,6 +119,7 @@ class Result:
     cop_valid: jax.Array
     valid: jax.Array
     qfrc: jax.Array
+    cop_outside: jax.Array
 
 
 class DynamicsModel:
@@ -161,6 +169,7 @@ class DynamicsModel:
                 dofs = np.nonzero(model.dof_bodyid == body)[0]
                 self.foot_dof_mask[k, dofs] = True
                 body = model.body_parentid[body]
+        self.foot_support = np.stack([_support_box(model, b) for b in self.foot_body_ids])
         self.body_names = tuple(
             _name(model, mujoco.mjtObj.mjOBJ_BODY, i) for i in range(model.nbody)
         )
@@ -202,6 +211,22 @@ def _copy_model(model: mujoco.MjModel) -> mujoco.MjModel:
     return copy.deepcopy(model)
 
 
+def _support_box(model: mujoco.MjModel, body: int) -> np.ndarray:
+    """[2, 3] (lower, upper) corners, in the body frame, of the box around the body's geoms."""
+    corners = []
+    for g in np.nonzero(model.geom_bodyid == body)[0]:
+        center, half = model.geom_aabb[g, :3], model.geom_aabb[g, 3:]
+        rot = np.zeros(9)
+        mujoco.mju_quat2Mat(rot, model.geom_quat[g])
+        signs = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T
+        local = center + signs * half  # [8, 3] in the geom frame
+        corners.append(model.geom_pos[g] + local @ rot.reshape(3, 3).T)
+    if not corners:
+        raise ValueError(f"foot body {body} has no geoms to define its support")
+    points = np.concatenate(corners)
+    return np.stack([points.min(axis=0), points.max(axis=0)])
+
+
 def _name(model: mujoco.MjModel, obj: mujoco.mjtObj, index: int) -> str:
     return mujoco.mj_id2name(model, obj, int(index)) or f"{obj.name[6:].lower()}{index}"
 
@@ -225,7 +250,7 @@ def _frame(
     cop: jax.Array,
     moment: jax.Array,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """One frame -> (qfrc [nv], root rotation [3, 3], ankle anchors [F, 3])."""
+    """One frame -> (qfrc [nv], root rotation [3, 3], ankle anchors [F, 3], cop outside [F])."""
     d = d.replace(qpos=qpos, qvel=qvel, qacc=qacc)
     d = mjx_smooth.kinematics(m, d)
     d = mjx_smooth.com_pos(m, d)
@@ -245,7 +270,18 @@ def _frame(
     foot_moment = jnp.cross(lever, grf) + moment  # [F, 3]
     external = grf @ lin.T + foot_moment @ ang.T  # [F, nv]
     qfrc = qfrc - jnp.sum(external * jnp.asarray(model.foot_dof_mask, qfrc.dtype), axis=0)
-    return qfrc, d.xmat[model.root_body_id], d.xanchor[jnp.asarray(model.ankle_joint_ids)]
+    # The COP in each foot's frame, against the box around its geoms (plus the margin).
+    feet = jnp.asarray(model.foot_body_ids)
+    local = jnp.einsum("fji,fj->fi", d.xmat[feet], cop - d.xpos[feet])  # R^T (cop - x)
+    box = jnp.asarray(model.foot_support, qfrc.dtype)  # [F, 2, 3]
+    margin = dynamics_inputs.COP_SUPPORT_MARGIN_M
+    outside = jnp.any((local < box[:, 0] - margin) | (local > box[:, 1] + margin), axis=-1)
+    return (
+        qfrc,
+        d.xmat[model.root_body_id],
+        d.xanchor[jnp.asarray(model.ankle_joint_ids)],
+        outside,
+    )
 
 
 def inverse_dynamics(
@@ -256,13 +292,18 @@ def inverse_dynamics(
     config: Config | None = None,
     length: jax.Array | int | None = None,
     body_mass: jax.Array | None = None,
+    cop_threshold: jax.Array | float | None = None,
 ) -> Result:
-    """Inverse dynamics of one trial; pure in (trial, rate_hz, length, body_mass).
+    """Inverse dynamics of one trial; pure in (trial, rate_hz, length, body_mass, cop_threshold).
+
+    No validation here (it may run under a trace): make_inverse_fn and runner.run_trial check
+    concrete inputs with wildrobot.dynamics_inputs.validate first.
 
     trial: arrays [T, ...] (see Trial); the dtype of trial.qpos picks the MJX model's dtype.
     rate_hz: sampling rate (frames per second). length: the number of real frames when the
     arrays are padded to T (default T). body_mass: [nbody] to override the model's masses (a
-    mass fit differentiates through it). Returns Result with arrays [T, ...].
+    mass fit differentiates through it). cop_threshold: overrides config.cop_threshold
+    (traced). Returns Result with arrays [T, ...].
     """
     config = config or Config()
     dtype = trial.qpos.dtype
@@ -311,15 +352,17 @@ def inverse_dynamics(
         return carry, frame_fn(*xs)
 
     xs = tuple(blocks(x) for x in (qpos, qvel, qacc, grf, cop, free_moment))
-    _, (qfrc, root_mat, ankle) = jax.lax.scan(step, None, xs)
-    qfrc, root_mat, ankle = (
-        x.reshape((-1,) + x.shape[2:])[:num_frames] for x in (qfrc, root_mat, ankle)
+    _, (qfrc, root_mat, ankle, outside) = jax.lax.scan(step, None, xs)
+    qfrc, root_mat, ankle, outside = (
+        x.reshape((-1,) + x.shape[2:])[:num_frames] for x in (qfrc, root_mat, ankle, outside)
     )
 
     t = jnp.arange(num_frames)
     half = window // 2
     valid = (t >= first + half) & (t <= length - 1 - last - half)
-    cop_valid = grf[..., 2] > config.cop_threshold
+    threshold = config.cop_threshold if cop_threshold is None else cop_threshold
+    cop_valid = grf[..., 2] > jnp.asarray(threshold, dtype)
+    real = (t < length)[:, None]
     ankle_moment = jnp.cross(cop - ankle, grf) + free_moment
     return Result(
         joint_torque=qfrc[:, model.actuator_dofs],
@@ -330,14 +373,19 @@ def inverse_dynamics(
         cop_valid=cop_valid,
         valid=valid,
         qfrc=qfrc,
+        cop_outside=outside & cop_valid & real,
     )
 
 
 def make_inverse_fn(model: DynamicsModel, config: Config | None = None) -> Callable[..., Result]:
-    """A jitted `fn(trial, rate_hz, length=None, body_mass=None) -> Result` for one trial.
+    """A jitted `fn(trial, rate_hz, length=None, body_mass=None, cop_threshold=None) -> Result`.
 
-    Compiles once per (shape, dtype) of the trial; vmap it over trials with
-    `jax.vmap(fn, in_axes=(0, None, 0))`.
+    Concrete inputs are validated first with wildrobot.dynamics_inputs.validate (the rule the
+    RPC, the jobs, the SDK and the CLI use): shapes, dtypes, NaN/Inf, unit root quaternions, the
+    rate in [10, 10000] Hz, at least 3 frames; a TrialError names the input. Under a trace (vmap,
+    grad with respect to the trial) values cannot be checked, only shapes. Compiles once per
+    (shape, dtype) of the trial; cop_threshold is traced (a new value never recompiles). vmap it
+    over trials with `jax.vmap(fn, in_axes=(0, None, 0))`.
     """
     config = config or Config()
 
@@ -346,9 +394,85 @@ def make_inverse_fn(model: DynamicsModel, config: Config | None = None) -> Calla
         rate_hz: jax.Array | float,
         length: jax.Array | int | None = None,
         body_mass: jax.Array | None = None,
+        cop_threshold: jax.Array | float | None = None,
     ) -> Result:
+        threshold = config.cop_threshold if cop_threshold is None else cop_threshold
         return inverse_dynamics(
-            model, trial, rate_hz, config=config, length=length, body_mass=body_mass
+            model,
+            trial,
+            rate_hz,
+            config=config,
+            length=length,
+            body_mass=body_mass,
+            cop_threshold=threshold,
         )
 
-    return jax.jit(fn)
+    jitted = jax.jit(fn)
+
+    def checked(
+        trial: Trial,
+        rate_hz: jax.Array | float,
+        length: jax.Array | int | None = None,
+        body_mass: jax.Array | None = None,
+        cop_threshold: jax.Array | float | None = None,
+    ) -> Result:
+        check_inputs(model, trial, rate_hz, length, cop_threshold)
+        threshold = config.cop_threshold if cop_threshold is None else cop_threshold
+        return jitted(trial, rate_hz, length, body_mass, threshold)
+
+    checked.jitted = jitted  # type: ignore[attr-defined] - the compiled function, for AOT use
+    return checked
+
+
+def _concrete(x: Any) -> bool:
+    return x is not None and not isinstance(x, jax.core.Tracer)
+
+
+def check_inputs(
+    model: DynamicsModel,
+    trial: Trial,
+    rate_hz: Any,
+    length: Any = None,
+    cop_threshold: Any = None,
+) -> None:
+    """Validates what is concrete (see make_inverse_fn); raises TrialError naming the input."""
+    fields = {k: getattr(trial, k) for k in dynamics_inputs.ARRAYS}
+    if all(_concrete(v) or v is None for v in fields.values()) and _concrete(rate_hz):
+        host = {k: np.asarray(v) for k, v in fields.items() if v is not None}
+        rate = np.asarray(rate_hz)
+        if rate.size != 1:
+            raise dynamics_inputs.TrialError("rate_hz", "must be one number")
+        data = dynamics_inputs.TrialData(rate_hz=float(rate.ravel()[0]), **host)
+        if _concrete(length):
+            real = int(np.asarray(length))
+            if not 3 <= real <= data.num_frames:
+                raise dynamics_inputs.TrialError(
+                    "length", f"{real} is outside [3, {data.num_frames}] (the padded frames)"
+                )
+            cut = {k: v[:real] for k, v in data.arrays().items()}
+            data = dataclasses.replace(data, **cut)
+        dynamics_inputs.validate(
+            data,
+            nq=model.nq,
+            nv=model.nv,
+            foot_names=model.foot_names,
+            limits=dynamics_inputs.Limits(max_frames=2**62),
+        )
+    else:  # under a trace: shapes only
+        num_frames = np.shape(trial.qpos)[0]
+        num_feet = len(model.foot_names)
+        shapes = {
+            "qpos": (num_frames, model.nq),
+            "grf": (num_frames, num_feet, 3),
+            "cop": (num_frames, num_feet, 3),
+            "free_moment": (num_frames, num_feet, 3),
+            "qvel": (num_frames, model.nv),
+            "qacc": (num_frames, model.nv),
+        }
+        for name, value in fields.items():
+            if value is not None and tuple(np.shape(value)) != shapes[name]:
+                raise dynamics_inputs.TrialError(
+                    name, f"shape {list(np.shape(value))}, expected {list(shapes[name])}"
+                )
+    if _concrete(cop_threshold):
+        dynamics_inputs.validate_options(cop_threshold=float(np.asarray(cop_threshold)))

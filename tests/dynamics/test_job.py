@@ -14,23 +14,30 @@ from wildrobot.workers.handlers import JobContext, JobError, get_handler
 
 
 class _Publish:
-    def __init__(self) -> None:
-        self.points: list[tuple[int, dict]] = []
-
     def metrics(self, step: int, values: dict) -> None:
         self.points.append((step, values))
 
+    def __init__(self) -> None:
+        self.points: list[tuple[int, dict]] = []
+        self.registered: list[tuple[int, Path]] = []
+
     def checkpoint(self, step: int, path: Path) -> None:
-        pass
+        self.registered.append((step, Path(path)))
 
     def log(self, level: str, message: str) -> None:
         pass
 
 
-def _context(tmp_path: Path) -> JobContext:
+def _context(tmp_path: Path, tenant: str = "alice") -> JobContext:
     run_dir = tmp_path / "artifacts" / "job1"
-    run_dir.mkdir(parents=True)
-    return JobContext("job1", 1, run_dir, None, _Publish(), lambda: False)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return JobContext("job1", 1, run_dir, None, _Publish(), lambda: False, tenant=tenant)
+
+
+def _inputs(tmp_path: Path, tenant: str = "alice") -> Path:
+    path = tmp_path / "artifacts" / "tenants" / tenant / "inputs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _npz_bytes(trial) -> bytes:
@@ -42,7 +49,7 @@ def _npz_bytes(trial) -> bytes:
 @pytest.mark.slow
 def test_uploaded_and_named_trials_give_named_npz(tmp_path, sim_trial, model) -> None:
     context = _context(tmp_path)
-    inputs = tmp_path / "artifacts" / "inputs" / "lab"
+    inputs = _inputs(tmp_path) / "lab"
     inputs.mkdir(parents=True)
     joint_names = [model.mj_model.joint(j).name for j in range(1, model.mj_model.njnt)]
     trial_io.save_csv(sim_trial, inputs / "walk.csv", joint_names)
@@ -50,7 +57,11 @@ def test_uploaded_and_named_trials_give_named_npz(tmp_path, sim_trial, model) ->
     spec = InverseDynamicsSpec(trial_names=("lab/walk.csv",), float64=True)
     result = handler(context, spec)
     assert result.final_step == sim_trial.num_frames and not result.stopped
-    with np.load(context.run_dir / "inverse_dynamics" / "0000_walk.npz") as out:
+    out_dir = context.run_dir / "inverse_dynamics" / "attempt-1"
+    # Written under a temporary name and renamed; the folder registered (fenced) per trial.
+    assert sorted(p.name for p in out_dir.iterdir()) == ["0000_walk.npz"]
+    assert context.publish.registered == [(sim_trial.num_frames, out_dir)]
+    with np.load(out_dir / "0000_walk.npz") as out:
         torque = out["joint_torque"]
         assert list(out["joint_torque__columns"][:2]) == ["waist_yaw", "left_hip_pitch"]
         valid = out["valid"]
@@ -60,19 +71,44 @@ def test_uploaded_and_named_trials_give_named_npz(tmp_path, sim_trial, model) ->
 
     spec = InverseDynamicsSpec(trials_npz=(_npz_bytes(sim_trial),))
     handler(context, spec)
-    assert (context.run_dir / "inverse_dynamics" / "0000_trial0000.npz").exists()
+    assert (out_dir / "0000_trial0000.npz").exists()
 
 
-@pytest.mark.parametrize("name", ["missing.npz", "lab/../../job1/x.npz"])
-def test_bad_named_inputs_fail_the_job(tmp_path, name) -> None:
+def test_a_missing_named_input_fails_the_job(tmp_path) -> None:
     context = _context(tmp_path)
-    (tmp_path / "artifacts" / "inputs").mkdir()
-    try:
-        spec = InverseDynamicsSpec(trial_names=(name,))
-    except ValueError:
-        return  # rejected by the spec already
-    with pytest.raises(JobError, match="trial 0"):
+    _inputs(tmp_path)
+    spec = InverseDynamicsSpec(trial_names=("missing.npz",))
+    with pytest.raises(JobError, match=r"trial 0: trial_names: 'missing.npz' is not a file"):
         get_handler("inverse_dynamics")(context, spec)
+
+
+def test_path_traversal_is_refused_by_the_spec_and_by_the_handler(tmp_path) -> None:
+    name = "lab/../../secret.npz"
+    with pytest.raises(ValueError, match="not a safe relative"):
+        InverseDynamicsSpec(trial_names=(name,))
+    # The handler's own guard, for a spec that got past validation: a real file outside inputs/.
+    context = _context(tmp_path)
+    (_inputs(tmp_path) / "lab").mkdir(parents=True)
+    (tmp_path / "artifacts" / "tenants" / "alice" / "secret.npz").write_bytes(b"PK\x03\x04")
+    spec = InverseDynamicsSpec.model_construct(
+        kind="inverse_dynamics",
+        trials_npz=(),
+        trial_names=(name,),
+        smooth_window=1,
+        smooth_forces=True,
+        cop_threshold=5.0,
+        float64=False,
+    )
+    with pytest.raises(JobError, match="is not a file among your inputs"):
+        get_handler("inverse_dynamics")(context, spec)
+
+
+def test_a_tenant_cannot_name_another_tenants_recording(tmp_path, sim_trial) -> None:
+    (_inputs(tmp_path, "alice") / "walk.npz").write_bytes(_npz_bytes(sim_trial))
+    _inputs(tmp_path, "bob")
+    spec = InverseDynamicsSpec(trial_names=("walk.npz",))
+    with pytest.raises(JobError, match="'walk.npz' is not a file among your inputs"):
+        get_handler("inverse_dynamics")(_context(tmp_path, tenant="bob"), spec)
 
 
 def test_a_bad_trial_fails_the_job_naming_it(tmp_path, sim_trial) -> None:

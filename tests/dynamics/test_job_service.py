@@ -22,7 +22,9 @@ TOKEN = "alice-token"
 @pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.redis
-def test_inverse_dynamics_job_through_the_queue(service: Service, worker_factory, sim_trial):
+def test_inverse_dynamics_job_through_the_queue(
+    service: Service, worker_factory, sim_trial, tmp_path
+):
     upload = io.BytesIO()
     trial_io.save_npz(sim_trial, upload)
     spec = InverseDynamicsSpec(trials_npz=(upload.getvalue(),), float64=True)
@@ -34,11 +36,20 @@ def test_inverse_dynamics_job_through_the_queue(service: Service, worker_factory
         while job.state not in TERMINAL_STATES and time.monotonic() < deadline:
             time.sleep(0.5)
             job = client.get(job_id)
-    assert job.state == JobState.SUCCEEDED, f"{job.state}: {job.error}\n{worker.log()[-3000:]}"
-    assert job.attempt == 1
-    outputs = sorted((service.artifact_dir / job_id / "inverse_dynamics").glob("*.npz"))
-    assert len(outputs) == 1, outputs
-    with np.load(outputs[0]) as out:
+        assert job.state == JobState.SUCCEEDED, (
+            f"{job.state}: {job.error}\n{worker.log()[-3000:]}"
+        )
+        assert job.attempt == 1
+        # The upload went to alice's inputs; the job holds its name, the worker read it there.
+        (name,) = job.spec["trial_names"]
+        assert name.startswith("uploads/sha256-") and "trials_npz" not in job.spec
+        # The output is reachable through the service, not only on the worker's disk.
+        (listed,) = client.list_artifacts(job_id)
+        stem = name.rsplit("/", 1)[1].removesuffix(".npz")
+        assert listed["name"] == f"inverse_dynamics/attempt-1/0000_{stem}.npz"
+        assert listed["kind"] == "inverse_dynamics"
+        path = client.download_file(job_id, listed["name"], tmp_path / "out.npz")
+    with np.load(path) as out:
         torque, valid = out["joint_torque"], out["valid"]
     assert torque.shape == sim_trial.truth["joint_torque"].shape
     # float64 with finite differences of the simulated qpos: the handler's own tolerance (1e-6).

@@ -146,13 +146,64 @@ def test_bad_inputs_are_invalid_argument(service, trial, change, field, words) -
     assert words in info.value.details()
 
 
-def test_too_many_frames_and_bad_options(service, trial) -> None:  # noqa: F811
-    request = _request(trial)
-    request.options.smooth_window = 4
+def _long(trial, times):
+    return {
+        k: np.concatenate([v] * times)
+        for k, v in (
+            ("qpos", trial.qpos),
+            ("grf", trial.grf),
+            ("cop", trial.cop),
+            ("free_moment", trial.free_moment),
+        )
+    }
+
+
+def test_too_many_frames(service, trial) -> None:  # noqa: F811
+    # Options valid (an odd window), so only the frame count can be what is refused.
+    request = _request(trial, np.float32, **_long(trial, 3))
+    request.options.smooth_window = 3
     with pytest.raises(grpc.RpcError) as info:
         _stub(service).InverseDynamics(request, metadata=METADATA, timeout=60)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "smooth_window" in info.value.details()
+    assert info.value.details().startswith("qpos: 450 frames is more than the limit")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("smooth_window", 4, "must be odd and in [1, 101], got 4"),
+        ("smooth_window", 103, "got 103"),
+        ("smooth_window", 100001, "got 100001"),
+        ("smooth_window", 2**31 - 1, f"got {2**31 - 1}"),
+        ("cop_threshold", float("nan"), "must be finite and in [0, 1000] N, got nan"),
+        ("cop_threshold", float("inf"), "got inf"),
+        ("cop_threshold", -1.0, "got -1.0"),
+    ],
+)
+def test_bad_options_are_invalid_argument(service, trial, option, value, words) -> None:  # noqa: F811
+    request = _request(trial)
+    setattr(request.options, option, value)
+    with pytest.raises(grpc.RpcError) as info:
+        _stub(service).InverseDynamics(request, metadata=METADATA, timeout=60)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details().startswith(f"options.{option}: ")
+    assert words in info.value.details()
+
+
+@pytest.mark.parametrize(
+    ("field", "names", "words"),
+    [
+        ("foot_names", ["right", "left"], "['right', 'left'] declared, expected ['left', 'right']"),
+        ("joint_names", ["waist_yaw"], "['waist_yaw'] declared, expected the model's order"),
+    ],
+)
+def test_declared_names_other_than_the_models_are_refused(service, trial, field, names, words):  # noqa: F811
+    request = _request(trial)
+    getattr(request, field).extend(names)
+    with pytest.raises(grpc.RpcError) as info:
+        _stub(service).InverseDynamics(request, metadata=METADATA, timeout=60)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details().startswith(f"{field}: ") and words in info.value.details()
 
 
 def test_needs_a_token(service, trial) -> None:  # noqa: F811
@@ -201,17 +252,91 @@ def test_sdk_and_cli_return_the_rpc_numbers(service, trial, tmp_path) -> None:  
 
 def test_frames_beyond_the_message_limit_are_rejected(service, trial) -> None:  # noqa: F811
     # The test server allows 256 KiB messages: (256 Ki - 64 Ki) / 512 = 384 frames at most.
-    long = {
-        k: np.concatenate([v] * 3)
-        for k, v in (
-            ("qpos", trial.qpos),
-            ("grf", trial.grf),
-            ("cop", trial.cop),
-            ("free_moment", trial.free_moment),
-        )
-    }
-    request = _request(trial, np.float32, **long)
+    request = _request(trial, np.float32, **_long(trial, 3))
     with pytest.raises(grpc.RpcError) as info:
         _stub(service).InverseDynamics(request, metadata=METADATA, timeout=60)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "450 frames is more than the limit 384" in info.value.details()
+
+
+def _cli(service, *args):  # noqa: F811
+    import io
+
+    from wildrobot.clients.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["--address", service.address, "--token", TOKEN_OF["alice"], "id", *map(str, args)]
+    return main(argv, stdout=out, stderr=err), out.getvalue() + err.getvalue()
+
+
+def test_cli_sends_what_the_file_declares(service, trial, tmp_path) -> None:  # noqa: F811
+    from wildrobot.envs.dynamics.trial import TrialData, save_npz
+
+    swapped = tmp_path / "swapped.npz"
+    save_npz(TrialData(**{**trial.__dict__, "foot_names": ("right", "left")}), swapped)
+    code, text = _cli(service, swapped, "-o", tmp_path / "o.npz")
+    assert code != 0 and "foot_names: ['right', 'left'] declared" in text
+    misspelt = tmp_path / "misspelt.npz"
+    np.savez(misspelt, qpos=trial.qpos, grf=trial.grf, cop=trial.cop, rate_hz=trial.rate_hz,
+             free_moments=trial.free_moment)
+    code, text = _cli(service, misspelt, "-o", tmp_path / "o.npz")
+    assert code != 0 and "free_moments: unknown array" in text
+    not_npz = tmp_path / "notes.npz"
+    not_npz.write_bytes(b"just text")
+    code, text = _cli(service, not_npz, "-o", tmp_path / "o.npz")
+    assert code != 0 and "is not an .npz file" in text and "allow_pickle" not in text
+    code, text = _cli(service, swapped, "-o", tmp_path / "o.npz", "--smooth", "103")
+    assert code != 0 and "smooth_window: must be odd and in [1, 101]" in text
+    assert not (tmp_path / "o.npz").exists()
+
+
+@pytest.mark.slow
+def test_cli_reads_the_documented_csv(service, trial, tmp_path) -> None:  # noqa: F811
+    from wildrobot.envs.dynamics.runner import joint_order
+    from wildrobot.envs.dynamics.trial import save_csv
+    from wildrobot.envs.dynamics.wildrobot import dynamics_model
+
+    path = tmp_path / "trial.csv"
+    save_csv(trial, path, joint_order(dynamics_model()))
+    code, text = _cli(service, path, "-o", tmp_path / "o.npz")
+    assert code == 0, text
+    with np.load(tmp_path / "o.npz") as saved:
+        err = np.abs(saved["joint_torque"] - trial.truth["joint_torque"])[saved["valid"]]
+        assert err.max() < 1e-6 and not saved["cop_outside"].any()
+
+
+def _tiled(trial, frames):
+    times = -(-frames // trial.num_frames)
+    return {k: v[:frames] for k, v in _long(trial, times).items()}
+
+
+def test_the_stream_refuses_one_frame_past_its_limit(service, trial) -> None:  # noqa: F811
+    from wildrobot.clients import Client
+    from wildrobot.clients.errors import ClientError
+
+    data = _tiled(trial, 10_001)
+    with Client(service.address, TOKEN_OF["alice"]) as client, pytest.raises(ClientError) as info:
+        client.inverse_dynamics(rate_hz=trial.rate_hz, **{k: v.astype(np.float32)
+                                                          for k, v in data.items()})
+    cause = info.value.__cause__
+    assert cause.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert cause.details() == "qpos: more than the limit 10000 frames in one InverseDynamicsStream"
+
+
+@pytest.mark.slow
+def test_the_documented_10000_frames_fit_a_256_kib_server(service, trial) -> None:  # noqa: F811
+    """The unary call stops at 384 frames here (256 KiB messages); the stream takes 10,000."""
+    from wildrobot.clients import Client
+
+    data = {k: v.astype(np.float32) for k, v in _tiled(trial, 10_000).items()}
+    with Client(service.address, TOKEN_OF["alice"]) as client:
+        result = client.inverse_dynamics(rate_hz=trial.rate_hz, timeout_s=600, **data)
+    assert result["joint_torque"].shape == (10_000, 17)
+    assert result["valid"].sum() == 10_000 - 2
+    # Same numbers as the unary call on a window it can carry (frames 1..148 see the same data).
+    head = {k: v[:150] for k, v in data.items()}
+    raw = _stub(service).InverseDynamics(_request(trial, np.float32, **head), metadata=METADATA,
+                                         timeout=300)
+    unary = {o.name: arrays.from_proto(o.array, o.name) for o in raw.outputs}
+    np.testing.assert_allclose(result["joint_torque"][1:148], unary["joint_torque"][1:148],
+                               atol=2e-3)

@@ -237,6 +237,10 @@ class QueueClient:
         )
         return attempt == str(lease.attempt) and state in ("RUNNING", "CANCELLING")
 
+    def job_tenant(self, job_id: str) -> str:
+        """The tenant the server recorded for the job ("" if the record is gone)."""
+        return with_retry(lambda: self.redis.hget(keys.job(job_id), "tenant"), self.retry_s) or ""
+
     def latest_checkpoint(self, job_id: str) -> CheckpointRecord | None:
         entries = with_retry(lambda: self.redis.hvals(keys.checkpoints(job_id)), self.retry_s)
         records = [CheckpointRecord.from_json(e) for e in entries]

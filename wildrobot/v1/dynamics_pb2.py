@@ -24,25 +24,25 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bwildrobot/v1/dynamics.proto\x12\x0cwildrobot.v1\"H\n\x05\x41rray\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\"\n\x05\x64type\x18\x02 \x01(\x0e\x32\x13.wildrobot.v1.DType\x12\r\n\x05shape\x18\x03 \x03(\r\"\xa2\x01\n\x16InverseDynamicsOptions\x12\x1a\n\rsmooth_window\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x1a\n\rsmooth_forces\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12\x1a\n\rcop_threshold\x18\x03 \x01(\x01H\x02\x88\x01\x01\x42\x10\n\x0e_smooth_windowB\x10\n\x0e_smooth_forcesB\x10\n\x0e_cop_threshold\"\xb7\x02\n\x16InverseDynamicsRequest\x12\x0f\n\x07rate_hz\x18\x01 \x01(\x01\x12!\n\x04qpos\x18\x02 \x01(\x0b\x32\x13.wildrobot.v1.Array\x12 \n\x03grf\x18\x03 \x01(\x0b\x32\x13.wildrobot.v1.Array\x12 \n\x03\x63op\x18\x04 \x01(\x0b\x32\x13.wildrobot.v1.Array\x12(\n\x0b\x66ree_moment\x18\x05 \x01(\x0b\x32\x13.wildrobot.v1.Array\x12!\n\x04qvel\x18\x06 \x01(\x0b\x32\x13.wildrobot.v1.Array\x12!\n\x04qacc\x18\x07 \x01(\x0b\x32\x13.wildrobot.v1.Array\x12\x35\n\x07options\x18\x08 \x01(\x0b\x32$.wildrobot.v1.InverseDynamicsOptions\"]\n\nNamedArray\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x05\x61rray\x18\x02 \x01(\x0b\x32\x13.wildrobot.v1.Array\x12\x0f\n\x07\x63olumns\x18\x03 \x03(\t\x12\x0c\n\x04unit\x18\x04 \x01(\t\"X\n\x17InverseDynamicsResponse\x12)\n\x07outputs\x18\x01 \x03(\x0b\x32\x18.wildrobot.v1.NamedArray\x12\x12\n\nnum_frames\x18\x02 \x01(\r*T\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rDTYPE_FLOAT32\x10\x01\x12\x11\n\rDTYPE_FLOAT64\x10\x02\x12\x0e\n\nDTYPE_BOOL\x10\x03\x32q\n\x0f\x44ynamicsService\x12^\n\x0fInverseDynamics\x12$.wildrobot.v1.InverseDynamicsRequest\x1a%.wildrobot.v1.InverseDynamicsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bwildrobot/v1/dynamics.proto\x12\x0cwildrobot.v1\"H\n\x05\x41rray\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\"\n\x05\x64type\x18\x02 \x01(\x0e\x32\x13.wildrobot.v1.DType\x12\r\n\x05shape\x18\x03 \x03(\r\"\xa2\x01\n\x16InverseDynamicsOptions\x12\x1a\n\rsmooth_window\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x1a\n\rsmooth_forces\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12\x1a\n\rcop_threshold\x18\x03 \x01(\x01H\x02\x88\x01\x01\x42\x10\n\x0e_smooth_windowB\x10\n\x0e_smooth_forcesB\x10\n\x0e_cop_threshold\"\xe0\x02\n\x16InverseDynamicsRequest\x12\x0f\n\x07rate_hz\x18\x01 \x01(\x01\x12!\n\x04qpos\x18\x02 \x01(\x0b\x32\x13.wildrobot.v1.Array\x12 \n\x03grf\x18\x03 \x01(\x0b\x32\x13.wildrobot.v1.Array\x12 \n\x03\x63op\x18\x04 \x01(\x0b\x32\x13.wildrobot.v1.Array\x12(\n\x0b\x66ree_moment\x18\x05 \x01(\x0b\x32\x13.wildrobot.v1.Array\x12!\n\x04qvel\x18\x06 \x01(\x0b\x32\x13.wildrobot.v1.Array\x12!\n\x04qacc\x18\x07 \x01(\x0b\x32\x13.wildrobot.v1.Array\x12\x35\n\x07options\x18\x08 \x01(\x0b\x32$.wildrobot.v1.InverseDynamicsOptions\x12\x12\n\nfoot_names\x18( \x03(\t\x12\x13\n\x0bjoint_names\x18) \x03(\t\"]\n\nNamedArray\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x05\x61rray\x18\x02 \x01(\x0b\x32\x13.wildrobot.v1.Array\x12\x0f\n\x07\x63olumns\x18\x03 \x03(\t\x12\x0c\n\x04unit\x18\x04 \x01(\t\"\x89\x01\n\x17InverseDynamicsResponse\x12)\n\x07outputs\x18\x01 \x03(\x0b\x32\x18.wildrobot.v1.NamedArray\x12\x12\n\nnum_frames\x18\x02 \x01(\r\x12\x1a\n\x12\x63op_outside_frames\x18( \x01(\r\x12\x13\n\x0b\x66irst_frame\x18) \x01(\r*T\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rDTYPE_FLOAT32\x10\x01\x12\x11\n\rDTYPE_FLOAT64\x10\x02\x12\x0e\n\nDTYPE_BOOL\x10\x03\x32\xdb\x01\n\x0f\x44ynamicsService\x12^\n\x0fInverseDynamics\x12$.wildrobot.v1.InverseDynamicsRequest\x1a%.wildrobot.v1.InverseDynamicsResponse\x12h\n\x15InverseDynamicsStream\x12$.wildrobot.v1.InverseDynamicsRequest\x1a%.wildrobot.v1.InverseDynamicsResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wildrobot.v1.dynamics_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DTYPE']._serialized_start=783
-  _globals['_DTYPE']._serialized_end=867
+  _globals['_DTYPE']._serialized_start=874
+  _globals['_DTYPE']._serialized_end=958
   _globals['_ARRAY']._serialized_start=45
   _globals['_ARRAY']._serialized_end=117
   _globals['_INVERSEDYNAMICSOPTIONS']._serialized_start=120
   _globals['_INVERSEDYNAMICSOPTIONS']._serialized_end=282
   _globals['_INVERSEDYNAMICSREQUEST']._serialized_start=285
-  _globals['_INVERSEDYNAMICSREQUEST']._serialized_end=596
-  _globals['_NAMEDARRAY']._serialized_start=598
-  _globals['_NAMEDARRAY']._serialized_end=691
-  _globals['_INVERSEDYNAMICSRESPONSE']._serialized_start=693
-  _globals['_INVERSEDYNAMICSRESPONSE']._serialized_end=781
-  _globals['_DYNAMICSSERVICE']._serialized_start=869
-  _globals['_DYNAMICSSERVICE']._serialized_end=982
+  _globals['_INVERSEDYNAMICSREQUEST']._serialized_end=637
+  _globals['_NAMEDARRAY']._serialized_start=639
+  _globals['_NAMEDARRAY']._serialized_end=732
+  _globals['_INVERSEDYNAMICSRESPONSE']._serialized_start=735
+  _globals['_INVERSEDYNAMICSRESPONSE']._serialized_end=872
+  _globals['_DYNAMICSSERVICE']._serialized_start=961
+  _globals['_DYNAMICSSERVICE']._serialized_end=1180
 # @@protoc_insertion_point(module_scope)

@@ -70,7 +70,9 @@ Global___Array: _TypeAlias = Array  # noqa: Y015
 
 @_typing.final
 class InverseDynamicsOptions(_message.Message):
-    """Unset fields take the library's defaults (wildrobot.envs.dynamics.Config)."""
+    """Unset fields take the library's defaults (wildrobot.envs.dynamics.Config). Checked by
+    wildrobot.dynamics_inputs.validate_options; out of range: INVALID_ARGUMENT naming the option.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -78,11 +80,11 @@ class InverseDynamicsOptions(_message.Message):
     SMOOTH_FORCES_FIELD_NUMBER: _builtins.int
     COP_THRESHOLD_FIELD_NUMBER: _builtins.int
     smooth_window: _builtins.int
-    """Samples of the centered moving average on the kinematics (odd; 1 = off)."""
+    """Samples of the centered moving average on the kinematics (odd, 1..101; 1 = off)."""
     smooth_forces: _builtins.bool
     """Filter grf/cop/free_moment with the same window."""
     cop_threshold: _builtins.float
-    """Normal force (N) below which a foot's COP is reported as NaN."""
+    """Normal force (N, finite, 0..1000) below which a foot's COP is reported as NaN."""
     def __init__(
         self,
         *,
@@ -125,6 +127,8 @@ class InverseDynamicsRequest(_message.Message):
     QVEL_FIELD_NUMBER: _builtins.int
     QACC_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
+    FOOT_NAMES_FIELD_NUMBER: _builtins.int
+    JOINT_NAMES_FIELD_NUMBER: _builtins.int
     rate_hz: _builtins.float
     """Frames per second."""
     @_builtins.property
@@ -151,6 +155,14 @@ class InverseDynamicsRequest(_message.Message):
     def qacc(self) -> Global___Array: ...
     @_builtins.property
     def options(self) -> Global___InverseDynamicsOptions: ...
+    @_builtins.property
+    def foot_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Optional: what the trial file declares; must equal the model's order (left, right) and
+        joint order, else INVALID_ARGUMENT naming foot_names / joint_names.
+        """
+
+    @_builtins.property
+    def joint_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -162,10 +174,12 @@ class InverseDynamicsRequest(_message.Message):
         qvel: Global___Array | None = ...,
         qacc: Global___Array | None = ...,
         options: Global___InverseDynamicsOptions | None = ...,
+        foot_names: _abc.Iterable[_builtins.str] | None = ...,
+        joint_names: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cop", b"cop", "free_moment", b"free_moment", "grf", b"grf", "options", b"options", "qacc", b"qacc", "qpos", b"qpos", "qvel", b"qvel"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cop", b"cop", "free_moment", b"free_moment", "grf", b"grf", "options", b"options", "qacc", b"qacc", "qpos", b"qpos", "qvel", b"qvel", "rate_hz", b"rate_hz"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cop", b"cop", "foot_names", b"foot_names", "free_moment", b"free_moment", "grf", b"grf", "joint_names", b"joint_names", "options", b"options", "qacc", b"qacc", "qpos", b"qpos", "qvel", b"qvel", "rate_hz", b"rate_hz"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -211,20 +225,30 @@ class InverseDynamicsResponse(_message.Message):
 
     OUTPUTS_FIELD_NUMBER: _builtins.int
     NUM_FRAMES_FIELD_NUMBER: _builtins.int
+    COP_OUTSIDE_FRAMES_FIELD_NUMBER: _builtins.int
+    FIRST_FRAME_FIELD_NUMBER: _builtins.int
     num_frames: _builtins.int
+    cop_outside_frames: _builtins.int
+    """Frames with any cop_outside (implausible input; their torques should not be trusted)."""
+    first_frame: _builtins.int
+    """InverseDynamicsStream: the frame this slice of outputs starts at."""
     @_builtins.property
     def outputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___NamedArray]:
-        """joint_torque, residual_force, residual_moment, ankle_moment, cop, cop_valid, valid, qfrc."""
+        """joint_torque, residual_force, residual_moment, ankle_moment, cop, cop_valid, valid, qfrc.
+        cop_outside [T, F]: a loaded foot's COP is outside its support box by more than 5 cm.
+        """
 
     def __init__(
         self,
         *,
         outputs: _abc.Iterable[Global___NamedArray] | None = ...,
         num_frames: _builtins.int = ...,
+        cop_outside_frames: _builtins.int = ...,
+        first_frame: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["num_frames", b"num_frames", "outputs", b"outputs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cop_outside_frames", b"cop_outside_frames", "first_frame", b"first_frame", "num_frames", b"num_frames", "outputs", b"outputs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

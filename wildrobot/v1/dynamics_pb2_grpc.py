@@ -39,13 +39,30 @@ class DynamicsServiceStub:
                 request_serializer=wildrobot_dot_v1_dot_dynamics__pb2.InverseDynamicsRequest.SerializeToString,
                 response_deserializer=wildrobot_dot_v1_dot_dynamics__pb2.InverseDynamicsResponse.FromString,
                 _registered_method=True)
+        self.InverseDynamicsStream = channel.stream_stream(
+                '/wildrobot.v1.DynamicsService/InverseDynamicsStream',
+                request_serializer=wildrobot_dot_v1_dot_dynamics__pb2.InverseDynamicsRequest.SerializeToString,
+                response_deserializer=wildrobot_dot_v1_dot_dynamics__pb2.InverseDynamicsResponse.FromString,
+                _registered_method=True)
 
 
 class DynamicsServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def InverseDynamics(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One message each way: as many frames as fit the server's message limit (8064 float64
+        frames at 4 MiB; more: INVALID_ARGUMENT naming qpos and the limit).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InverseDynamicsStream(self, request_iterator, context):
+        """Up to 10,000 frames whatever the message limit: the client sends the trial as consecutive
+        frame slices (the first message also carries rate_hz, options and names; later ones only
+        arrays), the server answers with the outputs as consecutive frame slices, `first_frame`
+        saying where each starts. More than 10,000 frames: INVALID_ARGUMENT naming qpos.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -55,6 +72,11 @@ def add_DynamicsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'InverseDynamics': grpc.unary_unary_rpc_method_handler(
                     servicer.InverseDynamics,
+                    request_deserializer=wildrobot_dot_v1_dot_dynamics__pb2.InverseDynamicsRequest.FromString,
+                    response_serializer=wildrobot_dot_v1_dot_dynamics__pb2.InverseDynamicsResponse.SerializeToString,
+            ),
+            'InverseDynamicsStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.InverseDynamicsStream,
                     request_deserializer=wildrobot_dot_v1_dot_dynamics__pb2.InverseDynamicsRequest.FromString,
                     response_serializer=wildrobot_dot_v1_dot_dynamics__pb2.InverseDynamicsResponse.SerializeToString,
             ),
@@ -84,6 +106,33 @@ class DynamicsService:
             request,
             target,
             '/wildrobot.v1.DynamicsService/InverseDynamics',
+            wildrobot_dot_v1_dot_dynamics__pb2.InverseDynamicsRequest.SerializeToString,
+            wildrobot_dot_v1_dot_dynamics__pb2.InverseDynamicsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InverseDynamicsStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/wildrobot.v1.DynamicsService/InverseDynamicsStream',
             wildrobot_dot_v1_dot_dynamics__pb2.InverseDynamicsRequest.SerializeToString,
             wildrobot_dot_v1_dot_dynamics__pb2.InverseDynamicsResponse.FromString,
             options,

@@ -34,11 +34,29 @@ class DynamicsServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> DynamicsServiceAsyncStub: ...
     InverseDynamics: _grpc.UnaryUnaryMultiCallable[_dynamics_pb2.InverseDynamicsRequest, _dynamics_pb2.InverseDynamicsResponse]
+    """One message each way: as many frames as fit the server's message limit (8064 float64
+    frames at 4 MiB; more: INVALID_ARGUMENT naming qpos and the limit).
+    """
+    InverseDynamicsStream: _grpc.StreamStreamMultiCallable[_dynamics_pb2.InverseDynamicsRequest, _dynamics_pb2.InverseDynamicsResponse]
+    """Up to 10,000 frames whatever the message limit: the client sends the trial as consecutive
+    frame slices (the first message also carries rate_hz, options and names; later ones only
+    arrays), the server answers with the outputs as consecutive frame slices, `first_frame`
+    saying where each starts. More than 10,000 frames: INVALID_ARGUMENT naming qpos.
+    """
 
 @_typing.type_check_only
 class DynamicsServiceAsyncStub(DynamicsServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     InverseDynamics: _aio.UnaryUnaryMultiCallable[_dynamics_pb2.InverseDynamicsRequest, _dynamics_pb2.InverseDynamicsResponse]  # type: ignore[assignment]
+    """One message each way: as many frames as fit the server's message limit (8064 float64
+    frames at 4 MiB; more: INVALID_ARGUMENT naming qpos and the limit).
+    """
+    InverseDynamicsStream: _aio.StreamStreamMultiCallable[_dynamics_pb2.InverseDynamicsRequest, _dynamics_pb2.InverseDynamicsResponse]  # type: ignore[assignment]
+    """Up to 10,000 frames whatever the message limit: the client sends the trial as consecutive
+    frame slices (the first message also carries rate_hz, options and names; later ones only
+    arrays), the server answers with the outputs as consecutive frame slices, `first_frame`
+    saying where each starts. More than 10,000 frames: INVALID_ARGUMENT naming qpos.
+    """
 
 class DynamicsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -46,6 +64,21 @@ class DynamicsServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _dynamics_pb2.InverseDynamicsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_dynamics_pb2.InverseDynamicsResponse, _abc.Awaitable[_dynamics_pb2.InverseDynamicsResponse]]: ...
+    ) -> _typing.Union[_dynamics_pb2.InverseDynamicsResponse, _abc.Awaitable[_dynamics_pb2.InverseDynamicsResponse]]:
+        """One message each way: as many frames as fit the server's message limit (8064 float64
+        frames at 4 MiB; more: INVALID_ARGUMENT naming qpos and the limit).
+        """
+
+    @_abc_1.abstractmethod
+    def InverseDynamicsStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_dynamics_pb2.InverseDynamicsRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_dynamics_pb2.InverseDynamicsResponse], _abc.AsyncIterator[_dynamics_pb2.InverseDynamicsResponse]]:
+        """Up to 10,000 frames whatever the message limit: the client sends the trial as consecutive
+        frame slices (the first message also carries rate_hz, options and names; later ones only
+        arrays), the server answers with the outputs as consecutive frame slices, `first_frame`
+        saying where each starts. More than 10,000 frames: INVALID_ARGUMENT naming qpos.
+        """
 
 def add_DynamicsServiceServicer_to_server(servicer: DynamicsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

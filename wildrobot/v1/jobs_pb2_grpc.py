@@ -74,6 +74,21 @@ class JobServiceStub:
                 request_serializer=wildrobot_dot_v1_dot_jobs__pb2.DownloadArtifactRequest.SerializeToString,
                 response_deserializer=wildrobot_dot_v1_dot_jobs__pb2.ArtifactChunk.FromString,
                 _registered_method=True)
+        self.ListArtifacts = channel.unary_unary(
+                '/wildrobot.v1.JobService/ListArtifacts',
+                request_serializer=wildrobot_dot_v1_dot_jobs__pb2.ListArtifactsRequest.SerializeToString,
+                response_deserializer=wildrobot_dot_v1_dot_jobs__pb2.ListArtifactsResponse.FromString,
+                _registered_method=True)
+        self.UploadTrial = channel.stream_unary(
+                '/wildrobot.v1.JobService/UploadTrial',
+                request_serializer=wildrobot_dot_v1_dot_jobs__pb2.UploadChunk.SerializeToString,
+                response_deserializer=wildrobot_dot_v1_dot_jobs__pb2.UploadInfo.FromString,
+                _registered_method=True)
+        self.ListUploads = channel.unary_unary(
+                '/wildrobot.v1.JobService/ListUploads',
+                request_serializer=wildrobot_dot_v1_dot_jobs__pb2.ListUploadsRequest.SerializeToString,
+                response_deserializer=wildrobot_dot_v1_dot_jobs__pb2.ListUploadsResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -127,6 +142,25 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListArtifacts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadTrial(self, request_iterator, context):
+        """A trial file into the caller's tenant inputs, in chunks (any size up to the limit).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUploads(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +203,21 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.DownloadArtifact,
                     request_deserializer=wildrobot_dot_v1_dot_jobs__pb2.DownloadArtifactRequest.FromString,
                     response_serializer=wildrobot_dot_v1_dot_jobs__pb2.ArtifactChunk.SerializeToString,
+            ),
+            'ListArtifacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListArtifacts,
+                    request_deserializer=wildrobot_dot_v1_dot_jobs__pb2.ListArtifactsRequest.FromString,
+                    response_serializer=wildrobot_dot_v1_dot_jobs__pb2.ListArtifactsResponse.SerializeToString,
+            ),
+            'UploadTrial': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadTrial,
+                    request_deserializer=wildrobot_dot_v1_dot_jobs__pb2.UploadChunk.FromString,
+                    response_serializer=wildrobot_dot_v1_dot_jobs__pb2.UploadInfo.SerializeToString,
+            ),
+            'ListUploads': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUploads,
+                    request_deserializer=wildrobot_dot_v1_dot_jobs__pb2.ListUploadsRequest.FromString,
+                    response_serializer=wildrobot_dot_v1_dot_jobs__pb2.ListUploadsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -387,6 +436,87 @@ class JobService:
             '/wildrobot.v1.JobService/DownloadArtifact',
             wildrobot_dot_v1_dot_jobs__pb2.DownloadArtifactRequest.SerializeToString,
             wildrobot_dot_v1_dot_jobs__pb2.ArtifactChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListArtifacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wildrobot.v1.JobService/ListArtifacts',
+            wildrobot_dot_v1_dot_jobs__pb2.ListArtifactsRequest.SerializeToString,
+            wildrobot_dot_v1_dot_jobs__pb2.ListArtifactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadTrial(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/wildrobot.v1.JobService/UploadTrial',
+            wildrobot_dot_v1_dot_jobs__pb2.UploadChunk.SerializeToString,
+            wildrobot_dot_v1_dot_jobs__pb2.UploadInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUploads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wildrobot.v1.JobService/ListUploads',
+            wildrobot_dot_v1_dot_jobs__pb2.ListUploadsRequest.SerializeToString,
+            wildrobot_dot_v1_dot_jobs__pb2.ListUploadsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,10 @@ class JobServiceStub:
     ListCheckpoints: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ListCheckpointsRequest, _jobs_pb2.ListCheckpointsResponse]
     DownloadCheckpoint: _grpc.UnaryStreamMultiCallable[_jobs_pb2.DownloadCheckpointRequest, _jobs_pb2.CheckpointChunk]
     DownloadArtifact: _grpc.UnaryStreamMultiCallable[_jobs_pb2.DownloadArtifactRequest, _jobs_pb2.ArtifactChunk]
+    ListArtifacts: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ListArtifactsRequest, _jobs_pb2.ListArtifactsResponse]
+    UploadTrial: _grpc.StreamUnaryMultiCallable[_jobs_pb2.UploadChunk, _jobs_pb2.UploadInfo]
+    """A trial file into the caller's tenant inputs, in chunks (any size up to the limit)."""
+    ListUploads: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ListUploadsRequest, _jobs_pb2.ListUploadsResponse]
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -53,6 +57,10 @@ class JobServiceAsyncStub(JobServiceStub):
     ListCheckpoints: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ListCheckpointsRequest, _jobs_pb2.ListCheckpointsResponse]  # type: ignore[assignment]
     DownloadCheckpoint: _aio.UnaryStreamMultiCallable[_jobs_pb2.DownloadCheckpointRequest, _jobs_pb2.CheckpointChunk]  # type: ignore[assignment]
     DownloadArtifact: _aio.UnaryStreamMultiCallable[_jobs_pb2.DownloadArtifactRequest, _jobs_pb2.ArtifactChunk]  # type: ignore[assignment]
+    ListArtifacts: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ListArtifactsRequest, _jobs_pb2.ListArtifactsResponse]  # type: ignore[assignment]
+    UploadTrial: _aio.StreamUnaryMultiCallable[_jobs_pb2.UploadChunk, _jobs_pb2.UploadInfo]  # type: ignore[assignment]
+    """A trial file into the caller's tenant inputs, in chunks (any size up to the limit)."""
+    ListUploads: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ListUploadsRequest, _jobs_pb2.ListUploadsResponse]  # type: ignore[assignment]
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -110,5 +118,27 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _jobs_pb2.DownloadArtifactRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_jobs_pb2.ArtifactChunk], _abc.AsyncIterator[_jobs_pb2.ArtifactChunk]]: ...
+
+    @_abc_1.abstractmethod
+    def ListArtifacts(
+        self,
+        request: _jobs_pb2.ListArtifactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.ListArtifactsResponse, _abc.Awaitable[_jobs_pb2.ListArtifactsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UploadTrial(
+        self,
+        request_iterator: _MaybeAsyncIterator[_jobs_pb2.UploadChunk],
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.UploadInfo, _abc.Awaitable[_jobs_pb2.UploadInfo]]:
+        """A trial file into the caller's tenant inputs, in chunks (any size up to the limit)."""
+
+    @_abc_1.abstractmethod
+    def ListUploads(
+        self,
+        request: _jobs_pb2.ListUploadsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.ListUploadsResponse, _abc.Awaitable[_jobs_pb2.ListUploadsResponse]]: ...
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -45,6 +45,7 @@ class JobContext:
     should_stop: Callable[[], bool]
     redis_url: str = ""  # for work the handler starts elsewhere (multi-host) to publish fenced
     worker_id: str = ""
+    tenant: str = ""  # the job's tenant (its inputs are <artifact_dir>/tenants/<tenant>/inputs)
 
 
 @dataclass(frozen=True)
