@@ -77,7 +77,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "unroll_length": 20,
         "num_updates_per_batch": 4,
         "episode_length": 500,
-        "num_timesteps": 1_000_000,
+        "num_timesteps": 2_048_000,
         "learning_rate": 1e-3,
         "entropy_cost": 0.0,
         "policy_hidden_sizes": (128, 128),

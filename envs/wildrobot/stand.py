@@ -2,8 +2,8 @@
 
 The command is always zero and the gait clock zeros (both stay in the observation so stand and
 walk policies share one observation layout); the tracking terms then reward standing still.
-The default pushes (6-11 N for 6 control steps, wildrobot.task_settings) topple a robot that
-only holds the home pose in most episodes.
+The default pushes (4-8 N on the torso for 6 control steps, every 30-80 steps;
+wildrobot.task_settings) topple a robot that only holds the home pose in most episodes.
 """
 
 from __future__ import annotations

@@ -1,15 +1,17 @@
-"""Slow: PPO on WildRobotStand learns to stay up longer under pushes that topple a statue.
+"""Slow: PPO on WildRobotStand learns to stand where a statue falls (issue 10's bar).
 
-Budget (a 2-core CPU steps MJX at only a few thousand control steps/s): the `stand-cpu` preset
-(128 envs, 500-step episodes, 128x128 networks, learning rate 1e-3; wildrobot.presets) with the
-task's default pushes (strong enough that the zero-action policy falls in most episodes), domain
-randomization, action delay, IMU latency and backlash, for ITERATIONS iterations of 10240 env
-steps. Then the trained deterministic policy, the zero-action policy and a random policy each
-stand for 500 steps on 64 envs of the nominal model under the same pushes.
+Budget (a 2-core CPU steps MJX at only about ten thousand control steps/s): the `stand-cpu`
+preset (128 envs, 500-step episodes, 128x128 networks, learning rate 1e-3; wildrobot.presets)
+with the task's default pushes (4-8 N on the torso every 30-80 control steps, strong enough
+that the zero-action policy falls in most episodes), domain randomization, action delay, IMU
+latency and backlash: ITERATIONS iterations of 10240 env steps (2.05M), with the preset's
+periodic evaluation every 25 iterations. Then the trained deterministic policy, the zero-action
+policy and a random policy each stand for 500 steps on 64 envs of the nominal model under the
+same pushes.
 
-Not asserted, because it does not hold yet: issue 10's bar of at most 10% falls for the trained
-policy. In bench/learning.py's 10-minute run (4.7M steps) the trained policy still fell in 62%
-of episodes against 78% for zero action (docs/learning/README.md); the test prints its figures.
+The bar: the trained policy falls in at most 10% of the episodes where zero action falls in at
+least 50%. Measured here: trained 0%, zero action 58%, random 100%; the periodic evaluation's
+fall rate went 64%, 36%, 31%, 14%, 5%, 3%, 5%, 0% (docs/learning/README.md).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from wildrobot.workers.training.evaluate import compare_policies
 from wildrobot.workers.training.ppo import train_ppo
 
 EPISODE_LENGTH = 500
-ITERATIONS = 100
+ITERATIONS = 200
+EVAL_EVERY = 25
 STAND = presets.PRESETS["stand-cpu"]
 
 
@@ -47,11 +50,16 @@ class CurveHooks(RecordingHooks):
 
 @pytest.mark.slow
 @pytest.mark.timeout(2400)  # minutes of training on a 2-core CPU, longer when it is shared
-def test_ppo_stays_up_longer_under_pushes_that_topple_a_statue(
-    tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
+def test_ppo_stands_where_a_statue_falls(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert STAND["episode_length"] == EPISODE_LENGTH
-    spec = PpoSpec(**{**STAND, "num_timesteps": ITERATIONS * 128 * 4 * 20})
+    spec = PpoSpec(
+        **{
+            **STAND,
+            "num_timesteps": ITERATIONS * 128 * 4 * 20,
+            "eval_every": EVAL_EVERY,
+            "num_eval_envs": 64,
+        }
+    )
     hooks = CurveHooks()
     # The curve goes past pytest's capture so that CI's log records it for a passing run too.
     with capsys.disabled():
@@ -66,11 +74,18 @@ def test_ppo_stays_up_longer_under_pushes_that_topple_a_statue(
     with capsys.disabled():
         print(f"train wall time {wall_s:.0f} s; trained {trained}; zero {zero}; random {random}")
     # Holding the home pose falls in most episodes under the default pushes: standing has to be
-    # learned. A random policy falls in every one.
+    # learned. A random policy falls in every one. The trained policy stands: issue 10's bar.
     assert zero["fall_rate"] >= 0.5
     assert random["fall_rate"] >= 0.9
-    # The curve shows the learning: early episodes end within ~60 steps, the last ones run
-    # several times longer (10-minute bench run: 52 at first, 341 by iteration 100).
+    assert trained["fall_rate"] <= 0.10, (trained, zero)
+    # Learned, not lucky: the periodic evaluation (64 nominal envs, deterministic policy) starts
+    # out falling as often as the statue and ends near zero; training episodes run several times
+    # longer at the end than at the start.
+    evals = [m["eval/fall_rate"] for _, m in hooks.metrics if "eval/fall_rate" in m]
+    with capsys.disabled():
+        print(f"periodic eval fall rates {evals}")
+    assert len(evals) == ITERATIONS // EVAL_EVERY
+    assert evals[0] >= 0.3 and evals[-1] <= 0.10
     lengths = [metrics["episode/length"] for _, metrics in hooks.metrics]
     assert lengths[0] < 0.2 * EPISODE_LENGTH
-    assert sum(lengths[-5:]) / 5 >= 0.5 * EPISODE_LENGTH
+    assert sum(lengths[-5:]) / 5 >= 0.6 * EPISODE_LENGTH
