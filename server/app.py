@@ -28,6 +28,7 @@ from redis.backoff import ExponentialBackoff
 
 from wildrobot.monitoring import MetricsEndpoint
 from wildrobot.server import dynamics
+from wildrobot.server.archive import JobArchive
 from wildrobot.server.artifacts import CheckpointService
 from wildrobot.server.auth import TokenAuth
 from wildrobot.server.config import ServerConfig
@@ -39,6 +40,7 @@ from wildrobot.server.interceptors import AuthInterceptor, ErrorInterceptor
 from wildrobot.server.jobs import JobService
 from wildrobot.server.metrics import MetricsInterceptor, ServerMetrics
 from wildrobot.server.reaper import Reaper, ensure_groups
+from wildrobot.server.retention import Retention
 from wildrobot.server.servicer import JobServicer
 from wildrobot.server.watch import WatchHub
 from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
@@ -141,7 +143,13 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
     client = aioredis.Redis(connection_pool=pool)
     # The watch hub holds one connection in a blocking XREAD; it gets its own client.
     hub_client = aioredis.Redis.from_url(config.redis_url, decode_responses=True, **retry)
-    jobs = JobService(client, cost_limits=config.cost_limits)
+    archive = JobArchive(config.artifact_dir)
+    jobs = JobService(
+        client,
+        cost_limits=config.cost_limits,
+        max_pending_per_tenant=config.max_pending_jobs_per_tenant,
+        archive=archive,
+    )
     metrics = ServerMetrics()
     services = Services(
         config=config,
@@ -194,6 +202,7 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
         max_retries=config.max_retries,
         orphan_after_s=config.orphan_after_s,
         on_expired=lambda job_id, state: metrics.lease_expiries.inc(),
+        retention=Retention(client, archive, config.finished_job_ttl_s),
     )
     redis_health = RedisHealth(server.health, client, names)
     await redis_health.check(timeout_s=2.0)

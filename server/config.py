@@ -65,6 +65,16 @@ class ServerConfig(BaseModel):
         5.0, gt=0
     )  # how often jobs by state / queue depth are sampled
     log_format: Literal["text", "json"] = "text"
+    # Retention: finished jobs are archived to <artifact_dir>/<job_id>/archive.json and their
+    # Redis keys deleted this long after they finished; 0 keeps them in Redis forever.
+    finished_job_ttl_s: float = Field(keys.FINISHED_JOB_TTL_S, ge=0)
+    # Quota: jobs of one tenant waiting to run (PENDING/RECOVERING); a submit beyond it gets
+    # RESOURCE_EXHAUSTED. 0: no quota. (The running quota is the workers' setting.)
+    max_pending_jobs_per_tenant: int = Field(keys.DEFAULT_MAX_PENDING_PER_TENANT, ge=0)
+    # WatchJob: open watches per tenant on this front end, and events one watch may hold for a
+    # slow reader before it is ended with RESOURCE_EXHAUSTED (reconnect with since_seq).
+    max_watches_per_tenant: int = Field(100, ge=1)
+    watch_queue_events: int = Field(10_000, ge=1)
 
     @property
     def cost_limits(self) -> costs.CostLimits:

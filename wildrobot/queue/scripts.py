@@ -8,7 +8,14 @@ compare their own clocks. Scripts return flat arrays whose first item is a statu
 
 from __future__ import annotations
 
-_PRELUDE = """
+from wildrobot.queue import keys
+
+_PRELUDE = (
+    f"""
+local TENANT_PREFIX = '{keys.TENANT_KEY_PREFIX}'
+local FINISHED = '{keys.FINISHED}'
+"""
+    + """
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -18,7 +25,23 @@ local function emit(jobkey, evkey, maxlen, etype, ts, data)
   redis.call('XADD', evkey, 'MAXLEN', '~', maxlen, seq .. '-0', 't', etype, 'ts', ts, 'd', data)
   return seq
 end
+-- Every state change passes here: the tenant's queued/running sets and the finished zset follow.
+local function track(jobkey, state, ts)
+  local v = redis.call('HMGET', jobkey, 'job_id', 'tenant')
+  local queued = TENANT_PREFIX .. v[2] .. ':queued'
+  local running = TENANT_PREFIX .. v[2] .. ':running'
+  redis.call('SREM', queued, v[1])
+  redis.call('SREM', running, v[1])
+  if state == 'PENDING' or state == 'RECOVERING' then
+    redis.call('SADD', queued, v[1])
+  elseif state == 'RUNNING' or state == 'CANCELLING' then
+    redis.call('SADD', running, v[1])
+  else
+    redis.call('ZADD', FINISHED, ts, v[1])
+  end
+end
 local function emit_state(jobkey, evkey, maxlen, ts, state, attempt, reason)
+  track(jobkey, state, ts)
   return emit(jobkey, evkey, maxlen, 'state', ts,
     cjson.encode({state = state, attempt = tonumber(attempt), reason = reason}))
 end
@@ -32,16 +55,23 @@ local function enqueue(jobkey, queuekey, queue_maxlen, job_id)
   return msg
 end
 """
+)
 
 # KEYS: job, idem, idx_tenant, idx_tenant_kind, queue, events, submit_seq
 # ARGV: job_id, tenant, kind, name, spec_json, steps_total, request_id, idem_ttl_s,
-#       events_maxlen, queue_maxlen
+#       events_maxlen, queue_maxlen, max_pending (0: none)
+# KEYS[8]: the tenant's queued set. Returns {'quota', <queued now>} when the tenant is at its cap.
 SUBMIT = (
     _PRELUDE
     + """
 if ARGV[7] ~= '' then
   local existing = redis.call('GET', KEYS[2])
   if existing then return {'exists', existing} end
+end
+local cap = tonumber(ARGV[11])
+if cap > 0 then
+  local queued = redis.call('SCARD', KEYS[8])
+  if queued >= cap then return {'quota', tostring(queued)} end
 end
 local now = now_ms()
 local order = redis.call('INCR', KEYS[7])
@@ -58,15 +88,25 @@ return {'created', ARGV[1]}
 """
 )
 
+# The entry is acknowledged and deleted (XDEL) whatever happens: the stream holds only waiting
+# work. A tenant at its running quota keeps its job queued: a fresh entry at the tail.
 # KEYS: job, events, leases, queue
-# ARGV: job_id, owner, lease_ms, msg_id, group, events_maxlen
+# ARGV: job_id, owner, lease_ms, msg_id, group, events_maxlen, max_running (0: none),
+#       queue_maxlen
 TAKE = (
     _PRELUDE
     + """
 redis.call('XACK', KEYS[4], ARGV[5], ARGV[4])
-local v = redis.call('HMGET', KEYS[1], 'state', 'started_at')
+redis.call('XDEL', KEYS[4], ARGV[4])
+local v = redis.call('HMGET', KEYS[1], 'state', 'started_at', 'tenant', 'queue_msg')
 if not v[1] then return {'gone'} end
 if v[1] ~= 'PENDING' and v[1] ~= 'RECOVERING' then return {'skip', v[1]} end
+if v[4] ~= ARGV[4] then return {'skip', 'superseded entry'} end
+local cap = tonumber(ARGV[7])
+if cap > 0 and redis.call('SCARD', TENANT_PREFIX .. v[3] .. ':running') >= cap then
+  enqueue(KEYS[1], KEYS[4], ARGV[8], ARGV[1])
+  return {'quota', v[3]}
+end
 local now = now_ms()
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
 local expires = now + tonumber(ARGV[3])
@@ -239,11 +279,36 @@ ORPHAN = (
     _PRELUDE
     + """
 redis.call('XACK', KEYS[2], ARGV[3], ARGV[2])
+redis.call('XDEL', KEYS[2], ARGV[2])
 local v = redis.call('HMGET', KEYS[1], 'state', 'queue_msg')
 if (v[1] == 'PENDING' or v[1] == 'RECOVERING') and v[2] == ARGV[2] then
   enqueue(KEYS[1], KEYS[2], ARGV[4], ARGV[1])
   return {'requeued'}
 end
 return {'acked'}
+"""
+)
+
+# Retention: deletes a finished job's keys once its archive is written (the caller writes it
+# first). Refused unless the job is still finished at the same time (nothing changed since).
+# KEYS: job, events, metrics, ckpt, finished
+# ARGV: job_id, finished_at
+RETIRE = (
+    _PRELUDE
+    + """
+local v = redis.call('HMGET', KEYS[1], 'state', 'finished_at', 'tenant', 'kind')
+if not v[1] then
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  return {'gone'}
+end
+if v[2] ~= ARGV[2] or v[1] == 'PENDING' or v[1] == 'RECOVERING' or v[1] == 'RUNNING'
+   or v[1] == 'CANCELLING' then
+  return {'changed'}
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('ZREM', '""" + keys.PREFIX + """:idx:' .. v[3], ARGV[1])
+redis.call('ZREM', '""" + keys.PREFIX + """:idx:' .. v[3] .. ':' .. v[4], ARGV[1])
+return {'ok'}
 """
 )
