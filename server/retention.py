@@ -52,9 +52,7 @@ class Retention:
         if record.get("state") not in FINISHED_STATES:
             return False
         entries = await self._redis.xrange(keys.events(job_id))
-        events = [
-            {"seq": int(entry_id.split("-", 1)[0]), **fields} for entry_id, fields in entries
-        ]
+        events = [{"seq": int(entry_id.split("-", 1)[0]), **fields} for entry_id, fields in entries]
         checkpoints = await self._redis.hvals(keys.checkpoints(job_id))
         await self._archive.write(job_id, ArchivedJob(record, events, checkpoints))
         result = await self._retire(

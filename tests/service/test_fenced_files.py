@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.test_queue import LEASE_S, queue, reap, submit, take  # noqa: F401 - fixture
+from tests.service.test_queue import LEASE_S, reap, submit, take
 from wildrobot.queue.client import LeaseLost, QueueClient
 from wildrobot.workers import layout, runner
 from wildrobot.workers.handlers import HandlerResult, JobContext
@@ -44,7 +44,7 @@ def run_attempt(monkeypatch, redis_url: str, artifact_dir: Path, lease, handler)
 
 
 def test_stale_attempt_cannot_register_clobber_or_be_deleted(
-    monkeypatch, redis_url: str, queue: QueueClient, tmp_path: Path  # noqa: F811
+    monkeypatch, redis_url: str, queue: QueueClient, tmp_path: Path
 ) -> None:
     artifacts = tmp_path / "artifacts"
     job_id = submit(redis_url)

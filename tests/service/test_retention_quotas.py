@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from tests.service.test_queue import SPEC, LEASE_S, queue, take  # noqa: F401 - fixture
+from tests.service.test_queue import LEASE_S, SPEC, take
 from wildrobot.queue import keys
 from wildrobot.queue.client import QueueClient
 from wildrobot.server import config as server_config

@@ -307,8 +307,12 @@ if v[2] ~= ARGV[2] or v[1] == 'PENDING' or v[1] == 'RECOVERING' or v[1] == 'RUNN
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 redis.call('ZREM', KEYS[5], ARGV[1])
-redis.call('ZREM', '""" + keys.PREFIX + """:idx:' .. v[3], ARGV[1])
-redis.call('ZREM', '""" + keys.PREFIX + """:idx:' .. v[3] .. ':' .. v[4], ARGV[1])
+redis.call('ZREM', '"""
+    + keys.PREFIX
+    + """:idx:' .. v[3], ARGV[1])
+redis.call('ZREM', '"""
+    + keys.PREFIX
+    + """:idx:' .. v[3] .. ':' .. v[4], ARGV[1])
 return {'ok'}
 """
 )
