@@ -156,7 +156,12 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
         redis=client,
         jobs=jobs,
         checkpoints=CheckpointService(jobs, config.artifact_dir, config.chunk_bytes),
-        hub=WatchHub(hub_client, config.watch_block_ms),
+        hub=WatchHub(
+            hub_client,
+            config.watch_block_ms,
+            max_watches_per_tenant=config.max_watches_per_tenant,
+            queue_events=config.watch_queue_events,
+        ),
         metrics=metrics,
         history=HistoryService(jobs),
         auth=TokenAuth(config.tokens),

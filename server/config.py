@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from wildrobot import costs
 from wildrobot.queue import keys
+from wildrobot.server import watch
 
 ENV_PREFIX = "WILDROBOT_"
 
@@ -73,8 +74,8 @@ class ServerConfig(BaseModel):
     max_pending_jobs_per_tenant: int = Field(keys.DEFAULT_MAX_PENDING_PER_TENANT, ge=0)
     # WatchJob: open watches per tenant on this front end, and events one watch may hold for a
     # slow reader before it is ended with RESOURCE_EXHAUSTED (reconnect with since_seq).
-    max_watches_per_tenant: int = Field(100, ge=1)
-    watch_queue_events: int = Field(10_000, ge=1)
+    max_watches_per_tenant: int = Field(watch.DEFAULT_MAX_WATCHES_PER_TENANT, ge=1)
+    watch_queue_events: int = Field(watch.DEFAULT_QUEUE_EVENTS, ge=1)
 
     @property
     def cost_limits(self) -> costs.CostLimits:
