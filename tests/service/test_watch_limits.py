@@ -3,20 +3,26 @@ events silently (a reconnect from a trimmed since_seq is told which events are g
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+import redis.asyncio as aioredis
 
 from tests.service.helpers import submit, tiny_ppo
+from tests.service.test_queue import SPEC
 from tests.service_fixtures import TOKEN_OF, ServerThread, Service, server_config
 from wildrobot.clients import Client
 from wildrobot.clients.commands.watch import _describe
-from wildrobot.clients.types import EventsTrimmed, Log, Snapshot
+from wildrobot.clients.types import EventsTrimmed, Snapshot
 from wildrobot.queue import keys
+from wildrobot.queue.records import JobRecord
+from wildrobot.server import errors, watch
+from wildrobot.server.jobs import JobService
+from wildrobot.server.reaper import ensure_groups
 from wildrobot.v1 import jobs_pb2
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]
@@ -61,32 +67,43 @@ def test_watches_per_tenant_are_capped(limited: Service, queue) -> None:
             time.sleep(0.1)
 
 
-def test_a_slow_reader_is_dropped_and_the_sdk_resumes_without_loss(limited: Service, queue) -> None:
-    job_id = submit(limited.stub("alice"), tiny_ppo(2)).job_id
-    lease = queue.take(["ppo"], "w1", 60, block_ms=100)  # the reaper must not take it back
-    assert lease is not None
-    client = Client(limited.address, TOKEN_OF["alice"])
-    reconnects: list[str] = []
-    events = client.watch(job_id, on_reconnect=lambda seq, why: reconnects.append(why))
-    assert isinstance(next(events), Snapshot)
-    assert not isinstance(next(events), Snapshot)  # PENDING and RUNNING: the watch is live
+def test_a_slow_reader_is_dropped_with_where_to_resume(redis_url: str, queue) -> None:
+    """The hub never queues more than watch_queue_events for one reader: past it the watch ends
+    with RESOURCE_EXHAUSTED naming the seq to reconnect from (the SDK resumes there)."""
 
-    def flood() -> None:  # far more than the HTTP/2 window plus the 5-event queue
-        for i in range(400):
-            queue.log_line(lease, "info", f"{i:04d} " + "x" * 3000)
-        queue.finish(lease, "SUCCEEDED", "", 3)
+    async def go() -> str:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        hub_client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        hub = watch.WatchHub(hub_client, 20, queue_events=5)
+        hub_task = asyncio.create_task(hub.run())
+        try:
+            await ensure_groups(client)
+            jobs = JobService(client)
+            job_id = (await jobs.submit("alice", SPEC)).record.job_id
+            lease = await asyncio.to_thread(queue.take, ["ppo"], "w1", 60, 100)
+            stream = watch.watch(jobs, hub, "alice", job_id, 0)
+            assert isinstance(await anext(stream), JobRecord)
+            assert [(await anext(stream)).seq for _ in range(2)] == [1, 2]  # PENDING, RUNNING
+            live = asyncio.create_task(anext(stream))  # subscribed, waiting for seq 3
+            await asyncio.to_thread(queue.log_line, lease, "info", "first")
+            assert (await live).seq == 3
+            for i in range(20):  # the reader does not read: its queue overflows
+                await asyncio.to_thread(queue.log_line, lease, "info", f"line {i}")
+            await asyncio.sleep(0.5)
+            assert hub.num_watches == 1
+            with pytest.raises(errors.ResourceExhausted) as caught:
+                await anext(stream)
+            await stream.aclose()
+            assert hub.num_watches == 0
+            return str(caught.value)
+        finally:
+            hub_task.cancel()
+            await client.aclose()
+            await hub_client.aclose()
 
-    writer = threading.Thread(target=flood)
-    writer.start()
-    writer.join(60)
-    time.sleep(0.5)  # the slow reader comes back
-    rest = list(events)
-    logs = [e for e in rest if isinstance(e, Log)]
-    assert [int(e.message[:4]) for e in logs] == list(range(400))  # none lost, none twice
-    assert any("watch queue overflow" in why and "since_seq=" in why for why in reconnects)
-    seqs = [e.seq for e in rest if not isinstance(e, Snapshot)]
-    assert seqs == sorted(set(seqs))
-    client.close()
+    message = asyncio.run(go())
+    assert "watch queue overflow" in message and "more than 5 events" in message
+    assert message.endswith("reconnect with since_seq=3")
 
 
 def test_trimmed_events_are_announced_not_skipped(service: Service, queue) -> None:
