@@ -4,11 +4,13 @@ keeps writing after a new attempt started can neither register nor clobber nor d
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import time
 from pathlib import Path
 
 import pytest
+import redis.exceptions
 
 from tests.service.test_queue import LEASE_S, reap, submit, take
 from wildrobot.queue.client import LeaseLost, QueueClient
@@ -108,3 +110,28 @@ def test_attempt_folders() -> None:
     root = Path("/a")
     assert layout.attempt_dir(root, "j", 3) == Path("/a/j/attempt-3")
     assert layout.artifact_root(Path("/a/j/attempt-3")) == Path("/a")
+
+
+def test_a_write_retried_after_a_lost_reply_is_applied_once(redis_url: str, queue) -> None:
+    """Redis ran the script, then died before answering: the client retries the same write,
+    and the job still gets one event (no repeated metrics, checkpoint or log events)."""
+    job_id = submit(redis_url)
+    lease = take(queue)
+    real, calls = queue._log, []
+
+    def reply_lost(keys, args):
+        result = real(keys=keys, args=args)
+        if not calls:
+            calls.append(args)
+            raise redis.exceptions.ConnectionError("Connection closed by server.")
+        return result
+
+    queue._log = reply_lost
+    queue.log_line(lease, "info", "once")
+    queue.log_line(lease, "info", "twice")
+    logs = [
+        json.loads(fields["d"])["message"]
+        for _, fields in queue.redis.xrange(f"wr:job:{job_id}:events")
+        if fields["t"] == "log"
+    ]
+    assert logs == ["once", "twice"]

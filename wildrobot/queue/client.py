@@ -6,10 +6,13 @@ Connection errors are retried with backoff for `retry_s` (a Redis restart must n
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
+import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -90,6 +93,9 @@ class QueueClient:
         self.redis = client
         self.retry_s = retry_s
         self.max_running_per_tenant = max_running_per_tenant
+        self._writer = uuid.uuid4().hex[:12]
+        self._writes = itertools.count(1)
+        self._write_lock = threading.Lock()
         self._events_maxlen = events_maxlen
         self._take = client.register_script(scripts.TAKE)
         self._renew = client.register_script(scripts.RENEW)
@@ -170,7 +176,13 @@ class QueueClient:
         return result[1]
 
     def _fenced(self, script: Any, lease: Lease, keys_: list[str], args: list[Any]) -> int:
-        result = with_retry(lambda: script(keys=keys_, args=[lease.attempt, *args]), self.retry_s)
+        """A fenced write that emits an event; retried (Redis restarts) but applied once: it
+        carries this client's next write id, and the script ignores an id it has seen."""
+        with self._write_lock:
+            write_id = f"{self._writer}:{next(self._writes)}"
+            result = with_retry(
+                lambda: script(keys=keys_, args=[lease.attempt, *args, write_id]), self.retry_s
+            )
         if result[0] != "ok":
             raise LeaseLost(f"write refused: job {lease.job_id} attempt {lease.attempt} is stale")
         return int(result[1])

@@ -49,6 +49,17 @@ local function fenced(jobkey, attempt)
   local v = redis.call('HMGET', jobkey, 'state', 'attempt')
   return v[2] == attempt and (v[1] == 'RUNNING' or v[1] == 'CANCELLING')
 end
+-- A write retried after its reply was lost (Redis restarted under it) is applied once: every
+-- writer numbers its writes ("<writer>:<n>", increasing); one already applied changes nothing.
+local function seen(jobkey, wid)
+  local sep = string.find(wid, ':', 1, true)
+  if not sep then return false end
+  local field = 'w:' .. string.sub(wid, 1, sep - 1)
+  local n = tonumber(string.sub(wid, sep + 1))
+  if n <= tonumber(redis.call('HGET', jobkey, field) or '0') then return true end
+  redis.call('HSET', jobkey, field, n)
+  return false
+end
 local function enqueue(jobkey, queuekey, queue_maxlen, job_id)
   local msg = redis.call('XADD', queuekey, 'MAXLEN', '~', queue_maxlen, '*', 'job_id', job_id)
   redis.call('HSET', jobkey, 'queue_msg', msg)
@@ -136,11 +147,12 @@ return {'ok', redis.call('HGET', KEYS[1], 'state')}
 # the job's metric history (what the dashboard's curves read), in one fenced write.
 # KEYS: job, events, metrics
 # ARGV: attempt, step, steps_per_second, last_metrics_json, event_json, events_maxlen,
-#       metrics_maxlen
+#       metrics_maxlen, write_id
 METRICS = (
     _PRELUDE
     + """
 if not fenced(KEYS[1], ARGV[1]) then return {'stale'} end
+if seen(KEYS[1], ARGV[8]) then return {'ok', '0'} end
 local now = now_ms()
 redis.call('HSET', KEYS[1], 'steps_done', ARGV[2], 'steps_per_second', ARGV[3],
   'last_metrics', ARGV[4], 'updated_at', now)
@@ -151,11 +163,12 @@ return {'ok', tostring(seq)}
 )
 
 # KEYS: job, events, ckpt
-# ARGV: attempt, step, info_json, events_maxlen
+# ARGV: attempt, step, info_json, events_maxlen, write_id
 CHECKPOINT = (
     _PRELUDE
     + """
 if not fenced(KEYS[1], ARGV[1]) then return {'stale'} end
+if seen(KEYS[1], ARGV[5]) then return {'ok', '0'} end
 local now = now_ms()
 local info = cjson.decode(ARGV[3])
 info['created_at_ms'] = now
@@ -167,11 +180,12 @@ return {'ok', tostring(emit(KEYS[1], KEYS[2], ARGV[4], 'checkpoint', now, encode
 )
 
 # KEYS: job, events
-# ARGV: attempt, event_json, events_maxlen
+# ARGV: attempt, event_json, events_maxlen, write_id
 LOG = (
     _PRELUDE
     + """
 if not fenced(KEYS[1], ARGV[1]) then return {'stale'} end
+if seen(KEYS[1], ARGV[4]) then return {'ok', '0'} end
 return {'ok', tostring(emit(KEYS[1], KEYS[2], ARGV[3], 'log', now_ms(), ARGV[2]))}
 """
 )
