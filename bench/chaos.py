@@ -317,6 +317,15 @@ def check(client: redis.Redis, artifacts: Path, acknowledged: dict[int, str]) ->
         ]
         if len(terminal_at) > 1 or (terminal_at and terminal_at[0] != len(entries) - 1):
             duplicated.append(f"{job_id}: terminal events at {terminal_at} of {len(entries)}")
+        # One metrics and one checkpoint event per (attempt, step): a write applied twice shows.
+        written = [
+            (fields["t"], data.get("attempt"), data.get("step"))
+            for _, fields in entries
+            if fields["t"] in ("metrics", "checkpoint")
+            for data in [json.loads(fields["d"])]
+        ]
+        if len(written) != len(set(written)):
+            duplicated.append(f"{job_id}: a metrics or checkpoint event written twice")
         for payload in client.hvals(f"wr:job:{job_id}:ckpt"):
             info = json.loads(payload)
             checkpoints += 1
