@@ -16,8 +16,9 @@ from tests.service.test_queue import LEASE_S, SPEC, take
 from wildrobot.queue import keys
 from wildrobot.queue.client import QueueClient
 from wildrobot.server import config as server_config
-from wildrobot.server import errors
+from wildrobot.server import errors, watch
 from wildrobot.server.archive import JobArchive
+from wildrobot.server.artifacts import CheckpointService
 from wildrobot.server.jobs import JobService
 from wildrobot.server.reaper import ensure_groups
 from wildrobot.server.retention import Retention
@@ -103,9 +104,15 @@ def test_finished_jobs_are_archived_then_deleted(
         with pytest.raises(errors.NotFound):
             await jobs.get("bob", job_id)
         listed, _ = await jobs.list("alice")
-        return retired, record, listed
+        hub = watch.WatchHub(client)  # a finished job's watch never subscribes
+        watched = [item async for item in watch.watch(jobs, hub, "alice", job_id, 1)]
+        checkpoints = await CheckpointService(jobs, tmp_path, 1024).list("alice", job_id)
+        assert [c.step for c in checkpoints] == [128]
+        return retired, record, listed, watched
 
-    retired, record, listed = with_jobs(redis_url, retire, archive=archive)
+    retired, record, listed, watched = with_jobs(redis_url, retire, archive=archive)
+    assert [e.seq for e in watched[1:]] == [2, 3, 4]  # from the archive, after since_seq=1
+    assert watched[-1].is_terminal
     assert retired == [job_id]
     assert record.state == JobState.SUCCEEDED and record.job_id == job_id
     assert listed == []
