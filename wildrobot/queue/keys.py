@@ -1,7 +1,9 @@
 """Every Redis key, stream, group, TTL and cap used by the job service (one place, as arq does).
 
 Layout (all under the `wr:` prefix):
-    wr:job:<id>                 hash    the job record, the source of truth
+    wr:job:<id>                 hash    the job record, the source of truth (fields `w:<writer>`:
+                                        the last write id applied per writer, so a retried
+                                        fenced write is applied once)
     wr:job:<id>:events          stream  per-job events, entry id "<seq>-0", capped at EVENTS_MAXLEN
     wr:job:<id>:metrics         stream  every metric point of the job, entry id "<seq>-0" (the
                                         event's seq), field d = the event JSON; written in the
