@@ -20,6 +20,7 @@ from wildrobot.clients.sdk import ArtifactDownload, Client, Download, RetryPolic
 from wildrobot.clients.types import (
     CheckpointInfo,
     CheckpointSaved,
+    EventsTrimmed,
     Job,
     JobEvent,
     Log,
@@ -47,6 +48,7 @@ __all__ = [
     "Job",
     "JobEvent",
     "JobNotFound",
+    "EventsTrimmed",
     "Log",
     "Metrics",
     "PermissionDenied",

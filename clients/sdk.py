@@ -51,8 +51,15 @@ from wildrobot.v1 import dynamics_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 T = TypeVar("T")
 
+
 # Dropped connections surface as UNAVAILABLE, or as INTERNAL/UNKNOWN/CANCELLED when the transport
 # resets a stream that was already open (server restart, proxy cut).
+def _watch_overflow(exc: grpc.RpcError) -> bool:
+    """The server dropped a slow watch; resuming from the last delivered seq loses nothing."""
+    code, details = exc.code(), exc.details() or ""
+    return code == grpc.StatusCode.RESOURCE_EXHAUSTED and details.startswith("watch queue overflow")
+
+
 _STREAM_BREAK_CODES = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
@@ -165,8 +172,14 @@ class Client:
         range raise TrialError here, naming the option; bad inputs raise the INVALID_ARGUMENT
         error naming the input. Retried on UNAVAILABLE (the call has no side effects)."""
         request = dynamics.build_request(
-            {"qpos": qpos, "grf": grf, "cop": cop, "free_moment": free_moment, "qvel": qvel,
-             "qacc": qacc},
+            {
+                "qpos": qpos,
+                "grf": grf,
+                "cop": cop,
+                "free_moment": free_moment,
+                "qvel": qvel,
+                "qacc": qacc,
+            },
             rate_hz,
             {"smooth_window": smooth_window, "smooth_forces": smooth_forces,
              "cop_threshold": cop_threshold},
@@ -256,7 +269,9 @@ class Client:
         jobs: list[Job] = []
         request = jobs_pb2.ListJobsRequest(
             kind=kind_to_proto(JobKind(kind)) if kind else jobs_pb2.JOB_KIND_UNSPECIFIED,
-            states=[state_to_proto(JobState(s.upper() if isinstance(s, str) else s)) for s in states],
+            states=[
+                state_to_proto(JobState(s.upper() if isinstance(s, str) else s)) for s in states
+            ],
         )
         while limit is None or len(jobs) < limit:
             request.page_size = page_size if limit is None else min(page_size, limit - len(jobs))
@@ -290,8 +305,10 @@ class Client:
         """Events of a job: a Snapshot first (and again after each reconnect), then every event
         with seq > since_seq in order, exactly once, until the job ends (a terminal StateChanged,
         or a terminal Snapshot with nothing newer to send). Reconnects from the last delivered
-        seq when the stream drops, calling `on_reconnect(last_seq, why)` first; raises
-        ServerUnreachable after `reconnect_timeout_s` without a connection."""
+        seq when the stream drops (or the server ended it because this reader fell more than
+        its watch queue behind), calling `on_reconnect(last_seq, why)` first; raises
+        ServerUnreachable after `reconnect_timeout_s` without a connection. Events the server
+        no longer retains come as one EventsTrimmed(first_seq, last_seq), never skipped."""
         last_seq = since_seq
         failures = 0
         failing_since: float | None = None
@@ -319,7 +336,7 @@ class Client:
                 if terminal_snapshot:
                     return  # the server closed after sending what it retains
             except grpc.RpcError as exc:
-                if exc.code() not in _STREAM_BREAK_CODES:
+                if exc.code() not in _STREAM_BREAK_CODES and not _watch_overflow(exc):
                     raise errors.from_rpc_error(
                         exc, address=self.address, method="WatchJob", job_id=job_id
                     ) from exc
@@ -576,4 +593,3 @@ def _check_member(member: tarfile.TarInfo) -> None:
         raise errors.UnsafeArchive(
             f"checkpoint archive has a link or special file: {member.name!r}"
         )
-

@@ -160,7 +160,18 @@ class Log:
     message: str
 
 
-JobEvent = Snapshot | StateChanged | Metrics | CheckpointSaved | Log
+@dataclasses.dataclass(frozen=True)
+class EventsTrimmed:
+    """Events first_seq..last_seq were asked for but the server no longer has them (its event
+    stream is capped, and retired jobs keep only their archive); seq is last_seq."""
+
+    seq: int
+    time: dt.datetime | None
+    first_seq: int
+    last_seq: int
+
+
+JobEvent = Snapshot | StateChanged | Metrics | CheckpointSaved | Log | EventsTrimmed
 
 
 def event_from_proto(msg: jobs_pb2.JobEvent) -> JobEvent | None:
@@ -181,6 +192,8 @@ def event_from_proto(msg: jobs_pb2.JobEvent) -> JobEvent | None:
         return CheckpointSaved(seq, time, CheckpointInfo.from_proto(msg.checkpoint))
     if which == "log":
         return Log(seq, time, msg.log.level, msg.log.message)
+    if which == "trimmed":
+        return EventsTrimmed(seq, time, msg.trimmed.first_seq, msg.trimmed.last_seq)
     return None
 
 
@@ -188,7 +201,9 @@ def to_jsonable(value: Any) -> Any:
     """Dataclasses, enums, datetimes and mappings as plain JSON types (for `--json`)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(value, (Snapshot, StateChanged, Metrics, CheckpointSaved, Log)):
+        if isinstance(
+            value, (Snapshot, StateChanged, Metrics, CheckpointSaved, Log, EventsTrimmed)
+        ):
             out = {"type": type(value).__name__, **out}
         return out
     if isinstance(value, enum.Enum):

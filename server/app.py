@@ -28,6 +28,7 @@ from redis.backoff import ExponentialBackoff
 
 from wildrobot.monitoring import MetricsEndpoint
 from wildrobot.server import dynamics
+from wildrobot.server.archive import JobArchive
 from wildrobot.server.artifacts import CheckpointService
 from wildrobot.server.auth import TokenAuth
 from wildrobot.server.config import ServerConfig
@@ -40,6 +41,7 @@ from wildrobot.server.jobs import JobService
 from wildrobot.server.metrics import MetricsInterceptor, ServerMetrics
 from wildrobot.server.reaper import Reaper, ensure_groups
 from wildrobot.server.reflection import enable_reflection
+from wildrobot.server.retention import Retention
 from wildrobot.server.servicer import JobServicer
 from wildrobot.server.uploads import UploadStore
 from wildrobot.server.watch import WatchHub
@@ -159,14 +161,25 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
     client = aioredis.Redis(connection_pool=pool)
     # The watch hub holds one connection in a blocking XREAD; it gets its own client.
     hub_client = aioredis.Redis.from_url(config.redis_url, decode_responses=True, **retry)
-    jobs = JobService(client, cost_limits=config.cost_limits)
+    archive = JobArchive(config.artifact_dir)
+    jobs = JobService(
+        client,
+        cost_limits=config.cost_limits,
+        max_pending_per_tenant=config.max_pending_jobs_per_tenant,
+        archive=archive,
+    )
     metrics = ServerMetrics()
     services = Services(
         config=config,
         redis=client,
         jobs=jobs,
         checkpoints=CheckpointService(jobs, config.artifact_dir, config.chunk_bytes),
-        hub=WatchHub(hub_client, config.watch_block_ms),
+        hub=WatchHub(
+            hub_client,
+            config.watch_block_ms,
+            max_watches_per_tenant=config.max_watches_per_tenant,
+            queue_events=config.watch_queue_events,
+        ),
         metrics=metrics,
         history=HistoryService(jobs),
         auth=TokenAuth(config.tokens),
@@ -207,6 +220,7 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
         max_retries=config.max_retries,
         orphan_after_s=config.orphan_after_s,
         on_expired=lambda job_id, state: metrics.lease_expiries.inc(),
+        retention=Retention(client, archive, config.finished_job_ttl_s),
     )
     redis_health = RedisHealth(server.health, client, names)
     await redis_health.check(timeout_s=2.0)

@@ -67,6 +67,9 @@ class CheckpointService:
     async def list(self, tenant: str, job_id: str) -> list[CheckpointRecord]:
         await self._jobs.get(tenant, job_id)  # NOT_FOUND for unknown and foreign jobs
         entries = await self._jobs.redis.hvals(keys.checkpoints(job_id))
+        if not entries and self._jobs.archive is not None:  # a retired job: from its archive
+            archived = await self._jobs.archive.read(job_id)
+            entries = archived.checkpoints if archived is not None else []
         return sorted((CheckpointRecord.from_json(e) for e in entries), key=lambda c: c.step)
 
     async def download(

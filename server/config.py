@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from wildrobot import costs
 from wildrobot.queue import keys
+from wildrobot.server import watch
 from wildrobot.server.auth import check_tenant_name
 
 ENV_PREFIX = "WILDROBOT_"
@@ -78,6 +79,16 @@ class ServerConfig(BaseModel):
         5.0, gt=0
     )  # how often jobs by state / queue depth are sampled
     log_format: Literal["text", "json"] = "text"
+    # Retention: finished jobs are archived to <artifact_dir>/<job_id>/archive.json and their
+    # Redis keys deleted this long after they finished; 0 keeps them in Redis forever.
+    finished_job_ttl_s: float = Field(keys.FINISHED_JOB_TTL_S, ge=0)
+    # Quota: jobs of one tenant waiting to run (PENDING/RECOVERING); a submit beyond it gets
+    # RESOURCE_EXHAUSTED. 0: no quota. (The running quota is the workers' setting.)
+    max_pending_jobs_per_tenant: int = Field(keys.DEFAULT_MAX_PENDING_PER_TENANT, ge=0)
+    # WatchJob: open watches per tenant on this front end, and events one watch may hold for a
+    # slow reader before it is ended with RESOURCE_EXHAUSTED (reconnect with since_seq).
+    max_watches_per_tenant: int = Field(watch.DEFAULT_MAX_WATCHES_PER_TENANT, ge=1)
+    watch_queue_events: int = Field(watch.DEFAULT_QUEUE_EVENTS, ge=1)
 
     @property
     def cost_limits(self) -> costs.CostLimits:

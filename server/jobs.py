@@ -13,6 +13,7 @@ from wildrobot import convert, costs
 from wildrobot.queue import keys, scripts
 from wildrobot.queue.records import JobRecord
 from wildrobot.server import errors
+from wildrobot.server.archive import JobArchive
 from wildrobot.specs import JobKind, JobState, PpoSpec
 from wildrobot.v1 import jobs_pb2
 
@@ -104,8 +105,12 @@ class JobService:
         *,
         events_maxlen: int = keys.EVENTS_MAXLEN,
         cost_limits: costs.CostLimits | None = None,
+        max_pending_per_tenant: int = keys.DEFAULT_MAX_PENDING_PER_TENANT,
+        archive: JobArchive | None = None,
     ) -> None:
         self.redis = client
+        self.max_pending_per_tenant = max_pending_per_tenant
+        self.archive = archive
         self._events_maxlen = events_maxlen
         self._cost_limits = cost_limits or costs.CostLimits()
         self._submit = client.register_script(scripts.SUBMIT)
@@ -137,6 +142,7 @@ class JobService:
                 keys.queue(kind),
                 keys.events(job_id),
                 keys.SUBMIT_SEQ,
+                keys.tenant_queued(tenant),
             ],
             args=[
                 job_id,
@@ -149,13 +155,23 @@ class JobService:
                 keys.IDEMPOTENCY_TTL_S,
                 self._events_maxlen,
                 keys.QUEUE_MAXLEN,
+                self.max_pending_per_tenant,
             ],
         )
+        if status == "quota":
+            raise errors.ResourceExhausted(
+                f"quota max_pending_jobs_per_tenant={self.max_pending_per_tenant} reached: "
+                f"tenant {tenant!r} has {found_id} jobs waiting to run; wait for some to start "
+                "or cancel some"
+            )
         return Submitted(await self.get(tenant, found_id), created=status == "created")
 
     async def get(self, tenant: str, job_id: str) -> JobRecord:
         check_job_id(job_id)
         fields = await self.redis.hgetall(keys.job(job_id))
+        if not fields and self.archive is not None:
+            archived = await self.archive.read(job_id)  # retired by retention
+            fields = archived.record if archived is not None else {}
         # Another tenant's job is indistinguishable from a missing one.
         if not fields or fields.get("tenant") != tenant:
             raise errors.NotFound(f"job {job_id} not found")

@@ -80,6 +80,10 @@ def event_to_proto(event: JobEvent) -> jobs_pb2.JobEvent:
         )
     elif event.kind == "checkpoint":
         msg.checkpoint.CopyFrom(checkpoint_to_proto(CheckpointRecord.from_json_dict(data)))
+    elif event.kind == "trimmed":
+        msg.trimmed.CopyFrom(
+            jobs_pb2.EventsTrimmed(first_seq=int(data["first_seq"]), last_seq=int(data["last_seq"]))
+        )
     else:
         msg.log.CopyFrom(
             jobs_pb2.LogLine(level=str(data.get("level", "info")), message=str(data.get("message")))

@@ -3,7 +3,8 @@
 1. RUNNING/CANCELLING jobs whose lease expired (Redis clock): re-queued as RECOVERING with a new
    queue entry, or FAILED once `max_retries` leases were lost; a CANCELLING one ends CANCELLED.
 2. Queue entries a worker read but never took (it died between XREADGROUP and the take script)
-   are claimed with XAUTOCLAIM, acknowledged, and re-queued if the job still waits on them.
+   are claimed with XAUTOCLAIM, acknowledged, deleted, and re-queued if the job still waits.
+3. Finished jobs past their retention are archived and their keys deleted (server.retention).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from wildrobot.queue import keys, scripts
+from wildrobot.server.retention import Retention
 from wildrobot.specs import JobKind
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,10 @@ class Reaper:
         orphan_after_s: float,
         events_maxlen: int = keys.EVENTS_MAXLEN,
         on_expired: Callable[[str, str], None] | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self._redis = client
+        self._retention = retention
         self._max_retries = max_retries
         self._orphan_ms = int(orphan_after_s * 1000)
         self._events_maxlen = events_maxlen
@@ -94,6 +98,8 @@ class Reaper:
                 await ensure_groups(self._redis)
                 await self.reap_expired()
                 await self.requeue_orphans()
+                if self._retention is not None:
+                    await self._retention.retire_expired()
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 log.warning("reaper: redis unavailable (%s)", exc)
             except Exception:  # noqa: BLE001 - the reaper must outlive one bad record

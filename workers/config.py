@@ -43,6 +43,9 @@ class WorkerConfig(BaseModel):
     metrics_port: int | None = Field(None, ge=0, le=65535)
     metrics_host: str = "0.0.0.0"
     log_format: Literal["text", "json"] = "text"
+    # Quota: jobs of one tenant running at once across all workers (RUNNING/CANCELLING); a job
+    # beyond it stays queued until one of them ends. 0: no quota.
+    max_running_jobs_per_tenant: int = Field(keys.DEFAULT_MAX_RUNNING_PER_TENANT, ge=0)
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> WorkerConfig:

@@ -65,7 +65,9 @@ def _publisher(spec_json: str, run_dir: Path) -> object | None:
         owner=env.get("WILDROBOT_LAUNCHED_BY", ""),
     )
     queue = QueueClient(connect(env["WILDROBOT_REDIS_URL"]))
-    return FencedPublisher(queue, lease, run_dir.resolve().parent)
+    from wildrobot.workers.layout import artifact_root
+
+    return FencedPublisher(queue, lease, artifact_root(run_dir))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import sys
 import time
@@ -25,6 +24,7 @@ import redis.exceptions
 from wildrobot.logs import configure_logging
 from wildrobot.queue.client import Lease, LeaseLost, QueueClient, connect, finite_values
 from wildrobot.specs import spec_from_json
+from wildrobot.workers import layout
 from wildrobot.workers.handlers import JobContext, get_handler
 from wildrobot.workers.tensorboard import ScalarLog
 
@@ -127,12 +127,13 @@ def run(args: RunnerArgs, stop: Event, lost: Event, conn: Connection) -> None:
         resume_from = artifact_dir / latest.path if latest is not None else None
         if resume_from is not None and not resume_from.is_dir():
             raise FileNotFoundError(f"registered checkpoint {resume_from} is missing")
-        run_dir = artifact_dir / lease.job_id
-        if resume_from is None and (run_dir / "checkpoints").exists():
-            # Files of an earlier attempt that never registered a checkpoint: start clean.
-            shutil.rmtree(run_dir / "checkpoints")
+        # This attempt's own folder: nothing of an earlier (maybe still running, stale) attempt
+        # is deleted or overwritten; only registered checkpoints are ever resumed from.
+        run_dir = layout.attempt_dir(artifact_dir, lease.job_id, lease.attempt)
         scalars = ScalarLog(
-            run_dir / "tensorboard", lease.attempt, latest.step if latest is not None else None
+            layout.job_dir(artifact_dir, lease.job_id) / "tensorboard",
+            lease.attempt,
+            latest.step if latest is not None else None,
         )
         context = JobContext(
             job_id=lease.job_id,

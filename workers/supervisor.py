@@ -35,7 +35,9 @@ log = logging.getLogger("wildrobot.workers.supervisor")
 class Supervisor:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
-        self.queue = QueueClient(connect(config.redis_url))
+        self.queue = QueueClient(
+            connect(config.redis_url), max_running_per_tenant=config.max_running_jobs_per_tenant
+        )
         self._shutdown = threading.Event()
         self._mp = mp.get_context("spawn")
         self._kinds = [k.value for k in config.kinds]

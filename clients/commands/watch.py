@@ -20,6 +20,7 @@ from wildrobot.clients.commands.base import Command, Context
 from wildrobot.clients.parsing import format_count
 from wildrobot.clients.types import (
     CheckpointSaved,
+    EventsTrimmed,
     JobEvent,
     Log,
     Metrics,
@@ -109,6 +110,10 @@ def _describe(event: JobEvent) -> str | None:
         return f"checkpoint at step {event.checkpoint.step:,}"
     if isinstance(event, Log):
         return f"[{event.level.lower()}] {event.message}"
+    if isinstance(event, EventsTrimmed):
+        return (
+            f"events {event.first_seq}..{event.last_seq} trimmed (no longer retained by the server)"
+        )
     return None
 
 
@@ -167,7 +172,9 @@ def _follow_plain(ctx: Context, view: WatchState, events) -> None:
             line = f"{view.job_id}: {render.state_text(view.state)}  {view.line()}"
         if line:
             ctx.out.print(line)
-        elif isinstance(event, Metrics) and time.monotonic() - last_printed >= PLAIN_PROGRESS_EVERY_S:
+        elif (
+            isinstance(event, Metrics) and time.monotonic() - last_printed >= PLAIN_PROGRESS_EVERY_S
+        ):
             ctx.out.print(f"progress {view.line()}")
             last_printed = time.monotonic()
 

@@ -10,7 +10,7 @@ import pytest
 
 from wildrobot.clients import Client, JobNotFound, RetryPolicy, ServerUnreachable, UnsafeArchive
 from wildrobot.clients.sdk import extract_tar
-from wildrobot.clients.types import Metrics, Snapshot, StateChanged
+from wildrobot.clients.types import EventsTrimmed, Metrics, Snapshot, StateChanged
 from wildrobot.v1 import jobs_pb2
 
 FAST = RetryPolicy(initial_backoff_s=0.001, max_backoff_s=0.001, reconnect_timeout_s=1.0)
@@ -107,6 +107,37 @@ def test_watch_reconnects_from_the_last_seq_without_loss_or_repeats() -> None:
     assert reconnects == [(3, "Socket closed"), (3, "connection refused"), (4, "Socket closed")]
     assert isinstance(events[-1], StateChanged) and events[-1].done
     assert [e.values["episode/reward"] for e in events if isinstance(e, Metrics)] == [1, 2, 3, 4, 5]
+
+
+def test_watch_resumes_after_a_watch_queue_overflow_and_shows_trimmed_events() -> None:
+    running, done = jobs_pb2.JOB_STATE_RUNNING, jobs_pb2.JOB_STATE_SUCCEEDED
+    overflow = FakeRpcError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "watch queue overflow: more than 5 events waited for this reader; "
+        "reconnect with since_seq=2",
+    )
+    trimmed = jobs_pb2.JobEvent(seq=5, trimmed=jobs_pb2.EventsTrimmed(first_seq=3, last_seq=5))
+    stub = FakeStub(
+        [
+            FakeCall([snapshot(running, 2), metric(1), metric(2)], overflow),
+            FakeCall([snapshot(running, 6), trimmed, state(6, done)]),
+        ]
+    )
+    reconnects: list[tuple[int, str]] = []
+    events = list(make_client(stub).watch("j1", on_reconnect=lambda *a: reconnects.append(a)))
+    assert stub.watch_requests == [0, 2]
+    assert reconnects and reconnects[0][0] == 2 and "overflow" in reconnects[0][1]
+    gone = [e for e in events if isinstance(e, EventsTrimmed)]
+    assert [(e.first_seq, e.last_seq) for e in gone] == [(3, 5)]
+    assert [e.seq for e in events if not isinstance(e, Snapshot)] == [1, 2, 5, 6]
+
+
+def test_a_watch_cap_is_not_retried() -> None:
+    capped = FakeRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, "max_watches_per_tenant=2 reached")
+    stub = FakeStub([FakeCall([], capped), FakeCall([])])
+    with pytest.raises(Exception, match="max_watches_per_tenant=2"):
+        list(make_client(stub).watch("j1"))
+    assert stub.watch_requests == [0]
 
 
 def test_watch_ends_on_a_terminal_snapshot_with_nothing_newer() -> None:

@@ -46,3 +46,33 @@ def test_the_video_child_runs_jax_on_the_cpu_with_egl(monkeypatch, tmp_path: Pat
     assert seen["env"]["JAX_PLATFORMS"] == "cpu" and seen["env"]["MUJOCO_GL"] == "egl"
     assert seen["command"][1:3] == ["-m", "wildrobot.workers.export.video"]
     assert seen["command"][-4:] == ["--seconds", "1.5", "--seed", "0"]
+
+
+class StalePublisher:
+    """The attempt lost its lease while exporting: every fenced write is refused."""
+
+    def log(self, level: str, message: str) -> None:
+        from wildrobot.queue.client import LeaseLost
+
+        raise LeaseLost("write refused: attempt 1 is stale")
+
+
+def test_a_stale_attempt_never_makes_an_export_visible(monkeypatch, tmp_path: Path) -> None:
+    import pytest
+
+    from wildrobot import exports
+    from wildrobot.queue.client import LeaseLost
+    from wildrobot.workers.export import onnx_policy
+
+    def fake_export(checkpoint_dir: Path, out_path: Path, job_id: str | None = None) -> Path:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_bytes(b"onnx")
+        return out_path
+
+    monkeypatch.setattr(onnx_policy, "export_policy", fake_export)
+    checkpoint = tmp_path / "job" / "attempt-1" / "checkpoints" / "000000001280"
+    checkpoint.mkdir(parents=True)
+    context = JobContext("job", 1, checkpoint.parents[1], None, StalePublisher(), lambda: False)
+    with pytest.raises(LeaseLost):
+        make_exports(context, PpoSpec(task="PointMass", export_onnx=True), checkpoint)
+    assert not exports.artifact_path(checkpoint, exports.ArtifactKind.ONNX).exists()

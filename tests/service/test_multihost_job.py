@@ -25,7 +25,7 @@ def test_two_host_job_succeeds_through_the_launching_worker(service, worker_fact
         state_is(jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED),
         timeout=400,
     )
-    run_dir = service.artifact_dir / job.job_id
+    run_dir = service.artifact_dir / job.job_id / "attempt-1"
     logs = {p.name: p.read_text(errors="replace") for p in run_dir.glob("host-*.log")}
     assert done.state == jobs_pb2.JOB_STATE_SUCCEEDED, (done.error, worker.log()[-3000:], logs)
     assert done.attempt == 1

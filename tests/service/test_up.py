@@ -65,7 +65,7 @@ def test_up_runs_a_job_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert list((tmp_path / "stack" / "redis").rglob("*.aof*"))
-    assert (tmp_path / "stack" / "artifacts" / job.job_id / "checkpoints").is_dir()
+    assert (tmp_path / "stack" / "artifacts" / job.job_id / "attempt-1" / "checkpoints").is_dir()
 
 
 class Launcher:

@@ -6,10 +6,13 @@ Connection errors are retried with backoff for `retry_s` (a Redis restart must n
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
+import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,6 +27,9 @@ from wildrobot.queue.records import CheckpointRecord
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+_AT_QUOTA = object()  # _take_entry: the job stays queued (its tenant's running quota)
 
 
 class LeaseLost(RuntimeError):
@@ -77,10 +83,19 @@ def finite_values(values: Mapping[str, float]) -> dict[str, float]:
 
 class QueueClient:
     def __init__(
-        self, client: redis.Redis, *, events_maxlen: int = keys.EVENTS_MAXLEN, retry_s: float = 60.0
+        self,
+        client: redis.Redis,
+        *,
+        events_maxlen: int = keys.EVENTS_MAXLEN,
+        retry_s: float = 60.0,
+        max_running_per_tenant: int = keys.DEFAULT_MAX_RUNNING_PER_TENANT,
     ) -> None:
         self.redis = client
         self.retry_s = retry_s
+        self.max_running_per_tenant = max_running_per_tenant
+        self._writer = uuid.uuid4().hex[:12]
+        self._writes = itertools.count(1)
+        self._write_lock = threading.Lock()
         self._events_maxlen = events_maxlen
         self._take = client.register_script(scripts.TAKE)
         self._renew = client.register_script(scripts.RENEW)
@@ -101,6 +116,8 @@ class QueueClient:
         """Reads queue entries (any of `kinds`) until one leases its job; None when none is ready.
 
         Entries of jobs that no longer wait (cancelled while queued) are acknowledged and skipped.
+        A job whose tenant is at its running quota goes back to the tail of the queue; after
+        one such, this returns None (having waited up to block_ms) rather than spin on it.
         """
         streams = {keys.queue(k): ">" for k in kinds}
         block: int | None = block_ms
@@ -113,13 +130,16 @@ class QueueClient:
                     lease = self._take_entry(
                         stream, msg_id, fields.get("job_id", ""), owner, lease_s
                     )
+                    if lease is _AT_QUOTA:
+                        time.sleep(min(block_ms, 1000) / 1000)
+                        return None
                     if lease is not None:
-                        return lease
+                        return lease  # type: ignore[return-value]
             block = None  # skipped an entry: look at the next one without waiting
 
     def _take_entry(
         self, stream: str, msg_id: str, job_id: str, owner: str, lease_s: float
-    ) -> Lease | None:
+    ) -> Lease | object | None:
         result = self._take(
             keys=[keys.job(job_id), keys.events(job_id), keys.LEASES, stream],
             args=[
@@ -129,8 +149,13 @@ class QueueClient:
                 msg_id,
                 keys.QUEUE_GROUP,
                 self._events_maxlen,
+                self.max_running_per_tenant,
+                keys.QUEUE_MAXLEN,
             ],
         )
+        if result[0] == "quota":
+            log.info("job %s waits: tenant %s is at its running quota", job_id, result[1])
+            return _AT_QUOTA
         if result[0] != "ok":
             log.info("queue entry %s for job %s skipped (%s)", msg_id, job_id, result)
             return None
@@ -151,7 +176,13 @@ class QueueClient:
         return result[1]
 
     def _fenced(self, script: Any, lease: Lease, keys_: list[str], args: list[Any]) -> int:
-        result = with_retry(lambda: script(keys=keys_, args=[lease.attempt, *args]), self.retry_s)
+        """A fenced write that emits an event; retried (Redis restarts) but applied once: it
+        carries this client's next write id, and the script ignores an id it has seen."""
+        with self._write_lock:
+            write_id = f"{self._writer}:{next(self._writes)}"
+            result = with_retry(
+                lambda: script(keys=keys_, args=[lease.attempt, *args, write_id]), self.retry_s
+            )
         if result[0] != "ok":
             raise LeaseLost(f"write refused: job {lease.job_id} attempt {lease.attempt} is stale")
         return int(result[1])

@@ -1,7 +1,9 @@
 """Every Redis key, stream, group, TTL and cap used by the job service (one place, as arq does).
 
 Layout (all under the `wr:` prefix):
-    wr:job:<id>                 hash    the job record, the source of truth
+    wr:job:<id>                 hash    the job record, the source of truth (fields `w:<writer>`:
+                                        the last write id applied per writer, so a retried
+                                        fenced write is applied once)
     wr:job:<id>:events          stream  per-job events, entry id "<seq>-0", capped at EVENTS_MAXLEN
     wr:job:<id>:metrics         stream  every metric point of the job, entry id "<seq>-0" (the
                                         event's seq), field d = the event JSON; written in the
@@ -13,6 +15,14 @@ Layout (all under the `wr:` prefix):
     wr:queue:<kind>             stream  one entry per queued attempt; group QUEUE_GROUP
     wr:leases                   zset    running job ids, score = lease expiry (ms, Redis clock)
     wr:seq:submit               string  global submit counter (index scores; unique and ordered)
+    wr:tenant:<tenant>:queued   set     the tenant's PENDING/RECOVERING job ids (pending quota)
+    wr:tenant:<tenant>:running  set     the tenant's RUNNING/CANCELLING job ids (running quota)
+    wr:finished                 zset    finished job ids, score = finished_at (ms): retention
+
+Every state change goes through `emit_state` in scripts.py, which also keeps the two tenant sets
+and wr:finished up to date (idempotent SADD/SREM/ZADD, so nothing drifts). Queue entries are
+XDEL'd when taken (or found stale), so a kind's stream holds only waiting work. Finished jobs
+older than the retention are archived to the artifact store and their keys deleted (RETIRE).
 """
 
 from __future__ import annotations
@@ -26,8 +36,12 @@ EVENTS_MAXLEN = 10_000  # per-job event stream cap (approximate trimming)
 # run at the default 163 840 env steps per iteration reports ~122 000 points.
 METRICS_MAXLEN = 250_000
 IDEMPOTENCY_TTL_S = 7 * 24 * 3600
-QUEUE_MAXLEN = 1_000_000  # safety cap on a kind's stream; entries are acked and trimmed
-FINISHED_JOB_TTL_S = 0  # 0: finished jobs are kept (no expiry)
+QUEUE_MAXLEN = 1_000_000  # safety cap on a kind's stream; entries are XDEL'd when taken
+# Retention: a finished job's keys live this long after it finished, then it is archived to the
+# artifact store (<artifact_dir>/<job_id>/archive.json) and its keys are deleted. 0: kept forever.
+FINISHED_JOB_TTL_S = 7 * 24 * 3600
+DEFAULT_MAX_PENDING_PER_TENANT = 1000  # PENDING/RECOVERING jobs of one tenant; 0: no quota
+DEFAULT_MAX_RUNNING_PER_TENANT = 100  # RUNNING/CANCELLING jobs of one tenant; 0: no quota
 
 DEFAULT_LEASE_S = 15.0
 DEFAULT_HEARTBEAT_S = 3.0
@@ -62,6 +76,17 @@ def queue(kind: str) -> str:
     return f"{PREFIX}:queue:{kind}"
 
 
+def tenant_queued(tenant: str) -> str:
+    return f"{PREFIX}:tenant:{tenant}:queued"
+
+
+def tenant_running(tenant: str) -> str:
+    return f"{PREFIX}:tenant:{tenant}:running"
+
+
+# Lua builds the two tenant keys from the tenant it reads in the record (scripts.py).
+TENANT_KEY_PREFIX = f"{PREFIX}:tenant:"
+FINISHED = f"{PREFIX}:finished"
 LEASES = f"{PREFIX}:leases"
 SUBMIT_SEQ = f"{PREFIX}:seq:submit"
 

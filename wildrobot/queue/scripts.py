@@ -8,7 +8,14 @@ compare their own clocks. Scripts return flat arrays whose first item is a statu
 
 from __future__ import annotations
 
-_PRELUDE = """
+from wildrobot.queue import keys
+
+_PRELUDE = (
+    f"""
+local TENANT_PREFIX = '{keys.TENANT_KEY_PREFIX}'
+local FINISHED = '{keys.FINISHED}'
+"""
+    + """
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -18,7 +25,23 @@ local function emit(jobkey, evkey, maxlen, etype, ts, data)
   redis.call('XADD', evkey, 'MAXLEN', '~', maxlen, seq .. '-0', 't', etype, 'ts', ts, 'd', data)
   return seq
 end
+-- Every state change passes here: the tenant's queued/running sets and the finished zset follow.
+local function track(jobkey, state, ts)
+  local v = redis.call('HMGET', jobkey, 'job_id', 'tenant')
+  local queued = TENANT_PREFIX .. v[2] .. ':queued'
+  local running = TENANT_PREFIX .. v[2] .. ':running'
+  redis.call('SREM', queued, v[1])
+  redis.call('SREM', running, v[1])
+  if state == 'PENDING' or state == 'RECOVERING' then
+    redis.call('SADD', queued, v[1])
+  elseif state == 'RUNNING' or state == 'CANCELLING' then
+    redis.call('SADD', running, v[1])
+  else
+    redis.call('ZADD', FINISHED, ts, v[1])
+  end
+end
 local function emit_state(jobkey, evkey, maxlen, ts, state, attempt, reason)
+  track(jobkey, state, ts)
   return emit(jobkey, evkey, maxlen, 'state', ts,
     cjson.encode({state = state, attempt = tonumber(attempt), reason = reason}))
 end
@@ -26,22 +49,40 @@ local function fenced(jobkey, attempt)
   local v = redis.call('HMGET', jobkey, 'state', 'attempt')
   return v[2] == attempt and (v[1] == 'RUNNING' or v[1] == 'CANCELLING')
 end
+-- A write retried after its reply was lost (Redis restarted under it) is applied once: every
+-- writer numbers its writes ("<writer>:<n>", increasing); one already applied changes nothing.
+local function seen(jobkey, wid)
+  local sep = string.find(wid, ':', 1, true)
+  if not sep then return false end
+  local field = 'w:' .. string.sub(wid, 1, sep - 1)
+  local n = tonumber(string.sub(wid, sep + 1))
+  if n <= tonumber(redis.call('HGET', jobkey, field) or '0') then return true end
+  redis.call('HSET', jobkey, field, n)
+  return false
+end
 local function enqueue(jobkey, queuekey, queue_maxlen, job_id)
   local msg = redis.call('XADD', queuekey, 'MAXLEN', '~', queue_maxlen, '*', 'job_id', job_id)
   redis.call('HSET', jobkey, 'queue_msg', msg)
   return msg
 end
 """
+)
 
 # KEYS: job, idem, idx_tenant, idx_tenant_kind, queue, events, submit_seq
 # ARGV: job_id, tenant, kind, name, spec_json, steps_total, request_id, idem_ttl_s,
-#       events_maxlen, queue_maxlen
+#       events_maxlen, queue_maxlen, max_pending (0: none)
+# KEYS[8]: the tenant's queued set. Returns {'quota', <queued now>} when the tenant is at its cap.
 SUBMIT = (
     _PRELUDE
     + """
 if ARGV[7] ~= '' then
   local existing = redis.call('GET', KEYS[2])
   if existing then return {'exists', existing} end
+end
+local cap = tonumber(ARGV[11])
+if cap > 0 then
+  local queued = redis.call('SCARD', KEYS[8])
+  if queued >= cap then return {'quota', tostring(queued)} end
 end
 local now = now_ms()
 local order = redis.call('INCR', KEYS[7])
@@ -58,15 +99,25 @@ return {'created', ARGV[1]}
 """
 )
 
+# The entry is acknowledged and deleted (XDEL) whatever happens: the stream holds only waiting
+# work. A tenant at its running quota keeps its job queued: a fresh entry at the tail.
 # KEYS: job, events, leases, queue
-# ARGV: job_id, owner, lease_ms, msg_id, group, events_maxlen
+# ARGV: job_id, owner, lease_ms, msg_id, group, events_maxlen, max_running (0: none),
+#       queue_maxlen
 TAKE = (
     _PRELUDE
     + """
 redis.call('XACK', KEYS[4], ARGV[5], ARGV[4])
-local v = redis.call('HMGET', KEYS[1], 'state', 'started_at')
+redis.call('XDEL', KEYS[4], ARGV[4])
+local v = redis.call('HMGET', KEYS[1], 'state', 'started_at', 'tenant', 'queue_msg')
 if not v[1] then return {'gone'} end
 if v[1] ~= 'PENDING' and v[1] ~= 'RECOVERING' then return {'skip', v[1]} end
+if v[4] ~= ARGV[4] then return {'skip', 'superseded entry'} end
+local cap = tonumber(ARGV[7])
+if cap > 0 and redis.call('SCARD', TENANT_PREFIX .. v[3] .. ':running') >= cap then
+  enqueue(KEYS[1], KEYS[4], ARGV[8], ARGV[1])
+  return {'quota', v[3]}
+end
 local now = now_ms()
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
 local expires = now + tonumber(ARGV[3])
@@ -96,11 +147,12 @@ return {'ok', redis.call('HGET', KEYS[1], 'state')}
 # the job's metric history (what the dashboard's curves read), in one fenced write.
 # KEYS: job, events, metrics
 # ARGV: attempt, step, steps_per_second, last_metrics_json, event_json, events_maxlen,
-#       metrics_maxlen
+#       metrics_maxlen, write_id
 METRICS = (
     _PRELUDE
     + """
 if not fenced(KEYS[1], ARGV[1]) then return {'stale'} end
+if seen(KEYS[1], ARGV[8]) then return {'ok', '0'} end
 local now = now_ms()
 redis.call('HSET', KEYS[1], 'steps_done', ARGV[2], 'steps_per_second', ARGV[3],
   'last_metrics', ARGV[4], 'updated_at', now)
@@ -111,11 +163,12 @@ return {'ok', tostring(seq)}
 )
 
 # KEYS: job, events, ckpt
-# ARGV: attempt, step, info_json, events_maxlen
+# ARGV: attempt, step, info_json, events_maxlen, write_id
 CHECKPOINT = (
     _PRELUDE
     + """
 if not fenced(KEYS[1], ARGV[1]) then return {'stale'} end
+if seen(KEYS[1], ARGV[5]) then return {'ok', '0'} end
 local now = now_ms()
 local info = cjson.decode(ARGV[3])
 info['created_at_ms'] = now
@@ -127,11 +180,12 @@ return {'ok', tostring(emit(KEYS[1], KEYS[2], ARGV[4], 'checkpoint', now, encode
 )
 
 # KEYS: job, events
-# ARGV: attempt, event_json, events_maxlen
+# ARGV: attempt, event_json, events_maxlen, write_id
 LOG = (
     _PRELUDE
     + """
 if not fenced(KEYS[1], ARGV[1]) then return {'stale'} end
+if seen(KEYS[1], ARGV[4]) then return {'ok', '0'} end
 return {'ok', tostring(emit(KEYS[1], KEYS[2], ARGV[3], 'log', now_ms(), ARGV[2]))}
 """
 )
@@ -239,11 +293,40 @@ ORPHAN = (
     _PRELUDE
     + """
 redis.call('XACK', KEYS[2], ARGV[3], ARGV[2])
+redis.call('XDEL', KEYS[2], ARGV[2])
 local v = redis.call('HMGET', KEYS[1], 'state', 'queue_msg')
 if (v[1] == 'PENDING' or v[1] == 'RECOVERING') and v[2] == ARGV[2] then
   enqueue(KEYS[1], KEYS[2], ARGV[4], ARGV[1])
   return {'requeued'}
 end
 return {'acked'}
+"""
+)
+
+# Retention: deletes a finished job's keys once its archive is written (the caller writes it
+# first). Refused unless the job is still finished at the same time (nothing changed since).
+# KEYS: job, events, metrics, ckpt, finished
+# ARGV: job_id, finished_at
+RETIRE = (
+    _PRELUDE
+    + """
+local v = redis.call('HMGET', KEYS[1], 'state', 'finished_at', 'tenant', 'kind')
+if not v[1] then
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  return {'gone'}
+end
+if v[2] ~= ARGV[2] or v[1] == 'PENDING' or v[1] == 'RECOVERING' or v[1] == 'RUNNING'
+   or v[1] == 'CANCELLING' then
+  return {'changed'}
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('ZREM', '"""
+    + keys.PREFIX
+    + """:idx:' .. v[3], ARGV[1])
+redis.call('ZREM', '"""
+    + keys.PREFIX
+    + """:idx:' .. v[3] .. ':' .. v[4], ARGV[1])
+return {'ok'}
 """
 )

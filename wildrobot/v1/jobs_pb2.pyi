@@ -845,6 +845,7 @@ class JobEvent(_message.Message):
     METRICS_FIELD_NUMBER: _builtins.int
     CHECKPOINT_FIELD_NUMBER: _builtins.int
     LOG_FIELD_NUMBER: _builtins.int
+    TRIMMED_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """0 for the snapshot; stream events carry increasing seq numbers."""
     @_builtins.property
@@ -859,6 +860,12 @@ class JobEvent(_message.Message):
     def checkpoint(self) -> Global___CheckpointInfo: ...
     @_builtins.property
     def log(self) -> Global___LogLine: ...
+    @_builtins.property
+    def trimmed(self) -> Global___EventsTrimmed:
+        """Events first_seq..last_seq (this event's seq is last_seq) were asked for but are no
+        longer retained (trimmed from the stream, or not in a retired job's archive).
+        """
+
     def __init__(
         self,
         *,
@@ -869,16 +876,39 @@ class JobEvent(_message.Message):
         metrics: Global___MetricPoint | None = ...,
         checkpoint: Global___CheckpointInfo | None = ...,
         log: Global___LogLine | None = ...,
+        trimmed: Global___EventsTrimmed | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "event", b"event", "log", b"log", "metrics", b"metrics", "snapshot", b"snapshot", "state", b"state", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "event", b"event", "log", b"log", "metrics", b"metrics", "snapshot", b"snapshot", "state", b"state", "time", b"time", "trimmed", b"trimmed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "event", b"event", "log", b"log", "metrics", b"metrics", "seq", b"seq", "snapshot", b"snapshot", "state", b"state", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "event", b"event", "log", b"log", "metrics", b"metrics", "seq", b"seq", "snapshot", b"snapshot", "state", b"state", "time", b"time", "trimmed", b"trimmed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["snapshot", "state", "metrics", "checkpoint", "log"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["snapshot", "state", "metrics", "checkpoint", "log", "trimmed"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___JobEvent: _TypeAlias = JobEvent  # noqa: Y015
+
+@_typing.final
+class EventsTrimmed(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIRST_SEQ_FIELD_NUMBER: _builtins.int
+    LAST_SEQ_FIELD_NUMBER: _builtins.int
+    first_seq: _builtins.int
+    last_seq: _builtins.int
+    def __init__(
+        self,
+        *,
+        first_seq: _builtins.int = ...,
+        last_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_seq", b"first_seq", "last_seq", b"last_seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventsTrimmed: _TypeAlias = EventsTrimmed  # noqa: Y015
 
 @_typing.final
 class ListCheckpointsRequest(_message.Message):

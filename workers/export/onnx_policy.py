@@ -201,7 +201,8 @@ def export_policy(
 ) -> Path:
     """Writes the checkpoint's deterministic policy as ONNX to out_path (atomically).
 
-    job_id defaults to the run folder's name (<artifact_dir>/<job_id>/checkpoints/<step>);
+    job_id defaults to the run folder's name (<artifact_dir>/<job_id>/checkpoints/<step>, or
+    <artifact_dir>/<job_id>/attempt-<n>/checkpoints/<step> as the service writes them);
     env (the task's unwrapped env, for the layout and action metadata) is made from the
     checkpoint's spec when not given.
     """
@@ -216,7 +217,8 @@ def export_policy(
     if env is None:
         env = make_base_env(spec.task, spec.env_overrides)
     step = ckpt.read_meta(checkpoint_dir)["env_steps"]
-    job = job_id or checkpoint_dir.resolve().parent.parent.name
+    run_dir = checkpoint_dir.resolve().parent.parent
+    job = job_id or (run_dir.parent if run_dir.name.startswith("attempt-") else run_dir).name
     model = build_model(
         read_policy_params(checkpoint_dir),
         config.action_size,

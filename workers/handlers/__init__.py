@@ -39,7 +39,7 @@ class JobContext:
 
     job_id: str
     attempt: int
-    run_dir: Path  # <artifact_dir>/<job_id>
+    run_dir: Path  # <artifact_dir>/<job_id>/attempt-<n> (workers.layout): this attempt's own
     resume_from: Path | None  # the last registered checkpoint of an earlier attempt
     publish: Publisher
     should_stop: Callable[[], bool]

@@ -3,11 +3,13 @@
 After a run that was not stopped, the final checkpoint gets its exports (wildrobot.exports):
 the policy as ONNX (`spec.export_onnx`) and a rollout video (`spec.video_seconds`, WildRobot
 tasks). They are extras: a failure there is logged at error level on the job and the job still
-succeeds with its checkpoint.
+succeeds with its checkpoint. Each is written under a hidden name and renamed into place only
+after the fenced log line that reports it succeeded (a stale attempt makes nothing visible).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -54,24 +56,19 @@ def make_exports(context: JobContext, spec: PpoSpec, checkpoint_dir: Path) -> No
 
     step = int(checkpoint_dir.name)
     if spec.export_onnx:
+        final = exports.artifact_path(checkpoint_dir, exports.ArtifactKind.ONNX)
         try:
-            path = export_policy(
-                checkpoint_dir,
-                exports.artifact_path(checkpoint_dir, exports.ArtifactKind.ONNX),
-                job_id=context.job_id,
-            )
+            path = export_policy(checkpoint_dir, staged(final), job_id=context.job_id)
         except Exception as exc:  # noqa: BLE001 - an extra: the job keeps its checkpoint
             context.publish.log("error", f"onnx export of step {step} failed: {exc}")
         else:
             size = path.stat().st_size
-            context.publish.log("info", f"onnx export of step {step}: {path.name} ({size} bytes)")
+            context.publish.log("info", f"onnx export of step {step}: {final.name} ({size} bytes)")
+            os.replace(path, final)  # visible only after the fenced write above succeeded
     if wants_video(spec) and not context.should_stop():
+        final = exports.artifact_path(checkpoint_dir, exports.ArtifactKind.VIDEO)
         try:
-            report = render_video(
-                checkpoint_dir,
-                exports.artifact_path(checkpoint_dir, exports.ArtifactKind.VIDEO),
-                seconds=spec.video_seconds,
-            )
+            report = render_video(checkpoint_dir, staged(final), seconds=spec.video_seconds)
         except Exception as exc:  # noqa: BLE001
             context.publish.log("error", f"video of step {step} failed: {exc}")
         else:
@@ -80,3 +77,10 @@ def make_exports(context: JobContext, spec: PpoSpec, checkpoint_dir: Path) -> No
                 f"video of step {step}: {report['frames']} frames ({report['seconds']:.1f} s), "
                 f"rendered in {report['render_s'] + report['encode_s']:.1f} s",
             )
+            os.replace(staged(final), final)
+
+
+def staged(final: Path) -> Path:
+    """Where an export is written before its fenced log line lets it take its final name: a
+    stale attempt (its lease lost) never makes a file visible."""
+    return final.with_name(f".staged-{final.name}")

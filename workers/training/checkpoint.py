@@ -7,13 +7,14 @@ Layout of <run_dir>/checkpoints/<env_steps:012d>/:
   network_config.json  the NetworkConfig that rebuilds the networks
   meta.json            iteration, env_steps, device count
 A checkpoint is written into a hidden temporary directory and renamed into place, so a crash
-never leaves a half-written one where a resume would find it.
+never leaves a half-written one where a resume would find it; an existing one is never replaced.
+The service gives every attempt its own run_dir (wildrobot.workers.layout) and resumes only from
+checkpoints registered by a fenced write, so a stale attempt's files are never used.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import uuid
@@ -26,6 +27,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from wildrobot.specs import PpoSpec
+from wildrobot.workers import layout
 from wildrobot.workers.training.api import checkpoint_path
 from wildrobot.workers.training.networks import NetworkConfig
 from wildrobot.workers.training.state import TrainingState
@@ -84,22 +86,11 @@ def save_checkpoint(
             "num_devices": int(np.shape(host_state.iteration)[0]),
         }
         (tmp / META_FILE).write_text(json.dumps(meta))
-        _replace_dir(tmp, final)
+        layout.install_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Renames src to dst; an existing dst (the same step written again) is swapped out first."""
-    if dst.exists():
-        old = dst.parent / f".old-{dst.name}-{uuid.uuid4().hex[:8]}"
-        os.rename(dst, old)
-        os.rename(src, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(src, dst)
 
 
 def load_state(checkpoint_dir: Path, target: TrainingState) -> TrainingState:
