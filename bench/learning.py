@@ -127,9 +127,14 @@ def plot(task: str, curve: list[dict[str, float]], path: Path) -> None:
         )
     axes[1, 0].set_title("reward terms, weighted, per control step")
     axes[1, 0].legend(fontsize=7, ncol=2)
-    tracking = [p.get("eval/velocity_tracking_error", float("nan")) for p in curve]
-    axes[1, 1].plot(steps, tracking, marker="o", linestyle="-")
-    axes[1, 1].set_title("eval: velocity tracking error (m/s), random commands")
+    if task == "stand":  # standing still is the whole task: how often it falls
+        falls = [p.get("eval/fall_rate", float("nan")) for p in curve]
+        axes[1, 1].plot(steps, falls, marker="o", linestyle="-")
+        axes[1, 1].set_title("eval: fall rate, deterministic policy, nominal model")
+    else:
+        tracking = [p.get("eval/velocity_tracking_error", float("nan")) for p in curve]
+        axes[1, 1].plot(steps, tracking, marker="o", linestyle="-")
+        axes[1, 1].set_title("eval: velocity tracking error (m/s), random commands")
     for ax in axes.flat:
         ax.set_xlabel("env steps (M)")
         ax.grid(alpha=0.3)
