@@ -183,7 +183,7 @@ async def job_files(
         folder = (root / info.path).resolve()
         if not folder.is_relative_to(job_dir) or not folder.is_dir():
             continue
-        if folder.relative_to(job_dir).parts[:1] == ("inverse_dynamics",):
+        if "inverse_dynamics" in folder.relative_to(job_dir).parts:  # attempt-<n>/inverse_dynamics
             newest_id = (info.step, folder)  # registrations are sorted by step
             continue
         for kind in exports.ArtifactKind:

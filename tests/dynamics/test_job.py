@@ -29,7 +29,7 @@ class _Publish:
 
 
 def _context(tmp_path: Path, tenant: str = "alice") -> JobContext:
-    run_dir = tmp_path / "artifacts" / "job1"
+    run_dir = tmp_path / "artifacts" / "job1" / "attempt-1"  # workers.layout.attempt_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     return JobContext("job1", 1, run_dir, None, _Publish(), lambda: False, tenant=tenant)
 
@@ -57,7 +57,7 @@ def test_uploaded_and_named_trials_give_named_npz(tmp_path, sim_trial, model) ->
     spec = InverseDynamicsSpec(trial_names=("lab/walk.csv",), float64=True)
     result = handler(context, spec)
     assert result.final_step == sim_trial.num_frames and not result.stopped
-    out_dir = context.run_dir / "inverse_dynamics" / "attempt-1"
+    out_dir = context.run_dir / "inverse_dynamics"
     # Written under a temporary name and renamed; the folder registered (fenced) per trial.
     assert sorted(p.name for p in out_dir.iterdir()) == ["0000_walk.npz"]
     assert context.publish.registered == [(sim_trial.num_frames, out_dir)]

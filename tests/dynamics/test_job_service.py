@@ -46,7 +46,7 @@ def test_inverse_dynamics_job_through_the_queue(
         # The output is reachable through the service, not only on the worker's disk.
         (listed,) = client.list_artifacts(job_id)
         stem = name.rsplit("/", 1)[1].removesuffix(".npz")
-        assert listed["name"] == f"inverse_dynamics/attempt-1/0000_{stem}.npz"
+        assert listed["name"] == f"attempt-1/inverse_dynamics/0000_{stem}.npz"
         assert listed["kind"] == "inverse_dynamics"
         path = client.download_file(job_id, listed["name"], tmp_path / "out.npz")
     with np.load(path) as out:

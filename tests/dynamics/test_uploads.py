@@ -120,21 +120,21 @@ def test_a_jobs_outputs_are_listed_and_downloaded_by_their_tenant_only(service, 
     with _client(service) as client:
         client.upload_trial(b"PK\x03\x04", "t.npz")
     job = _submit(service.stub("alice"), trial_names=["t.npz"])
-    run = service.artifact_dir / job.job_id / "inverse_dynamics"
-    (run / "attempt-1").mkdir(parents=True)
-    (run / "attempt-2").mkdir()
-    (run / "attempt-1" / "0000_t.npz").write_bytes(b"stale attempt")
-    (run / "attempt-2" / "0000_t.npz").write_bytes(b"x" * 100_000)
-    (run / "attempt-2" / ".0001_t.npz.partial").write_bytes(b"half")
-    _register(service, job.job_id, f"{job.job_id}/inverse_dynamics/attempt-2", 120)
+    job_dir = service.artifact_dir / job.job_id  # <job>/attempt-<n>/inverse_dynamics/
+    for attempt in (1, 2):
+        (job_dir / f"attempt-{attempt}" / "inverse_dynamics").mkdir(parents=True)
+    (job_dir / "attempt-1" / "inverse_dynamics" / "0000_t.npz").write_bytes(b"stale attempt")
+    (job_dir / "attempt-2" / "inverse_dynamics" / "0000_t.npz").write_bytes(b"x" * 100_000)
+    (job_dir / "attempt-2" / "inverse_dynamics" / ".0001_t.npz.partial").write_bytes(b"half")
+    _register(service, job.job_id, f"{job.job_id}/attempt-2/inverse_dynamics", 120)
     with _client(service) as client:
         files = client.list_artifacts(job.job_id)
-        assert files == [{"name": "inverse_dynamics/attempt-2/0000_t.npz",
+        assert files == [{"name": "attempt-2/inverse_dynamics/0000_t.npz",
                           "kind": "inverse_dynamics", "size_bytes": 100_000, "step": 120}]
         out = client.download_file(job.job_id, files[0]["name"], tmp_path / "o.npz")
         assert out.read_bytes() == b"x" * 100_000
         with pytest.raises(Exception) as info:  # a stale attempt's file is not served
-            client.download_file(job.job_id, "inverse_dynamics/attempt-1/0000_t.npz",
+            client.download_file(job.job_id, "attempt-1/inverse_dynamics/0000_t.npz",
                                  tmp_path / "s.npz")
         assert info.value.__cause__.code() == grpc.StatusCode.NOT_FOUND
     with _client(service, "bob") as bob:
@@ -146,7 +146,7 @@ def test_a_jobs_outputs_are_listed_and_downloaded_by_their_tenant_only(service, 
     out, err = io.StringIO(), io.StringIO()
     base = ["--address", service.address, "--token", TOKEN_OF["alice"]]
     assert main([*base, "artifacts", job.job_id], stdout=out, stderr=err) == 0, err.getvalue()
-    assert "inverse_dynamics/attempt-2/0000_t.npz" in out.getvalue()
+    assert "attempt-2/inverse_dynamics/0000_t.npz" in out.getvalue()
     target = tmp_path / "cli.npz"
     argv = [*base, "download", job.job_id, files[0]["name"], "-o", str(target)]
     assert main(argv, stdout=out, stderr=err) == 0, err.getvalue()

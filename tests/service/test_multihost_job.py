@@ -57,5 +57,5 @@ def test_cancel_stops_every_host_after_a_checkpoint(service, worker_factory) -> 
     # checkpoint_every is never reached: this one is the stop's, at the step both hosts stopped.
     assert [c.step for c in checkpoints.checkpoints] == [done.progress.steps_done]
     assert 0 < done.progress.steps_done < 10_000 * STEPS_PER_ITERATION
-    logs = [p.read_text() for p in (service.artifact_dir / job.job_id).glob("host-*.log")]
+    logs = [p.read_text() for p in (service.artifact_dir / job.job_id).glob("attempt-*/host-*.log")]
     assert len(logs) == 2 and all("(stopped)" in text for text in logs)

@@ -2,7 +2,7 @@
 
 Inputs come with the spec (uploaded .npz bytes; the server normally stores those as uploads and
 sends names) or from the job's tenant's inputs, `<artifact_dir>/tenants/<tenant>/inputs/<name>`
-(.npz or .csv): one tenant can never name another's recordings. Outputs: `<run_dir>/inverse_dynamics/attempt-<n>/<index>_<stem>.npz` (see
+(.npz or .csv): one tenant can never name another's recordings. Outputs: `<artifact_dir>/<job>/attempt-<n>/inverse_dynamics/<index>_<stem>.npz` (see
 runner.save_outputs): each attempt writes its own folder, each file is written to a temporary
 name and renamed into place, and the folder is registered after every trial with a fenced write
 (publish.checkpoint, step = frames done), so a stale attempt can neither overwrite a newer one's
@@ -51,14 +51,15 @@ def run(context: JobContext, spec: InverseDynamicsSpec) -> HandlerResult:
         smooth_forces=spec.smooth_forces,
         cop_threshold=spec.cop_threshold,
     )
-    out_dir = context.run_dir / "inverse_dynamics" / f"attempt-{context.attempt}"
+    out_dir = context.run_dir / "inverse_dynamics"  # run_dir is this attempt's own folder
     out_dir.mkdir(parents=True, exist_ok=True)
     from wildrobot.tenant_files import tenant_inputs
+    from wildrobot.workers import layout
 
     inputs_dir = Path()
     if spec.trial_names:
         try:
-            inputs_dir = tenant_inputs(context.run_dir.parent, context.tenant)
+            inputs_dir = tenant_inputs(layout.artifact_root(context.run_dir), context.tenant)
         except ValueError as exc:
             raise JobError(f"trial inputs: {exc}") from None
     num_trials = len(spec.trials_npz) or len(spec.trial_names)
