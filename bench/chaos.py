@@ -49,7 +49,7 @@ from pathlib import Path
 import grpc
 import redis
 
-from wildrobot.stack import free_port, wait_for_port
+from wildrobot.stack import RedisServer, free_port, wait_for_port
 from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
 
 TOKEN = "chaos-token"
@@ -85,34 +85,6 @@ def log(message: str) -> None:
     print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-class Redis:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server is not on PATH: run scripts/setup")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for_port(self.port, self.proc, 20, "redis-server")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(sig)
-            self.proc.wait(20)
-            self.proc = None
-
-
 @dataclass
 class Worker:
     index: int
@@ -128,7 +100,10 @@ class Cluster:
         self.root = root
         self.artifacts = root / "artifacts"
         self.artifacts.mkdir()
-        self.redis = Redis(root / "redis")
+        try:
+            self.redis = RedisServer(root / "redis")
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
         self.redis.data_dir.mkdir()
         self.port = free_port()
         self.server: subprocess.Popen[bytes] | None = None

@@ -136,33 +136,17 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         first = jobs_pb2.ArtifactChunk(
             info=messages.checkpoint_to_proto(info), name=path.name, size_bytes=path.stat().st_size
         )
-        async for data in chunks:
-            if first is not None:
-                first.data = data
-                yield first
-                first = None
-            else:
-                yield jobs_pb2.ArtifactChunk(data=data)
-        if first is not None:  # an empty file still tells the client what it got
-            yield first
+        async for chunk in _headed(first, chunks):
+            yield chunk
 
     async def _named_file(self, job_id: str, name: str) -> AsyncIterator[jobs_pb2.ArtifactChunk]:
         file = await find_job_file(
             self._checkpoints, self._artifact_dir, current_tenant(), job_id, name
         )
-        first: jobs_pb2.ArtifactChunk | None = jobs_pb2.ArtifactChunk(
-            name=file.name, size_bytes=file.size_bytes
-        )
+        first = jobs_pb2.ArtifactChunk(name=file.name, size_bytes=file.size_bytes)
         first.info.step = file.step
-        async for data in file_chunks(file.path, self._chunk_bytes):
-            if first is not None:
-                first.data = data
-                yield first
-                first = None
-            else:
-                yield jobs_pb2.ArtifactChunk(data=data)
-        if first is not None:
-            yield first
+        async for chunk in _headed(first, file_chunks(file.path, self._chunk_bytes)):
+            yield chunk
 
     async def ListArtifacts(
         self, request: jobs_pb2.ListArtifactsRequest, context: aio.ServicerContext
@@ -194,3 +178,22 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
                 for u in self._uploads.list(current_tenant())
             ]
         )
+
+
+async def _headed(
+    first: jobs_pb2.ArtifactChunk, chunks: AsyncIterator[bytes]
+) -> AsyncIterator[jobs_pb2.ArtifactChunk]:
+    """`chunks` as ArtifactChunks, the first carrying `first`'s fields (what the file is).
+
+    An empty file still yields `first`, so the client learns what it got.
+    """
+    header: jobs_pb2.ArtifactChunk | None = first
+    async for data in chunks:
+        if header is not None:
+            header.data = data
+            yield header
+            header = None
+        else:
+            yield jobs_pb2.ArtifactChunk(data=data)
+    if header is not None:
+        yield header

@@ -53,6 +53,58 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout_s: float, what: str
     raise RuntimeError(f"{what} did not listen on port {port} within {timeout_s:.0f} s")
 
 
+def redis_argv(binary: str, port: int, data_dir: Path, appendfsync: str) -> list[str]:
+    """redis-server on loopback `port`, AOF on (`appendfsync` always|everysec), no RDB snapshots."""
+    return [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+            "--appendonly", "yes", "--appendfsync", appendfsync, "--save", "",
+            "--protected-mode", "yes"]  # fmt: skip
+
+
+class RedisServer:
+    """A private redis-server (AOF, fsync on every write) on a free loopback port; restartable on
+    the same port and data, for tests and the chaos bench."""
+
+    def __init__(self, data_dir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not on PATH: run scripts/setup")
+        self.binary = binary
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        """Starts it and returns once it answers PING."""
+        argv = redis_argv(self.binary, self.port, self.data_dir, "always")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with code {self.proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=20)
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
 def write_private(path: Path, text: str) -> None:
     """Creates `path` with mode 0600 (whatever the umask) and only then writes `text` into it."""
     path.unlink(missing_ok=True)
@@ -147,10 +199,8 @@ class Stack:
             raise RuntimeError("redis-server is not on PATH (scripts/setup installs it)")
         redis = self._spawn(
             "redis",
-            [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--dir", str(redis_dir),
-             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-             "--protected-mode", "yes"],
-        )  # fmt: skip
+            redis_argv(binary, self.redis_port, redis_dir, "everysec"),
+        )
         wait_for_port(self.redis_port, redis, 20, "redis-server")
         tokens_file = self.data_dir / "tokens"
         write_private(tokens_file, f"{token}:{LOCAL_TENANT}\n")

@@ -10,7 +10,7 @@ import redis
 import redis.asyncio as aioredis
 
 from wildrobot.queue import keys
-from wildrobot.queue.client import Lease, LeaseLost, QueueClient, connect
+from wildrobot.queue.client import Lease, LeaseLost, QueueClient
 from wildrobot.server import errors
 from wildrobot.server.jobs import JobService
 from wildrobot.server.reaper import Reaper, ensure_groups
@@ -58,15 +58,6 @@ def reap(url: str) -> dict[str, str]:
         return await reaper.reap_expired()
 
     return run(_with_service(url, go))
-
-
-@pytest.fixture
-def queue(redis_url: str):
-    client = connect(redis_url)
-    q = QueueClient(client, retry_s=1.0)
-    q.ensure_groups(["ppo"])
-    yield q
-    client.close()
 
 
 def take(queue: QueueClient, owner: str = "w1") -> Lease:
