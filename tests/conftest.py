@@ -24,6 +24,16 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def trained_stand(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config):
+    """PPO's stand policy, trained once per session (tests/trained_stand.py; minutes of CPU)."""
+    from tests.trained_stand import train_stand
+
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # the curve goes to CI's log, passing or not
+        return train_stand(tmp_path_factory.mktemp("trained_stand"))
+
+
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> Iterator[str]:
     """A flushed database on the session's Redis for each test."""

@@ -1,13 +1,13 @@
 """Slow: PPO on WildRobotStand learns to stand where a statue falls (issue 10's bar).
 
-Budget (a 2-core CPU steps MJX at only about ten thousand control steps/s): the `stand-cpu`
-preset (128 envs, 500-step episodes, 128x128 networks, learning rate 1e-3; wildrobot.presets)
-with the task's default pushes (4-8 N on the torso every 30-80 control steps, strong enough
-that the zero-action policy falls in most episodes), domain randomization, action delay, IMU
-latency and backlash: ITERATIONS iterations of 10240 env steps (2.05M), with the preset's
-periodic evaluation every 25 iterations. Then the trained deterministic policy, the zero-action
-policy and a random policy each stand for 500 steps on 64 envs of the nominal model under the
-same pushes.
+Budget (a 2-core CPU steps MJX at only about ten thousand control steps/s): the session's
+`trained_stand` run (tests/trained_stand.py: the `stand-cpu` preset, 128 envs, 500-step
+episodes, 128x128 networks, learning rate 1e-3, with the task's default pushes, 4-8 N on the
+torso every 30-80 control steps, strong enough that the zero-action policy falls in most
+episodes, plus domain randomization, action delay, IMU latency and backlash; 200 iterations of
+10240 env steps, 2.05M, evaluated every 25 iterations). Then the trained deterministic policy,
+the zero-action policy and a random policy each stand for 500 steps on 64 envs of the nominal
+model under the same pushes.
 
 The bar: the trained policy falls in at most 10% of the episodes where zero action falls in at
 least 50%. Measured here: trained 0%, zero action 58%, random 100%; the periodic evaluation's
@@ -16,63 +16,30 @@ fall rate went 64%, 36%, 31%, 14%, 5%, 3%, 5%, 0% (docs/learning/README.md).
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import pytest
 
-from tests.training.common import RecordingHooks
-from wildrobot import presets
-from wildrobot.specs import PpoSpec
+from tests.trained_stand import EPISODE_LENGTH, EVAL_EVERY, ITERATIONS, TrainedStand
 from wildrobot.workers.training.evaluate import compare_policies
-from wildrobot.workers.training.ppo import train_ppo
-
-EPISODE_LENGTH = 500
-ITERATIONS = 200
-EVAL_EVERY = 25
-STAND = presets.PRESETS["stand-cpu"]
-
-
-class CurveHooks(RecordingHooks):
-    def __init__(self) -> None:
-        super().__init__()
-        self.start = time.perf_counter()
-
-    def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
-        super().on_metrics(step, metrics)
-        print(
-            f"{int(metrics['iteration']):>4} {step:>9} {metrics.get('episode/length', 0.0):>8.1f} "
-            f"{metrics.get('episode/reward', 0.0):>9.2f} {metrics['env_steps_per_s']:>8.0f} "
-            f"{time.perf_counter() - self.start:>7.1f}",
-            flush=True,
-        )
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(2400)  # minutes of training on a 2-core CPU, longer when it is shared
-def test_ppo_stands_where_a_statue_falls(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert STAND["episode_length"] == EPISODE_LENGTH
-    spec = PpoSpec(
-        **{
-            **STAND,
-            "num_timesteps": ITERATIONS * 128 * 4 * 20,
-            "eval_every": EVAL_EVERY,
-            "num_eval_envs": 64,
-        }
-    )
-    hooks = CurveHooks()
-    # The curve goes past pytest's capture so that CI's log records it for a passing run too.
-    with capsys.disabled():
-        print("\niter     steps  ep_len   ep_reward  steps/s  wall_s")
-        result = train_ppo(spec, tmp_path, hooks)
-    wall_s = time.perf_counter() - hooks.start
-
+def test_ppo_stands_where_a_statue_falls(
+    trained_stand: TrainedStand, capsys: pytest.CaptureFixture
+) -> None:
     report = compare_policies(
-        result.checkpoint_dir, {"stand_still": (0.0, 0.0, 0.0)}, 64, EPISODE_LENGTH, seed=7
+        trained_stand.checkpoint_dir,
+        {"stand_still": (0.0, 0.0, 0.0)},
+        64,
+        EPISODE_LENGTH,
+        seed=7,
     )
     trained, zero, random = (report[p]["stand_still"] for p in ("trained", "zero_action", "random"))
     with capsys.disabled():
-        print(f"train wall time {wall_s:.0f} s; trained {trained}; zero {zero}; random {random}")
+        print(
+            f"train wall time {trained_stand.wall_s:.0f} s; trained {trained}; zero {zero}; "
+            f"random {random}"
+        )
     # Holding the home pose falls in most episodes under the default pushes: standing has to be
     # learned. A random policy falls in every one. The trained policy stands: issue 10's bar.
     assert zero["fall_rate"] >= 0.5
@@ -81,11 +48,11 @@ def test_ppo_stands_where_a_statue_falls(tmp_path: Path, capsys: pytest.CaptureF
     # Learned, not lucky: the periodic evaluation (64 nominal envs, deterministic policy) starts
     # out falling as often as the statue and ends near zero; training episodes run several times
     # longer at the end than at the start.
-    evals = [m["eval/fall_rate"] for _, m in hooks.metrics if "eval/fall_rate" in m]
+    evals = [m["eval/fall_rate"] for _, m in trained_stand.metrics if "eval/fall_rate" in m]
     with capsys.disabled():
         print(f"periodic eval fall rates {evals}")
     assert len(evals) == ITERATIONS // EVAL_EVERY
     assert evals[0] >= 0.3 and evals[-1] <= 0.10
-    lengths = [metrics["episode/length"] for _, metrics in hooks.metrics]
+    lengths = [metrics["episode/length"] for _, metrics in trained_stand.metrics]
     assert lengths[0] < 0.2 * EPISODE_LENGTH
     assert sum(lengths[-5:]) / 5 >= 0.6 * EPISODE_LENGTH

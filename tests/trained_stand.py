@@ -1,0 +1,69 @@
+"""The session's trained stand policy: issue 10's run, shared by the tests that need one.
+
+PPO on WildRobotStand with the `stand-cpu` preset (128 envs, 500-step episodes, 128x128
+networks, learning rate 1e-3) and the task's default pushes, for ITERATIONS iterations of
+10240 env steps (2.05M), evaluating every EVAL_EVERY iterations. It costs about five minutes of
+a 2-core CPU, so it runs once per session: the stand learning test asserts issue 10's bar on it,
+and the AMP and TTA tests use it as their no-style baseline and as the checkpoint they evaluate.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.training.common import RecordingHooks
+from wildrobot import presets
+
+EPISODE_LENGTH = 500
+ITERATIONS = 200
+EVAL_EVERY = 25
+STAND = presets.PRESETS["stand-cpu"]
+
+
+class CurveHooks(RecordingHooks):
+    """Records metrics and prints the training curve past pytest's capture (CI's log keeps it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.start = time.perf_counter()
+
+    def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        super().on_metrics(step, metrics)
+        print(
+            f"{int(metrics['iteration']):>4} {step:>9} {metrics.get('episode/length', 0.0):>8.1f} "
+            f"{metrics.get('episode/reward', 0.0):>9.2f} {metrics['env_steps_per_s']:>8.0f} "
+            f"{time.perf_counter() - self.start:>7.1f}",
+            flush=True,
+        )
+
+
+@dataclass(frozen=True)
+class TrainedStand:
+    checkpoint_dir: Path  # the last checkpoint of the run
+    metrics: list[tuple[int, dict[str, float]]]  # every iteration's metrics, in order
+    wall_s: float  # training wall time
+
+
+def stand_spec_fields() -> dict:
+    """The PpoSpec fields of the run (AMP's baseline trains with exactly these)."""
+    return {
+        **STAND,
+        "num_timesteps": ITERATIONS * 128 * 4 * 20,
+        "eval_every": EVAL_EVERY,
+        "num_eval_envs": 64,
+    }
+
+
+def train_stand(directory: Path) -> TrainedStand:
+    from wildrobot.specs import PpoSpec
+    from wildrobot.workers.training.ppo import train_ppo
+
+    assert STAND["episode_length"] == EPISODE_LENGTH
+    hooks = CurveHooks()
+    print("\n[trained_stand] iter     steps  ep_len   ep_reward  steps/s  wall_s", flush=True)
+    result = train_ppo(PpoSpec(**stand_spec_fields()), directory, hooks)
+    wall_s = time.perf_counter() - hooks.start
+    assert result.checkpoint_dir is not None
+    return TrainedStand(Path(result.checkpoint_dir), hooks.metrics, wall_s)
