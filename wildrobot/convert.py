@@ -40,6 +40,7 @@ _PPO_SCALARS = (
     "num_hosts",
     "export_onnx",
     "video_seconds",
+    "policy_layer_norm",
 )
 _PPO_REPEATED = ("policy_hidden_sizes", "value_hidden_sizes")
 

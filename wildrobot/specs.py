@@ -94,6 +94,8 @@ class PpoSpec(_Spec):
     normalize_observations: bool = True
     policy_hidden_sizes: HiddenSizes = (256, 256, 128)
     value_hidden_sizes: HiddenSizes = (256, 256, 128)
+    # LayerNorm after each hidden layer of the policy: what TTA's `tent` adapts (docs/tta.md).
+    policy_layer_norm: bool = False
     seed: int = Field(0, ge=0, le=2**31 - 1)
     checkpoint_every: int = Field(50, ge=1, le=1_000_000, description="iterations")
     num_eval_envs: int = Field(128, ge=1, le=MAX_NUM_ENVS)

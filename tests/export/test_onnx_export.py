@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
+from tests.training.common import RecordingHooks, point_mass_spec
 from wildrobot.envs.wildrobot import base
 from wildrobot.workers.export import check, onnx_policy
 from wildrobot.workers.export.observation_layout import LayoutError, observation_layout
@@ -126,3 +127,29 @@ def test_layout_must_cover_the_observation():
     layout = observation_layout(Appended())
     assert json.dumps([p.to_dict() for p in layout]).count("name") == 3
     assert layout[-1].start == 60 and layout[-1].stop == 61
+
+
+def test_layer_norm_policy_exports_and_matches_jax(tmp_path: Path):
+    """A policy with LayerNorm (policy_layer_norm, what TTA's tent adapts) exports exactly."""
+    from wildrobot.workers.training.ppo import train_ppo
+
+    result = train_ppo(
+        point_mass_spec(1, policy_layer_norm=True), tmp_path / "run", RecordingHooks()
+    )
+    checkpoint = Path(result.checkpoint_dir)
+    params = onnx_policy.read_policy_params(checkpoint)
+    assert len(params["norms"]) == len(params["layers"]) - 1 == 2
+    path = onnx_policy.export_policy(checkpoint, tmp_path / "p.onnx")
+    jax_policy, onnx_run = _policies(checkpoint, path)
+    obs = check.rollout_observations(
+        check.Stepper(make_base_env("PointMass", {})), jax_policy, 4, 25
+    )
+    assert check.batch_difference(jax_policy, onnx_run, obs) < ACTION_TOLERANCE
+    # The norms are in the graph: without them the same weights give other actions.
+    without = dict(params, norms=[])
+    plain = onnx_policy.build_model(without, 2, "elu", True, {})
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(plain.SerializeToString())
+    plain_actions = session.run(None, {"obs": obs[:8].astype("float32")})[0]
+    assert abs(plain_actions - onnx_run(obs[:8])).max() > 1e-3

@@ -54,6 +54,13 @@ def read_policy_params(checkpoint_dir: Path) -> dict[str, Any]:
     with ocp.StandardCheckpointer() as checkpointer:
         tree = checkpointer.restore(Path(checkpoint_dir).absolute() / ckpt.POLICY_DIR)
     layers = tree["policy"]["params"]
+    hidden = sorted(
+        (name for name in layers if name.startswith("hidden_")), key=lambda n: int(n[7:])
+    )
+    # Brax's MLP with layer_norm: LayerNorm_<i> follows the activation of hidden layer i.
+    norms = sorted(
+        (name for name in layers if name.startswith("LayerNorm_")), key=lambda n: int(n[10:])
+    )
     return {
         "mean": np.asarray(tree["normalizer"]["mean"], np.float32),
         "std": np.asarray(tree["normalizer"]["std"], np.float32),
@@ -62,7 +69,14 @@ def read_policy_params(checkpoint_dir: Path) -> dict[str, Any]:
                 np.asarray(layers[f"hidden_{i}"]["kernel"], np.float32),
                 np.asarray(layers[f"hidden_{i}"]["bias"], np.float32),
             )
-            for i in range(len(layers))
+            for i in range(len(hidden))
+        ],
+        "norms": [
+            (
+                np.asarray(layers[name]["scale"], np.float32),
+                np.asarray(layers[name]["bias"], np.float32),
+            )
+            for name in norms
         ],
     }
 
@@ -79,6 +93,9 @@ def build_model(
     from onnx import TensorProto, helper, numpy_helper
 
     layers = params["layers"]
+    norms = params.get("norms", [])
+    if norms and len(norms) != len(layers) - 1:
+        raise ExportError(f"{len(norms)} LayerNorms for {len(layers) - 1} hidden layers")
     obs_size = int(layers[0][0].shape[0])
     if layers[-1][0].shape[1] != 2 * action_size:
         raise ExportError(
@@ -113,6 +130,15 @@ def build_model(
         else:
             nodes.extend(_activation_nodes(helper, activation, f"dense_{i}", f"hidden_{i}"))
             x = f"hidden_{i}"
+            if norms:  # flax LayerNorm: epsilon 1e-6 over the last axis
+                scale, shift = norms[i]
+                inputs = [x, constant(f"ln_scale_{i}", scale), constant(f"ln_bias_{i}", shift)]
+                nodes.append(
+                    helper.make_node(
+                        "LayerNormalization", inputs, [f"normed_{i}"], axis=-1, epsilon=1e-6
+                    )
+                )
+                x = f"normed_{i}"
     graph = helper.make_graph(
         nodes,
         "wildrobot_policy",

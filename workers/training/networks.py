@@ -9,6 +9,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from brax.training import networks as brax_networks
 from brax.training import types as brax_types
 from brax.training.acme import running_statistics, specs
 from brax.training.agents.ppo import losses as ppo_losses
@@ -37,6 +38,7 @@ class NetworkConfig:
     normalize_observations: bool = True
     policy_obs_key: str = "state"
     value_obs_key: str = "state"
+    policy_layer_norm: bool = False  # LayerNorm after each hidden layer of the policy
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -65,6 +67,7 @@ def make_network_config(
         value_hidden_sizes=tuple(spec.value_hidden_sizes),
         normalize_observations=spec.normalize_observations,
         value_obs_key=value_obs_key,
+        policy_layer_norm=spec.policy_layer_norm,
     )
 
 
@@ -85,7 +88,7 @@ def make_networks(config: NetworkConfig) -> ppo_networks.PPONetworks:
         if config.normalize_observations
         else brax_types.identity_observation_preprocessor
     )
-    return ppo_networks.make_ppo_networks(
+    networks = ppo_networks.make_ppo_networks(
         _observation_size(config),
         config.action_size,
         preprocess_observations_fn=normalize,
@@ -95,6 +98,19 @@ def make_networks(config: NetworkConfig) -> ppo_networks.PPONetworks:
         policy_obs_key=config.policy_obs_key,
         value_obs_key=config.value_obs_key,
     )
+    if not config.policy_layer_norm:
+        return networks
+    # Brax's make_ppo_networks has no LayerNorm switch; its policy network builder has.
+    policy_network = brax_networks.make_policy_network(
+        networks.parametric_action_distribution.param_size,
+        _observation_size(config),
+        preprocess_observations_fn=normalize,
+        hidden_layer_sizes=config.policy_hidden_sizes,
+        activation=ACTIVATIONS[config.activation],
+        layer_norm=True,
+        obs_key=config.policy_obs_key,
+    )
+    return networks.replace(policy_network=policy_network)
 
 
 def init_normalizer(config: NetworkConfig) -> running_statistics.RunningStatisticsState:
@@ -107,9 +123,7 @@ def init_normalizer(config: NetworkConfig) -> running_statistics.RunningStatisti
     return running_statistics.init_state(obs_spec)
 
 
-def init_params(
-    networks: ppo_networks.PPONetworks, key: jax.Array
-) -> ppo_losses.PPONetworkParams:
+def init_params(networks: ppo_networks.PPONetworks, key: jax.Array) -> ppo_losses.PPONetworkParams:
     key_policy, key_value = jax.random.split(key)
     return ppo_losses.PPONetworkParams(
         policy=networks.policy_network.init(key_policy),
