@@ -1,0 +1,1 @@
+"""Test-time adaptation evaluation: shifts, adapters, test-time compute and the report."""

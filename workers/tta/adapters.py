@@ -1,0 +1,279 @@
+"""Test-time adapters: a name -> strategy registry the TTA rollout runs per episode.
+
+An adapter acts for one episode (the rollout vmaps it over episodes):
+    init(source)                       -> adapter state, starting from the source policy
+    act(state, obs, key)               -> (action [A], state after this step's adaptation)
+    reset(state, source)               -> the state back at the source (episodic mode, collapse)
+Adaptation happens inside the jitted rollout (lax.scan over control steps), never in Python.
+Register a new one with `register(name)`; the rollout does not change.
+
+The gradient-based adapters share `Guards`: gradient clipping (global norm), a bound on each
+parameter's step, a trust region around an EMA anchor of the adapted parameters, and a reset to
+the source parameters when the loss spikes (above `spike_factor` x its running mean).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+from brax.training.acme import running_statistics
+from brax.training.agents.ppo import networks as ppo_networks
+
+ADAPTERS: dict[str, Callable[..., Adapter]] = {}
+
+
+@dataclass(frozen=True)
+class Source:
+    """The trained policy the adapters start from (and return to on a reset)."""
+
+    networks: ppo_networks.PPONetworks
+    normalizer: running_statistics.RunningStatisticsState
+    policy: Any  # policy params
+    value: Any  # value params
+
+
+@dataclass(frozen=True)
+class Guards:
+    max_grad_norm: float = 1.0
+    max_step: float = 0.01  # per parameter per update
+    anchor_rate: float = 0.01  # EMA anchor: anchor += rate * (params - anchor)
+    trust_radius: float = 0.2  # |params - anchor| bound, per parameter
+    spike_factor: float = 5.0  # reset when the loss exceeds this x its running mean
+
+
+class Adapter(Protocol):
+    name: str
+
+    def init(self, source: Source) -> Any: ...
+
+    def act(self, state: Any, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, Any]: ...
+
+    def reset(self, state: Any, source: Source) -> Any: ...
+
+    def cost(self) -> dict[str, float]: ...
+
+
+def register(name: str) -> Callable:
+    def wrap(factory: Callable[..., Adapter]) -> Callable[..., Adapter]:
+        ADAPTERS[name] = factory
+        return factory
+
+    return wrap
+
+
+def make_adapter(name: str, source: Source, **settings: Any) -> Adapter:
+    """The adapter `name` for `source`; ValueError naming the known ones for an unknown name."""
+    if name not in ADAPTERS:
+        raise ValueError(f"unknown adapter {name!r}; known: {', '.join(sorted(ADAPTERS))}")
+    return ADAPTERS[name](source, **settings)
+
+
+def deterministic_action(source: Source, normalizer, policy_params, obs: jax.Array) -> jax.Array:
+    logits = source.networks.policy_network.apply(normalizer, policy_params, obs)
+    return source.networks.parametric_action_distribution.mode(logits)
+
+
+@register("none")
+class NoAdaptation:
+    """The source policy's deterministic action; nothing changes."""
+
+    name = "none"
+
+    def __init__(self, source: Source, learning_rate: float = 0.0, **_: Any) -> None:
+        self.source = source
+
+    def init(self, source: Source) -> jax.Array:
+        return jnp.zeros(())
+
+    def act(self, state, obs, key):
+        del key
+        return deterministic_action(
+            self.source, self.source.normalizer, self.source.policy, obs
+        ), state
+
+    def reset(self, state, source):
+        return jnp.zeros(())
+
+    def cost(self) -> dict[str, float]:
+        return {"policy_forwards": 1.0, "backward_passes": 0.0}
+
+
+@flax.struct.dataclass
+class NormState:
+    mean: jax.Array
+    var: jax.Array
+
+
+@register("obs_norm")
+class ObsNorm:
+    """Re-estimates the observation normalizer's mean and variance online, per episode.
+
+    Each step: mean += rate (obs - mean); var += rate ((obs - mean)^2 - var), starting from the
+    source statistics. Guards: the std stays within [1/std_bound, std_bound] x the source std
+    (an observation that stops varying, a constant command, must not blow up its normalized
+    value), and the mean within `mean_bound` source stds of the source mean.
+    """
+
+    name = "obs_norm"
+
+    def __init__(
+        self,
+        source: Source,
+        learning_rate: float = 0.01,
+        std_bound: float = 2.0,
+        mean_bound: float = 3.0,
+        **_: Any,
+    ) -> None:
+        self.source, self.rate = source, learning_rate
+        self.std_bound, self.mean_bound = std_bound, mean_bound
+
+    def init(self, source: Source) -> NormState:
+        return NormState(mean=source.normalizer.mean, var=jnp.square(source.normalizer.std))
+
+    def act(self, state: NormState, obs, key):
+        del key
+        src_mean, src_std = self.source.normalizer.mean, self.source.normalizer.std
+        mean = state.mean + self.rate * (obs - state.mean)
+        var = state.var + self.rate * (jnp.square(obs - state.mean) - state.var)
+        mean = jnp.clip(
+            mean, src_mean - self.mean_bound * src_std, src_mean + self.mean_bound * src_std
+        )
+        std = jnp.clip(jnp.sqrt(var), src_std / self.std_bound, src_std * self.std_bound)
+        normalizer = self.source.normalizer.replace(mean=mean, std=std)
+        action = deterministic_action(self.source, normalizer, self.source.policy, obs)
+        return action, NormState(mean=mean, var=var)
+
+    def reset(self, state, source):
+        return self.init(source)
+
+    def cost(self) -> dict[str, float]:
+        return {"policy_forwards": 1.0, "backward_passes": 0.0}
+
+
+@flax.struct.dataclass
+class TentState:
+    norms: Any  # the LayerNorm scale/bias the adapter updates
+    anchor: Any  # EMA of norms: the trust region's centre
+    loss_mean: jax.Array  # running mean of the loss (spike detection)
+    resets: jax.Array  # how many times it fell back to the source
+
+
+def layer_norm_params(policy_params) -> dict[str, Any]:
+    layers = policy_params["params"]
+    return {name: value for name, value in layers.items() if name.startswith("LayerNorm_")}
+
+
+def with_layer_norms(policy_params, norms) -> Any:
+    return {**policy_params, "params": {**policy_params["params"], **norms}}
+
+
+@register("tent")
+class Tent:
+    """Tent for a Gaussian policy: one gradient step per control step on
+
+        loss = H(pi(.|obs)) + kl_weight * KL(pi(.|obs) || pi_source(.|obs))
+
+    over the policy's LayerNorm scale and shift only (a policy trained with policy_layer_norm),
+    with the shared Guards. H is the entropy of the pre-tanh Gaussian; with Brax's head it
+    depends only on the predicted scale, so the mean action moves only through the shared
+    layers (measured in docs/tta.md, not assumed to help).
+    """
+
+    name = "tent"
+
+    def __init__(
+        self,
+        source: Source,
+        learning_rate: float = 1e-3,
+        kl_weight: float = 1.0,
+        guards: Guards | None = None,
+        **_: Any,
+    ) -> None:
+        norms = layer_norm_params(source.policy)
+        if not norms:
+            raise ValueError(
+                "tent adapts LayerNorm parameters and this policy has none: train it with "
+                "policy_layer_norm=true"
+            )
+        self.source, self.rate, self.kl_weight = source, learning_rate, kl_weight
+        self.guards = guards or Guards()
+        self.source_norms = norms
+
+    def init(self, source: Source) -> TentState:
+        return TentState(
+            norms=self.source_norms,
+            anchor=self.source_norms,
+            loss_mean=jnp.zeros(()),
+            resets=jnp.zeros((), jnp.int32),
+        )
+
+    def _loss(self, norms, obs):
+        dist = self.source.networks.parametric_action_distribution
+        logits = self.source.networks.policy_network.apply(
+            self.source.normalizer, with_layer_norms(self.source.policy, norms), obs
+        )
+        source_logits = self.source.networks.policy_network.apply(
+            self.source.normalizer, self.source.policy, obs
+        )
+        mean, scale = _gaussian(dist, logits)
+        source_mean, source_scale = _gaussian(dist, jax.lax.stop_gradient(source_logits))
+        entropy = jnp.sum(jnp.log(scale)) + 0.5 * mean.shape[-1] * (1.0 + jnp.log(2 * jnp.pi))
+        kl = jnp.sum(
+            jnp.log(source_scale / scale)
+            + (jnp.square(scale) + jnp.square(mean - source_mean)) / (2 * jnp.square(source_scale))
+            - 0.5
+        )
+        return entropy + self.kl_weight * kl
+
+    def act(self, state: TentState, obs, key):
+        del key
+        g = self.guards
+        loss, grads = jax.value_and_grad(self._loss)(state.norms, obs)
+        grads = _clip_global(grads, g.max_grad_norm)
+        step = jax.tree.map(
+            lambda grad: jnp.clip(-self.rate * grad, -g.max_step, g.max_step), grads
+        )
+        norms = jax.tree.map(jnp.add, state.norms, step)
+        anchor = jax.tree.map(lambda a, p: a + g.anchor_rate * (p - a), state.anchor, norms)
+        norms = jax.tree.map(
+            lambda p, a: jnp.clip(p, a - g.trust_radius, a + g.trust_radius), norms, anchor
+        )
+        spike = (state.loss_mean != 0) & (
+            jnp.abs(loss) > g.spike_factor * jnp.abs(state.loss_mean)
+        ) | ~jnp.isfinite(loss)
+        norms = jax.tree.map(lambda p, s: jnp.where(spike, s, p), norms, self.source_norms)
+        anchor = jax.tree.map(lambda p, s: jnp.where(spike, s, p), anchor, self.source_norms)
+        loss_mean = jnp.where(state.loss_mean == 0, loss, 0.99 * state.loss_mean + 0.01 * loss)
+        params = with_layer_norms(self.source.policy, norms)
+        action = deterministic_action(self.source, self.source.normalizer, params, obs)
+        return action, TentState(
+            norms=norms,
+            anchor=anchor,
+            loss_mean=jnp.where(spike, 0.0, loss_mean),
+            resets=state.resets + spike.astype(jnp.int32),
+        )
+
+    def reset(self, state: TentState, source):
+        return self.init(source).replace(resets=state.resets + 1)
+
+    def cost(self) -> dict[str, float]:
+        # The loss's forward (adapted and source) and backward, then the acting forward.
+        return {"policy_forwards": 3.0, "backward_passes": 1.0}
+
+
+def _gaussian(dist, logits) -> tuple[jax.Array, jax.Array]:
+    """Mean and scale of Brax's (tanh-)normal head, before the tanh."""
+    loc, scale = jnp.split(logits, 2, axis=-1)
+    return loc, (jax.nn.softplus(scale) + dist._min_std) * dist._var_scale
+
+
+def _clip_global(tree, max_norm: float):
+    norm = optax.tree.norm(tree)
+    factor = jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-12))
+    return jax.tree.map(lambda g: g * factor, tree)

@@ -1,0 +1,173 @@
+"""One compiled TTA rollout: episodes under per-episode shifts, acted by an adapter, optionally
+with best-of-N test-time compute.
+
+`make_rollout` compiles once per (env, adapter, N, horizon, shapes): shift values, adapter state
+and keys are arguments, so every shift and severity of a method reuses the program. One episode
+per env slot, no auto-reset: an episode ends at its first fall (the env's termination) or at
+`episode_length` steps.
+
+best_of_n: each control step the adapter's action is candidate 0 and N-1 more are sampled from
+the source policy's distribution; each is scored by an H-step lookahead in MJX (the candidate,
+then the source policy's deterministic actions) as the discounted task reward plus the critic's
+value at the horizon, and the best is taken. The lookahead starts from the true simulator state
+(full-state observation, as a state estimator would give) but runs the *nominal* model, with no
+push and the training latency: it does not know the shift. N = 1 is exactly the adapter's action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from brax.envs.base import Env, State
+
+from wildrobot.envs.wildrobot import base
+from wildrobot.workers.training.rollout import _velocity_report
+from wildrobot.workers.tta import shifts as shift_lib
+from wildrobot.workers.tta.adapters import Adapter, Source, deterministic_action
+
+RolloutFn = Callable[..., tuple[dict[str, jax.Array], Any]]
+
+
+def make_rollout(
+    env: Env,
+    source: Source,
+    adapter: Adapter,
+    num_episodes: int,
+    episode_length: int,
+    samples: int = 1,
+    horizon: int = 0,
+    discount: float = 0.97,
+) -> RolloutFn:
+    """run(shift_params [E], adapter_state [E], key) -> (per-episode values, adapter_state)."""
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    if samples > 1 and horizon < 1:
+        raise ValueError("best_of_n needs a lookahead horizon >= 1")
+    base_sys = env.sys
+    cfg = env.config
+    nominal_substeps = int(round(sum(cfg.latency.action_substeps) / 2))
+    gravity_slice, gyro_slice = base.observation_slice("gravity"), base.observation_slice("gyro")
+    noise_scale = cfg.noise.level * jnp.concatenate(
+        [jnp.full(3, cfg.noise.gravity), jnp.full(3, cfg.noise.gyro)]
+    )
+
+    def model_of(params: shift_lib.ShiftParams):
+        model = shift_lib.apply_to_model(base_sys, params, env._floor_geom, env._torso_id)
+        fields = {name: getattr(model, name) for name in shift_lib.MODEL_FIELDS}
+        return fields, model.opt.gravity
+
+    def with_model(fields, gravity, fn, *args):
+        # Brax's DomainRandomizationVmapWrapper does the same: swap the env's model while tracing.
+        env.sys = base_sys.tree_replace(fields)
+        env.sys = env.sys.replace(opt=env.sys.opt.replace(gravity=gravity))
+        try:
+            return fn(*args)
+        finally:
+            env.sys = base_sys
+
+    def corrupt(obs, params: shift_lib.ShiftParams, key):
+        """The IMU shift on one observation: bias plus extra uniform noise."""
+        noise = jax.random.uniform(key, (6,), minval=-1.0, maxval=1.0) * noise_scale
+        imu = jnp.concatenate([params.gravity_bias, params.gyro_bias]) + params.imu_noise * noise
+        obs = obs.at[gravity_slice].add(imu[:3])
+        return obs.at[gyro_slice].add(imu[3:])
+
+    def override(state: State, params: shift_lib.ShiftParams) -> State:
+        info = dict(state.info)
+        force = info["push_force"]
+        norm = jnp.linalg.norm(force)
+        scaled = force / jnp.maximum(norm, 1e-9) * params.push_magnitude
+        info["push_force"] = jnp.where(params.push_magnitude >= 0, scaled, force)
+        info["action_substeps"] = jnp.where(
+            params.action_substeps >= 0, params.action_substeps, info["action_substeps"]
+        )
+        return state.replace(info=info)
+
+    def lookahead_score(state: State, action: jax.Array) -> jax.Array:
+        info = dict(state.info)
+        info["push_force"] = jnp.zeros_like(info["push_force"])
+        info["action_substeps"] = jnp.asarray(nominal_substeps, info["action_substeps"].dtype)
+        state = env.step(state.replace(info=info), action)
+        total, alive = state.reward, 1.0 - state.done
+
+        def step(carry, k):
+            s, total, alive = carry
+            a = deterministic_action(source, source.normalizer, source.policy, s.obs)
+            s = env.step(s, a)
+            total = total + alive * discount**k * s.reward
+            return (s, total, alive * (1.0 - s.done)), None
+
+        (state, total, alive), _ = jax.lax.scan(step, (state, total, alive), jnp.arange(1, horizon))
+        value = source.networks.value_network.apply(source.normalizer, source.value, state.obs)
+        return total + alive * discount**horizon * value
+
+    def best_of(state: State, obs, first: jax.Array, key) -> jax.Array:
+        if samples == 1:
+            return first
+        dist = source.networks.parametric_action_distribution
+        logits = source.networks.policy_network.apply(source.normalizer, source.policy, obs)
+        raw = jax.vmap(lambda k: dist.sample_no_postprocessing(logits, k))(
+            jax.random.split(key, samples - 1)
+        )
+        candidates = jnp.concatenate([first[None], dist.postprocess(raw)])
+        scores = jax.vmap(lambda a: lookahead_score(state, a))(candidates)
+        return candidates[jnp.argmax(scores)]
+
+    def run(shift_params: shift_lib.ShiftParams, adapter_state, key):
+        fields, gravity = jax.vmap(model_of)(shift_params)
+        key_reset, key_steps = jax.random.split(key)
+        state = jax.vmap(lambda f, g, k: with_model(f, g, env.reset, k))(
+            fields, gravity, jax.random.split(key_reset, num_episodes)
+        )
+        state = jax.vmap(override)(state, shift_params)
+
+        def step(carry, key):
+            state, adapter_state, alive, sums = carry
+            key_noise, key_act, key_best = jax.random.split(key, 3)
+            obs = jax.vmap(corrupt)(
+                state.obs, shift_params, jax.random.split(key_noise, num_episodes)
+            )
+            action, new_adapter = jax.vmap(adapter.act)(
+                adapter_state, obs, jax.random.split(key_act, num_episodes)
+            )
+            action = jax.vmap(best_of)(state, obs, action, jax.random.split(key_best, num_episodes))
+            state = jax.vmap(override)(state, shift_params)
+            nxt = jax.vmap(lambda f, g, s, a: with_model(f, g, env.step, s, a))(
+                fields, gravity, state, action
+            )
+            # A fallen episode is over: its adapter stops changing and nothing more is counted.
+            adapter_state = jax.tree.map(
+                lambda new, old: jnp.where(_expand(alive > 0, new), new, old),
+                new_adapter,
+                adapter_state,
+            )
+            velocity = _velocity_report(nxt)
+            sums = sums + alive[:, None] * jnp.stack(
+                [nxt.reward, velocity[:, 0], velocity[:, 3]], axis=-1
+            )
+            fell = alive * nxt.done
+            return (nxt, adapter_state, alive * (1.0 - nxt.done), sums), (alive, fell)
+
+        (_, adapter_state, _, sums), (alive_steps, falls) = jax.lax.scan(
+            step,
+            (state, adapter_state, jnp.ones(num_episodes), jnp.zeros((num_episodes, 3))),
+            jax.random.split(key_steps, episode_length),
+        )
+        steps = jnp.sum(alive_steps, axis=0)
+        values = {
+            "fell": jnp.sum(falls, axis=0),
+            "steps_alive": steps,
+            "return": sums[:, 0],
+            "velocity_tracking_error": sums[:, 1] / jnp.maximum(steps, 1.0),
+            "vx_tracking_error": sums[:, 2] / jnp.maximum(steps, 1.0),
+        }
+        return values, adapter_state
+
+    return jax.jit(run)
+
+
+def _expand(mask: jax.Array, like: jax.Array) -> jax.Array:
+    return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
