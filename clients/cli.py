@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wildrobot-client",
         description="Submit, watch and download WildRobot training jobs.",
         epilog=(
-            f"config file: {config_path()} (address = \"...\", token = \"...\"). Exit codes: "
+            f'config file: {config_path()} (address = "...", token = "..."). Exit codes: '
             "0 ok, 1 watched job did not succeed, 2 usage, 3 server unreachable, 4 token refused, "
             "5 invalid spec, 6 unknown job or checkpoint, 7 other server error."
         ),
@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         sub = commands.add_parser(
-            command.name, help=command.help, description=command.help,
+            command.name,
+            help=command.help,
+            description=command.help,
             parents=[connection_options(suppress=True)],
         )
         command.configure(sub)
@@ -62,9 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _message(exc: Exception) -> tuple[str, int]:
     if isinstance(exc, errors.InvalidSpec):
-        lines = [
-            f"  {field}: {rule}" if field else f"  {rule}" for field, rule in exc.violations
-        ]
+        lines = [f"  {field}: {rule}" if field else f"  {rule}" for field, rule in exc.violations]
         return "invalid spec:\n" + "\n".join(lines), EXIT_INVALID
     for error_type, code in _EXIT_BY_ERROR:
         if isinstance(exc, error_type):
@@ -72,8 +72,9 @@ def _message(exc: Exception) -> tuple[str, int]:
     return str(exc), EXIT_USAGE
 
 
-def main(argv: list[str] | None = None, *, stdout: TextIO | None = None,
-         stderr: TextIO | None = None) -> int:
+def main(
+    argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
     args = build_parser().parse_args(argv)
     ctx = Context(args, stdout=stdout, stderr=stderr)
     try:

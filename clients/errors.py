@@ -96,7 +96,7 @@ _VIOLATION = re.compile(
     r"^\s*(?:invalid (?:argument|spec|request):\s*)?(?P<field>[A-Za-z_][\w.]*)\s*:\s*(?P<rule>.+?)\s*$",
     re.IGNORECASE,
 )
-_SPEC_PREFIXES = ("spec.", "ppo.")
+_SPEC_PREFIXES = ("spec.", "ppo.", "tta_eval.")
 
 
 def _field_name(raw: str) -> str | None:
@@ -104,7 +104,7 @@ def _field_name(raw: str) -> str | None:
     for prefix in _SPEC_PREFIXES:
         if raw.startswith(prefix):
             raw = raw[len(prefix) :]
-    return None if raw in ("spec", "ppo") else raw
+    return None if raw in ("spec", "ppo", "tta_eval") else raw
 
 
 def parse_violations(message: str) -> list[tuple[str | None, str]]:
@@ -139,7 +139,10 @@ def from_rpc_error(
     if code == grpc.StatusCode.NOT_FOUND:
         if method == "DownloadArtifact" and " export for " in detail:
             return ExportNotFound(detail)
-        if method in ("ListCheckpoints", "DownloadCheckpoint", "DownloadArtifact") and "checkpoint" in detail.lower():
+        if (
+            method in ("ListCheckpoints", "DownloadCheckpoint", "DownloadArtifact")
+            and "checkpoint" in detail.lower()
+        ):
             return CheckpointNotFound(detail)
         named = job_id is None or job_id in detail
         return JobNotFound(job_id or "", detail if named else f"no job {job_id!r}: {detail}")

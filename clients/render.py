@@ -95,7 +95,10 @@ def job_detail(job: Job) -> RenderableType:
         ("state", state_text(job.state)),
         ("attempt", str(job.attempt)),
         ("progress", progress_text(job)),
-        ("steps/s", format_count(job.progress.steps_per_second) if job.progress.steps_per_second else "-"),
+        (
+            "steps/s",
+            format_count(job.progress.steps_per_second) if job.progress.steps_per_second else "-",
+        ),
         ("created", format_time(job.created_at)),
         ("started", format_time(job.started_at)),
         ("finished", format_time(job.finished_at)),
@@ -118,5 +121,7 @@ def checkpoints_table(checkpoints: list[CheckpointInfo]) -> Table:
     for column in ("STEP", "ATTEMPT", "SIZE", "CREATED"):
         table.add_column(column, justify="right" if column != "CREATED" else "left")
     for c in checkpoints:
-        table.add_row(f"{c.step:,}", str(c.attempt), format_bytes(c.size_bytes), format_time(c.created_at))
+        table.add_row(
+            f"{c.step:,}", str(c.attempt), format_bytes(c.size_bytes), format_time(c.created_at)
+        )
     return table

@@ -17,6 +17,7 @@ loses nor repeats events. Failures raise the typed errors of wildrobot.clients.e
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import tarfile
 import tempfile
@@ -27,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, TypeVar
 
 import grpc
+from pydantic import ValidationError
 
 from wildrobot import presets
 from wildrobot.clients import dynamics, errors
@@ -44,9 +46,10 @@ from wildrobot.convert import (
     kind_to_proto,
     ppo_spec_fields_to_proto,
     state_to_proto,
+    tta_eval_fields_to_proto,
 )
 from wildrobot.exports import ArtifactKind
-from wildrobot.specs import JobKind, JobState, PpoSpec
+from wildrobot.specs import JobKind, JobState, PpoSpec, TtaEvalSpec
 from wildrobot.v1 import dynamics_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 T = TypeVar("T")
@@ -181,8 +184,11 @@ class Client:
                 "qacc": qacc,
             },
             rate_hz,
-            {"smooth_window": smooth_window, "smooth_forces": smooth_forces,
-             "cop_threshold": cop_threshold},
+            {
+                "smooth_window": smooth_window,
+                "smooth_forces": smooth_forces,
+                "cop_threshold": cop_threshold,
+            },
             {"foot_names": foot_names, "joint_names": joint_names},
         )
         timeout = timeout_s or max(self.timeout_s, 120.0)  # a first call per length compiles
@@ -231,6 +237,41 @@ class Client:
         return self.submit(
             jobs_pb2.JobSpec(ppo=msg), name=name, request_id=request_id, validate_only=validate_only
         )
+
+    def submit_tta(
+        self,
+        *,
+        name: str = "",
+        request_id: str | None = None,
+        validate_only: bool = False,
+        **fields: Any,
+    ) -> SubmitResult:
+        """Submits a tta_eval job (TtaEvalSpec fields; the server fills in the defaults and checks
+        the checkpoint is one of yours). Raises InvalidSpec naming the field and rule."""
+        try:
+            TtaEvalSpec(**fields)  # the same rules the server applies, before the round trip
+            msg = tta_eval_fields_to_proto(fields)
+        except (ValidationError, ValueError, TypeError) as exc:
+            text = _validation_text(exc)
+            raise errors.InvalidSpec(
+                f"invalid spec: {text}", errors.parse_violations(text)
+            ) from None
+        return self.submit(
+            jobs_pb2.JobSpec(tta_eval=msg),
+            name=name,
+            request_id=request_id,
+            validate_only=validate_only,
+        )
+
+    def tta_report(self, job_id: str) -> dict[str, Any]:
+        """The report (report.json) of a finished tta_eval job; NotFound until it has one."""
+        names = [a["name"] for a in self.list_artifacts(job_id) if a["kind"] == "tta_report"]
+        report = [n for n in names if n.endswith("/report.json")]
+        if not report:
+            raise errors.JobNotFound(job_id, f"job {job_id} has no TTA report (yet)")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self.download_file(job_id, report[-1], Path(tmp) / "report.json")
+            return json.loads(path.read_text())
 
     def submit(
         self,
@@ -496,7 +537,9 @@ class Client:
         """Every file of a job the server can send: exports and inverse-dynamics outputs, each
         {"name", "kind", "size_bytes", "step"}; download one with `download_file`."""
         response = self._unary(
-            "ListArtifacts", jobs_pb2.ListArtifactsRequest(job_id=job_id), idempotent=True,
+            "ListArtifacts",
+            jobs_pb2.ListArtifactsRequest(job_id=job_id),
+            idempotent=True,
             job_id=job_id,
         )
         kinds = {v: k for k, v in jobs_pb2.ArtifactKind.items()}
@@ -569,6 +612,15 @@ class Client:
                     exc, address=self.address, method=method, job_id=job_id
                 ) from exc
         raise AssertionError("unreachable")
+
+
+def _validation_text(exc: Exception) -> str:
+    """`field: rule` per violation (pydantic's), or the error's own text."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in exc.errors()
+        )
+    return str(exc).strip("'\"")
 
 
 def extract_tar(fileobj: IO[bytes], dest: Path) -> list[str]:

@@ -11,10 +11,10 @@ from pydantic import ValidationError
 
 from wildrobot import convert, costs
 from wildrobot.queue import keys, scripts
-from wildrobot.queue.records import JobRecord
+from wildrobot.queue.records import CheckpointRecord, JobRecord
 from wildrobot.server import errors
 from wildrobot.server.archive import JobArchive
-from wildrobot.specs import JobKind, JobState, PpoSpec
+from wildrobot.specs import JobKind, JobState, PpoSpec, TtaEvalSpec
 from wildrobot.v1 import jobs_pb2
 
 MAX_NAME_CHARS = 200
@@ -129,6 +129,8 @@ class JobService:
         name: str = "",
     ) -> Submitted:
         spec = self.validate(spec_msg, name, request_id)
+        if isinstance(spec, TtaEvalSpec):
+            await self._check_tta_source(tenant, spec)
         if validate_only:
             return Submitted(preview(tenant, spec, name), created=False)
         job_id = uuid.uuid4().hex
@@ -165,6 +167,32 @@ class JobService:
                 "or cancel some"
             )
         return Submitted(await self.get(tenant, found_id), created=status == "created")
+
+    async def _check_tta_source(self, tenant: str, spec: TtaEvalSpec) -> None:
+        """The checkpoint a tta_eval job evaluates: one of this tenant's PPO jobs, registered."""
+        field = "spec.tta_eval.checkpoint_job_id"
+        try:
+            source = await self.get(tenant, spec.checkpoint_job_id)
+        except errors.NotFound:
+            raise errors.InvalidArgument(
+                f"{field}: no job {spec.checkpoint_job_id} of yours", (field,)
+            ) from None
+        if source.kind != JobKind.PPO:
+            raise errors.InvalidArgument(
+                f"{field}: job {source.job_id} is a {source.kind.value} job, not ppo", (field,)
+            )
+        entries = await self.redis.hvals(keys.checkpoints(source.job_id))
+        steps = sorted(CheckpointRecord.from_json(e).step for e in entries)
+        if not steps:
+            raise errors.FailedPrecondition(f"{field}: job {source.job_id} has no checkpoints yet")
+        if spec.checkpoint_step is not None and spec.checkpoint_step not in steps:
+            step_field = "spec.tta_eval.checkpoint_step"
+            have = ", ".join(str(s) for s in steps[-10:])
+            raise errors.InvalidArgument(
+                f"{step_field}: job {source.job_id} has no checkpoint at step "
+                f"{spec.checkpoint_step} (have {have})",
+                (step_field,),
+            )
 
     async def get(self, tenant: str, job_id: str) -> JobRecord:
         check_job_id(job_id)

@@ -164,7 +164,7 @@ class UploadStore:
 @dataclasses.dataclass(frozen=True)
 class JobFile:
     name: str  # relative to the job's folder
-    kind: str  # exports.ArtifactKind value or "inverse_dynamics"
+    kind: str  # exports.ArtifactKind value, "inverse_dynamics" or "tta_report"
     size_bytes: int
     step: int
     path: Path
@@ -179,12 +179,16 @@ async def job_files(
     found: list[JobFile] = []
     registered = await checkpoints.list(tenant, job_id)
     newest_id: tuple[int, Path] | None = None
+    newest_report: tuple[int, Path] | None = None
     for info in registered:
         folder = (root / info.path).resolve()
         if not folder.is_relative_to(job_dir) or not folder.is_dir():
             continue
         if "inverse_dynamics" in folder.relative_to(job_dir).parts:  # attempt-<n>/inverse_dynamics
             newest_id = (info.step, folder)  # registrations are sorted by step
+            continue
+        if "tta_report" in folder.relative_to(job_dir).parts:  # attempt-<n>/tta_report
+            newest_report = (info.step, folder)
             continue
         for kind in exports.ArtifactKind:
             path = exports.artifact_path(folder, kind)
@@ -197,6 +201,12 @@ async def job_files(
             if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
                 found.append(JobFile(path.relative_to(job_dir).as_posix(), "inverse_dynamics",
                                      path.stat().st_size, step, path))
+    if newest_report is not None:
+        step, folder = newest_report
+        for path in sorted([*folder.glob("*.json"), *folder.glob("*.png")]):
+            if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
+                found.append(JobFile(path.relative_to(job_dir).as_posix(), "tta_report",
+                                     path.stat().st_size, step, path))
     return found
 
 
@@ -204,6 +214,7 @@ KIND_TO_PROTO = {
     exports.ArtifactKind.ONNX.value: jobs_pb2.ARTIFACT_KIND_ONNX,
     exports.ArtifactKind.VIDEO.value: jobs_pb2.ARTIFACT_KIND_VIDEO,
     "inverse_dynamics": jobs_pb2.ARTIFACT_KIND_INVERSE_DYNAMICS,
+    "tta_report": jobs_pb2.ARTIFACT_KIND_TTA_REPORT,
 }
 
 

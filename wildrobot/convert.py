@@ -13,7 +13,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 
 from wildrobot.exports import ArtifactKind
-from wildrobot.specs import InverseDynamicsSpec, JobKind, JobState, PpoSpec
+from wildrobot.specs import InverseDynamicsSpec, JobKind, JobState, PpoSpec, TtaEvalSpec
 from wildrobot.v1 import jobs_pb2
 
 _PPO_SCALARS = (
@@ -155,20 +155,70 @@ def inverse_dynamics_spec_from_proto(msg: jobs_pb2.InverseDynamicsSpec) -> Inver
     return InverseDynamicsSpec(**fields)
 
 
-def spec_to_proto(spec: PpoSpec | InverseDynamicsSpec) -> jobs_pb2.JobSpec:
+_TTA_SCALARS = (
+    "checkpoint_step",
+    "episodes",
+    "episode_length",
+    "mode",
+    "best_of_n_samples",
+    "lookahead_steps",
+    "obs_norm_rate",
+    "tent_learning_rate",
+    "tent_kl_weight",
+)
+_TTA_REPEATED = ("shifts", "severities", "methods", "seeds")
+
+
+def tta_eval_fields_to_proto(fields: dict[str, Any]) -> jobs_pb2.TtaEvalSpec:
+    """Only the given fields (the server fills in the defaults); raises ValueError/TypeError."""
+    msg = jobs_pb2.TtaEvalSpec()
+    for name, value in fields.items():
+        if name == "kind":
+            continue
+        if name == "checkpoint_job_id":
+            msg.checkpoint_job_id = value
+        elif name in _TTA_REPEATED:
+            getattr(msg, name).extend(value)
+        elif name in _TTA_SCALARS:
+            if value is not None:
+                setattr(msg, name, value)
+        else:
+            raise ValueError(f"{name}: not a tta_eval spec field")
+    return msg
+
+
+def tta_eval_spec_to_proto(spec: TtaEvalSpec) -> jobs_pb2.TtaEvalSpec:
+    return tta_eval_fields_to_proto(spec.model_dump(exclude={"kind"}))
+
+
+def tta_eval_spec_from_proto(msg: jobs_pb2.TtaEvalSpec) -> TtaEvalSpec:
+    """Validates; raises pydantic.ValidationError naming the offending field."""
+    fields: dict[str, Any] = {n: getattr(msg, n) for n in _TTA_SCALARS if msg.HasField(n)}
+    fields["checkpoint_job_id"] = msg.checkpoint_job_id
+    for name in _TTA_REPEATED:
+        if len(getattr(msg, name)):
+            fields[name] = tuple(getattr(msg, name))
+    return TtaEvalSpec(**fields)
+
+
+def spec_to_proto(spec: PpoSpec | InverseDynamicsSpec | TtaEvalSpec) -> jobs_pb2.JobSpec:
+    if isinstance(spec, TtaEvalSpec):
+        return jobs_pb2.JobSpec(tta_eval=tta_eval_spec_to_proto(spec))
     if isinstance(spec, InverseDynamicsSpec):
         return jobs_pb2.JobSpec(inverse_dynamics=inverse_dynamics_spec_to_proto(spec))
     return jobs_pb2.JobSpec(ppo=ppo_spec_to_proto(spec))
 
 
-def spec_from_proto(msg: jobs_pb2.JobSpec) -> PpoSpec | InverseDynamicsSpec:
+def spec_from_proto(msg: jobs_pb2.JobSpec) -> PpoSpec | InverseDynamicsSpec | TtaEvalSpec:
     """Raises ValueError when no kind is set, pydantic.ValidationError when a field is bad."""
     which = msg.WhichOneof("kind")
     if which == "ppo":
         return ppo_spec_from_proto(msg.ppo)
     if which == "inverse_dynamics":
         return inverse_dynamics_spec_from_proto(msg.inverse_dynamics)
-    raise ValueError("spec: no job kind set (expected one of: ppo, inverse_dynamics)")
+    if which == "tta_eval":
+        return tta_eval_spec_from_proto(msg.tta_eval)
+    raise ValueError("spec: no job kind set (expected one of: ppo, inverse_dynamics, tta_eval)")
 
 
 def _to_value(value: bool | int | float | str | tuple) -> struct_pb2.Value:

@@ -242,11 +242,98 @@ class InverseDynamicsSpec(_Spec):
         return self
 
 
-JobSpec = PpoSpec | InverseDynamicsSpec
+# Test-time adaptation evaluation (docs/tta.md). The names are the shift suite's and the adapter
+# registry's (wildrobot.workers.tta; a test keeps them equal).
+TTA_SHIFTS = ("gravity", "friction", "mass", "kp", "latency", "push", "imu")
+TTA_METHODS = ("none", "obs_norm", "tent", "best_of_n")
+MAX_TTA_EPISODES = 1024
+MAX_TTA_EPISODE_LENGTH = 5000
+MAX_TTA_SEEDS = 8
+MAX_TTA_ENV_STEPS = 2_000_000_000  # simulated control steps in all, lookahead included
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+TtaShift = Literal["gravity", "friction", "mass", "kp", "latency", "push", "imu"]
+TtaMethod = Literal["none", "obs_norm", "tent", "best_of_n"]
+
+
+def _unique(field: str, values: tuple) -> tuple:
+    seen = [v for i, v in enumerate(values) if v in values[:i]]
+    if seen:
+        raise ValueError(f"{field}: {seen[0]!r} given twice")
+    return values
+
+
+class TtaEvalSpec(_Spec):
+    """A trained PPO checkpoint under the shift suite, per method (docs/tta.md).
+
+    Every cell (shift x severity, plus the clean env) runs `episodes` episodes of at most
+    `episode_length` control steps per seed and method. The checkpoint is one of the tenant's own
+    PPO jobs: `checkpoint_job_id` at `checkpoint_step` (its latest when unset).
+    """
+
+    kind: Literal[JobKind.TTA_EVAL] = JobKind.TTA_EVAL
+    checkpoint_job_id: str = Field(pattern=_JOB_ID.pattern, description="a PPO job of yours")
+    checkpoint_step: int | None = Field(None, ge=0, description="default: the latest")
+    shifts: tuple[TtaShift, ...] = Field(TTA_SHIFTS, min_length=1, max_length=len(TTA_SHIFTS))
+    severities: tuple[Annotated[int, Field(ge=1, le=5)], ...] = Field(
+        (1, 2, 3, 4, 5), min_length=1, max_length=5
+    )
+    methods: tuple[TtaMethod, ...] = Field(
+        ("none", "obs_norm", "best_of_n"), min_length=1, max_length=len(TTA_METHODS)
+    )
+    episodes: int = Field(32, ge=1, le=MAX_TTA_EPISODES, description="per cell and seed")
+    episode_length: int = Field(500, ge=1, le=MAX_TTA_EPISODE_LENGTH, description="steps")
+    seeds: tuple[Annotated[int, Field(ge=0, le=2**31 - 1)], ...] = Field(
+        (0,), min_length=1, max_length=MAX_TTA_SEEDS
+    )
+    mode: Literal["episodic", "continual"] = "episodic"
+    best_of_n_samples: int = Field(8, ge=2, le=64, description="candidates per control step")
+    lookahead_steps: int = Field(8, ge=1, le=50, description="control steps per candidate")
+    obs_norm_rate: float = Field(0.01, ge=0.0, le=1.0)
+    tent_learning_rate: float = Field(1e-3, ge=0.0, le=1.0)
+    tent_kl_weight: float = Field(1.0, ge=0.0, le=100.0)
+
+    @field_validator("shifts", "severities", "methods", "seeds")
+    @classmethod
+    def _no_repeats(cls, value: tuple, info: ValidationInfo) -> tuple:
+        return _unique(info.field_name, value)
+
+    @model_validator(mode="after")
+    def _check(self) -> TtaEvalSpec:
+        if "none" not in self.methods:
+            raise ValueError("methods: must include 'none' (the report compares against it)")
+        if self.planned_env_steps > MAX_TTA_ENV_STEPS:
+            raise ValueError(
+                f"{self.planned_env_steps} simulated control steps, limit {MAX_TTA_ENV_STEPS}: "
+                "fewer episodes, seeds, cells or best_of_n samples"
+            )
+        return self
+
+    @property
+    def num_cells(self) -> int:
+        """Cells per method and seed: clean, every shift x severity, and clean again (continual)."""
+        return 1 + len(self.shifts) * len(self.severities) + (self.mode == "continual")
+
+    @property
+    def planned_env_steps(self) -> int:
+        per_step = sum(
+            1 + (self.best_of_n_samples * self.lookahead_steps if m == "best_of_n" else 0)
+            for m in self.methods
+        )
+        return self.num_cells * len(self.seeds) * self.episodes * self.episode_length * per_step
+
+    @property
+    def planned_timesteps(self) -> int:
+        """The job's progress total (Job.progress): simulated control steps, as planned_env_steps."""
+        return self.planned_env_steps
+
+
+JobSpec = PpoSpec | InverseDynamicsSpec | TtaEvalSpec
 
 SPEC_BY_KIND: dict[JobKind, type[_Spec]] = {
     JobKind.PPO: PpoSpec,
     JobKind.INVERSE_DYNAMICS: InverseDynamicsSpec,
+    JobKind.TTA_EVAL: TtaEvalSpec,
 }
 
 

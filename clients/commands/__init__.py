@@ -9,6 +9,7 @@ from wildrobot.clients.commands import (
     exports,
     files,
     jobs,
+    report,
     submit,
     watch,
 )
@@ -27,6 +28,7 @@ COMMANDS: tuple[Command, ...] = (
     exports.EXPORT,
     exports.VIDEO,
     dynamics.COMMAND,
+    report.COMMAND,
 )
 
 __all__ = ["COMMANDS", "Command", "Context"]

@@ -85,11 +85,20 @@ def connection_options(suppress: bool) -> argparse.ArgumentParser:
     default = argparse.SUPPRESS if suppress else None
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("connection")
-    group.add_argument("--address", default=default,
-                       help=f"host:port of the server (or ${ADDRESS_ENV}, or the config file)")
-    group.add_argument("--token", default=default,
-                       help=f"bearer token (or ${TOKEN_ENV}, or the config file)")
+    group.add_argument(
+        "--address",
+        default=default,
+        help=f"host:port of the server (or ${ADDRESS_ENV}, or the config file)",
+    )
+    group.add_argument(
+        "--token", default=default, help=f"bearer token (or ${TOKEN_ENV}, or the config file)"
+    )
     group.add_argument("--tls", action="store_true", default=default, help="connect with TLS")
-    group.add_argument("--timeout", type=float, default=default, metavar="S",
-                       help="deadline for each call in seconds (default 15)")
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=default,
+        metavar="S",
+        help="deadline for each call in seconds (default 15)",
+    )
     return parent

@@ -28,7 +28,10 @@ def _list(ctx: Context, args: argparse.Namespace) -> int:
 def _configure_download(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job_id", metavar="JOB")
     parser.add_argument(
-        "name", metavar="NAME", nargs="?", default=None,
+        "name",
+        metavar="NAME",
+        nargs="?",
+        default=None,
         help="a file `artifacts JOB` lists (then -o is the file or a folder to put it in)",
     )
     parser.add_argument("--step", default="latest", help="env step of the checkpoint, or latest")
@@ -65,6 +68,8 @@ def _download(ctx: Context, args: argparse.Namespace) -> int:
 
 CHECKPOINTS = Command("checkpoints", "list a job's checkpoints", _configure_list, _list)
 DOWNLOAD = Command(
-    "download", "download a checkpoint (extracted) or one file of a job", _configure_download,
+    "download",
+    "download a checkpoint (extracted) or one file of a job",
+    _configure_download,
     _download,
 )

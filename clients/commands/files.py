@@ -43,6 +43,10 @@ def _upload(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-ARTIFACTS = Command("artifacts", "list a job's files (download one with `download JOB NAME`)",
-                    _configure_list, _list)
+ARTIFACTS = Command(
+    "artifacts",
+    "list a job's files (download one with `download JOB NAME`)",
+    _configure_list,
+    _list,
+)
 UPLOAD = Command("upload", "upload a trial file into your inputs", _configure_upload, _upload)

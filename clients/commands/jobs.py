@@ -36,7 +36,10 @@ def _parse_states(values: list[str]) -> list[JobState]:
 
 def _configure_list(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--state", action="append", default=[], metavar="STATE",
+        "--state",
+        action="append",
+        default=[],
+        metavar="STATE",
         help="only jobs in this state (repeat or comma-separate: --state running,pending)",
     )
     parser.add_argument("--kind", choices=[k.value for k in JobKind], help="only jobs of this kind")

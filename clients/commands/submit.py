@@ -20,7 +20,7 @@ from wildrobot.clients.commands.watch import follow
 from wildrobot.clients.parsing import UsageError, coerce_field, parse_assignments
 from wildrobot.clients.sdk import Client
 from wildrobot.clients.types import SubmitResult
-from wildrobot.specs import TASK_ALIASES, PpoSpec
+from wildrobot.specs import TASK_ALIASES, PpoSpec, TtaEvalSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,10 +30,27 @@ class SubmitKind:
     flags: dict[str, str]  # --flag -> spec field (the common ones; --set reaches every field)
     submit: Callable[..., SubmitResult]  # bound to a Client: submit(client, name=..., **fields)
     presets: tuple[str, ...] = ()  # named recipes (wildrobot.presets) for --preset
+    checkpoint: bool = False  # --checkpoint JOB[:STEP] (required) sets checkpoint_job_id/_step
 
 
 def _submit_ppo(client: Client, **kwargs: Any) -> SubmitResult:
     return client.submit_ppo(**kwargs)
+
+
+def _submit_tta(client: Client, **kwargs: Any) -> SubmitResult:
+    return client.submit_tta(**kwargs)
+
+
+def parse_checkpoint(text: str) -> dict[str, Any]:
+    """`JOB` (its latest checkpoint) or `JOB:STEP` -> checkpoint_job_id (and checkpoint_step)."""
+    job_id, _, step = text.strip().partition(":")
+    fields: dict[str, Any] = {"checkpoint_job_id": job_id}
+    if step and step != "latest":
+        try:
+            fields["checkpoint_step"] = coerce_field(TtaEvalSpec, "checkpoint_step", step)
+        except UsageError:
+            raise UsageError(f"--checkpoint {text!r}: STEP must be an env step count") from None
+    return fields
 
 
 KINDS = (
@@ -50,6 +67,21 @@ KINDS = (
         },
         _submit_ppo,
         tuple(presets.PRESETS),
+    ),
+    SubmitKind(
+        "tta",
+        TtaEvalSpec,
+        {
+            "--methods": "methods",
+            "--shifts": "shifts",
+            "--severities": "severities",
+            "--episodes": "episodes",
+            "--episode-length": "episode_length",
+            "--seeds": "seeds",
+            "--mode": "mode",
+        },
+        _submit_tta,
+        checkpoint=True,
     ),
 )
 
@@ -73,18 +105,41 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         )
         sub.set_defaults(submit_kind=kind)
         for flag, field in kind.flags.items():
-            sub.add_argument(flag, dest=f"field_{field}", metavar=field.upper(),
-                             help=_field_help(kind.spec_cls, field))
+            sub.add_argument(
+                flag,
+                dest=f"field_{field}",
+                metavar=field.upper(),
+                help=_field_help(kind.spec_cls, field),
+            )
+        if kind.checkpoint:
+            sub.add_argument(
+                "--checkpoint",
+                required=True,
+                metavar="JOB[:STEP]",
+                help="a PPO job of yours, at STEP (default: its latest checkpoint)",
+            )
         if kind.presets:
-            sub.add_argument("--preset", metavar="NAME",
-                             help="a named recipe for the fields you leave out: "
-                                  + ", ".join(kind.presets) + " (wildrobot/presets.py)")
-        sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                         help="any other spec field, or env_overrides.<name>=VALUE (repeatable)")
+            sub.add_argument(
+                "--preset",
+                metavar="NAME",
+                help="a named recipe for the fields you leave out: "
+                + ", ".join(kind.presets)
+                + " (wildrobot/presets.py)",
+            )
+        sub.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="any other spec field, or env_overrides.<name>=VALUE (repeatable)",
+        )
         sub.add_argument("--name", default="", help="a name to find the job by")
         sub.add_argument("--request-id", help="idempotency key (default: a fresh one)")
-        sub.add_argument("--dry-run", action="store_true",
-                         help="only validate the spec on the server; nothing is queued")
+        sub.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="only validate the spec on the server; nothing is queued",
+        )
         sub.add_argument("--watch", action="store_true", help="follow the job until it ends")
         sub.add_argument("--json", action="store_true", help="print the job as JSON")
 
@@ -92,6 +147,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 def spec_fields(kind: SubmitKind, args: argparse.Namespace) -> dict[str, Any]:
     """The fields the user set, with flags and --set merged (a field set twice is an error)."""
     fields = parse_assignments(kind.spec_cls, args.set)
+    if kind.checkpoint:
+        for key, value in parse_checkpoint(args.checkpoint).items():
+            if key in fields:
+                raise UsageError(f"{key} given twice (--checkpoint and --set {key}=...)")
+            fields[key] = value
     for flag, field in kind.flags.items():
         raw = getattr(args, f"field_{field}")
         if raw is None:

@@ -88,6 +88,8 @@ class _ArtifactKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Artifact
     """an MP4 of the policy on its task"""
     ARTIFACT_KIND_INVERSE_DYNAMICS: _ArtifactKind.ValueType  # 40
     """one trial's inverse-dynamics outputs (.npz)"""
+    ARTIFACT_KIND_TTA_REPORT: _ArtifactKind.ValueType  # 41
+    """a tta_eval job's report: report.json and its PNG figures"""
 
 class ArtifactKind(_ArtifactKind, metaclass=_ArtifactKindEnumTypeWrapper):
     """Files made from a checkpoint for use outside the service (docs/export.md)."""
@@ -99,6 +101,8 @@ ARTIFACT_KIND_VIDEO: ArtifactKind.ValueType  # 2
 """an MP4 of the policy on its task"""
 ARTIFACT_KIND_INVERSE_DYNAMICS: ArtifactKind.ValueType  # 40
 """one trial's inverse-dynamics outputs (.npz)"""
+ARTIFACT_KIND_TTA_REPORT: ArtifactKind.ValueType  # 41
+"""a tta_eval job's report: report.json and its PNG figures"""
 Global___ArtifactKind: _TypeAlias = ArtifactKind  # noqa: Y015
 
 @_typing.final
@@ -398,25 +402,137 @@ class JobSpec(_message.Message):
 
     PPO_FIELD_NUMBER: _builtins.int
     INVERSE_DYNAMICS_FIELD_NUMBER: _builtins.int
+    TTA_EVAL_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def ppo(self) -> Global___PpoSpec: ...
     @_builtins.property
     def inverse_dynamics(self) -> Global___InverseDynamicsSpec: ...
+    @_builtins.property
+    def tta_eval(self) -> Global___TtaEvalSpec: ...
     def __init__(
         self,
         *,
         ppo: Global___PpoSpec | None = ...,
         inverse_dynamics: Global___InverseDynamicsSpec | None = ...,
+        tta_eval: Global___TtaEvalSpec | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["inverse_dynamics", b"inverse_dynamics", "kind", b"kind", "ppo", b"ppo"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["inverse_dynamics", b"inverse_dynamics", "kind", b"kind", "ppo", b"ppo", "tta_eval", b"tta_eval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["inverse_dynamics", b"inverse_dynamics", "kind", b"kind", "ppo", b"ppo"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inverse_dynamics", b"inverse_dynamics", "kind", b"kind", "ppo", b"ppo", "tta_eval", b"tta_eval"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["ppo", "inverse_dynamics"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["ppo", "inverse_dynamics", "tta_eval"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___JobSpec: _TypeAlias = JobSpec  # noqa: Y015
+
+@_typing.final
+class TtaEvalSpec(_message.Message):
+    """A trained PPO checkpoint of the tenant's under the shift suite, per method
+    (wildrobot.specs.TtaEvalSpec; docs/tta.md). Unset fields take the spec's defaults.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKPOINT_JOB_ID_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_STEP_FIELD_NUMBER: _builtins.int
+    SHIFTS_FIELD_NUMBER: _builtins.int
+    SEVERITIES_FIELD_NUMBER: _builtins.int
+    METHODS_FIELD_NUMBER: _builtins.int
+    EPISODES_FIELD_NUMBER: _builtins.int
+    EPISODE_LENGTH_FIELD_NUMBER: _builtins.int
+    SEEDS_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    BEST_OF_N_SAMPLES_FIELD_NUMBER: _builtins.int
+    LOOKAHEAD_STEPS_FIELD_NUMBER: _builtins.int
+    OBS_NORM_RATE_FIELD_NUMBER: _builtins.int
+    TENT_LEARNING_RATE_FIELD_NUMBER: _builtins.int
+    TENT_KL_WEIGHT_FIELD_NUMBER: _builtins.int
+    checkpoint_job_id: _builtins.str
+    checkpoint_step: _builtins.int
+    episodes: _builtins.int
+    episode_length: _builtins.int
+    mode: _builtins.str
+    """episodic | continual"""
+    best_of_n_samples: _builtins.int
+    lookahead_steps: _builtins.int
+    obs_norm_rate: _builtins.float
+    tent_learning_rate: _builtins.float
+    tent_kl_weight: _builtins.float
+    @_builtins.property
+    def shifts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """gravity, friction, mass, kp, latency, push, imu"""
+
+    @_builtins.property
+    def severities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """1..5"""
+
+    @_builtins.property
+    def methods(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """none, obs_norm, tent, best_of_n ("none" required)"""
+
+    @_builtins.property
+    def seeds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        checkpoint_job_id: _builtins.str = ...,
+        checkpoint_step: _builtins.int | None = ...,
+        shifts: _abc.Iterable[_builtins.str] | None = ...,
+        severities: _abc.Iterable[_builtins.int] | None = ...,
+        methods: _abc.Iterable[_builtins.str] | None = ...,
+        episodes: _builtins.int | None = ...,
+        episode_length: _builtins.int | None = ...,
+        seeds: _abc.Iterable[_builtins.int] | None = ...,
+        mode: _builtins.str | None = ...,
+        best_of_n_samples: _builtins.int | None = ...,
+        lookahead_steps: _builtins.int | None = ...,
+        obs_norm_rate: _builtins.float | None = ...,
+        tent_learning_rate: _builtins.float | None = ...,
+        tent_kl_weight: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_best_of_n_samples", b"_best_of_n_samples", "_checkpoint_step", b"_checkpoint_step", "_episode_length", b"_episode_length", "_episodes", b"_episodes", "_lookahead_steps", b"_lookahead_steps", "_mode", b"_mode", "_obs_norm_rate", b"_obs_norm_rate", "_tent_kl_weight", b"_tent_kl_weight", "_tent_learning_rate", b"_tent_learning_rate", "best_of_n_samples", b"best_of_n_samples", "checkpoint_step", b"checkpoint_step", "episode_length", b"episode_length", "episodes", b"episodes", "lookahead_steps", b"lookahead_steps", "mode", b"mode", "obs_norm_rate", b"obs_norm_rate", "tent_kl_weight", b"tent_kl_weight", "tent_learning_rate", b"tent_learning_rate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_best_of_n_samples", b"_best_of_n_samples", "_checkpoint_step", b"_checkpoint_step", "_episode_length", b"_episode_length", "_episodes", b"_episodes", "_lookahead_steps", b"_lookahead_steps", "_mode", b"_mode", "_obs_norm_rate", b"_obs_norm_rate", "_tent_kl_weight", b"_tent_kl_weight", "_tent_learning_rate", b"_tent_learning_rate", "best_of_n_samples", b"best_of_n_samples", "checkpoint_job_id", b"checkpoint_job_id", "checkpoint_step", b"checkpoint_step", "episode_length", b"episode_length", "episodes", b"episodes", "lookahead_steps", b"lookahead_steps", "methods", b"methods", "mode", b"mode", "obs_norm_rate", b"obs_norm_rate", "seeds", b"seeds", "severities", b"severities", "shifts", b"shifts", "tent_kl_weight", b"tent_kl_weight", "tent_learning_rate", b"tent_learning_rate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__best_of_n_samples: _TypeAlias = _typing.Literal["best_of_n_samples"]  # noqa: Y015
+    _WhichOneofArgType__best_of_n_samples: _TypeAlias = _typing.Literal["_best_of_n_samples", b"_best_of_n_samples"]  # noqa: Y015
+    _WhichOneofReturnType__checkpoint_step: _TypeAlias = _typing.Literal["checkpoint_step"]  # noqa: Y015
+    _WhichOneofArgType__checkpoint_step: _TypeAlias = _typing.Literal["_checkpoint_step", b"_checkpoint_step"]  # noqa: Y015
+    _WhichOneofReturnType__episode_length: _TypeAlias = _typing.Literal["episode_length"]  # noqa: Y015
+    _WhichOneofArgType__episode_length: _TypeAlias = _typing.Literal["_episode_length", b"_episode_length"]  # noqa: Y015
+    _WhichOneofReturnType__episodes: _TypeAlias = _typing.Literal["episodes"]  # noqa: Y015
+    _WhichOneofArgType__episodes: _TypeAlias = _typing.Literal["_episodes", b"_episodes"]  # noqa: Y015
+    _WhichOneofReturnType__lookahead_steps: _TypeAlias = _typing.Literal["lookahead_steps"]  # noqa: Y015
+    _WhichOneofArgType__lookahead_steps: _TypeAlias = _typing.Literal["_lookahead_steps", b"_lookahead_steps"]  # noqa: Y015
+    _WhichOneofReturnType__mode: _TypeAlias = _typing.Literal["mode"]  # noqa: Y015
+    _WhichOneofArgType__mode: _TypeAlias = _typing.Literal["_mode", b"_mode"]  # noqa: Y015
+    _WhichOneofReturnType__obs_norm_rate: _TypeAlias = _typing.Literal["obs_norm_rate"]  # noqa: Y015
+    _WhichOneofArgType__obs_norm_rate: _TypeAlias = _typing.Literal["_obs_norm_rate", b"_obs_norm_rate"]  # noqa: Y015
+    _WhichOneofReturnType__tent_kl_weight: _TypeAlias = _typing.Literal["tent_kl_weight"]  # noqa: Y015
+    _WhichOneofArgType__tent_kl_weight: _TypeAlias = _typing.Literal["_tent_kl_weight", b"_tent_kl_weight"]  # noqa: Y015
+    _WhichOneofReturnType__tent_learning_rate: _TypeAlias = _typing.Literal["tent_learning_rate"]  # noqa: Y015
+    _WhichOneofArgType__tent_learning_rate: _TypeAlias = _typing.Literal["_tent_learning_rate", b"_tent_learning_rate"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__best_of_n_samples) -> _WhichOneofReturnType__best_of_n_samples | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__checkpoint_step) -> _WhichOneofReturnType__checkpoint_step | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__episode_length) -> _WhichOneofReturnType__episode_length | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__episodes) -> _WhichOneofReturnType__episodes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__lookahead_steps) -> _WhichOneofReturnType__lookahead_steps | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__mode) -> _WhichOneofReturnType__mode | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__obs_norm_rate) -> _WhichOneofReturnType__obs_norm_rate | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__tent_kl_weight) -> _WhichOneofReturnType__tent_kl_weight | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__tent_learning_rate) -> _WhichOneofReturnType__tent_learning_rate | None: ...
+
+Global___TtaEvalSpec: _TypeAlias = TtaEvalSpec  # noqa: Y015
 
 @_typing.final
 class Progress(_message.Message):

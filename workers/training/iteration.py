@@ -68,9 +68,7 @@ def make_iteration_fn(
             )
             return (env_state, key_next), data
 
-        (env_state, _), data = jax.lax.scan(
-            unroll, (state.env_state, key), (), length=num_unrolls
-        )
+        (env_state, _), data = jax.lax.scan(unroll, (state.env_state, key), (), length=num_unrolls)
         # [num_unrolls, T, envs, ...] -> [num_unrolls * envs, T, ...]: sequences of T steps.
         data = jax.tree.map(lambda x: jnp.swapaxes(x, 1, 2), data)
         data = jax.tree.map(lambda x: jnp.reshape(x, (-1,) + x.shape[2:]), data)
@@ -144,9 +142,7 @@ def make_iteration_fn(
 
 def _all_finite(tree) -> jax.Array:
     leaves = jax.tree.leaves(tree)
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves])).astype(
-        jnp.float32
-    )
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves])).astype(jnp.float32)
 
 
 def _episode_metrics(state_extras: dict) -> dict[str, jax.Array]:

@@ -28,7 +28,14 @@ from wildrobot.workers.training.trainer import Trainer, init_state, make_trainer
 
 # Spec fields that may change between a run and its resume; the rest must match exactly.
 RESUMABLE_CHANGES = frozenset(
-    {"num_timesteps", "checkpoint_every", "eval_every", "num_eval_envs", "export_onnx", "video_seconds"}
+    {
+        "num_timesteps",
+        "checkpoint_every",
+        "eval_every",
+        "num_eval_envs",
+        "export_onnx",
+        "video_seconds",
+    }
 )
 
 

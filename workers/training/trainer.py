@@ -48,8 +48,7 @@ def check_device_split(spec: PpoSpec, num_devices: int) -> None:
     devices of the run: every host's)."""
     if spec.num_envs % num_devices != 0:
         raise ValueError(
-            f"num_envs ({spec.num_envs}) must be divisible by the number of devices "
-            f"({num_devices})"
+            f"num_envs ({spec.num_envs}) must be divisible by the number of devices ({num_devices})"
         )
     if spec.batch_size % num_devices != 0:
         raise ValueError(
@@ -86,9 +85,7 @@ def make_trainer(spec: PpoSpec, base_env: Env | None = None) -> Trainer:
     if base_env is None:
         base_env = make_base_env(spec.task, spec.env_overrides)
     env = wrap_env(spec, base_env, spec.num_envs // num_global, RANDOMIZATION_STREAM)
-    network_config = net.make_network_config(
-        spec, base_env.observation_size, base_env.action_size
-    )
+    network_config = net.make_network_config(spec, base_env.observation_size, base_env.action_size)
     networks = net.make_networks(network_config)
     optimizer = make_optimizer(spec)
     iteration = make_iteration_fn(spec, env, networks, make_loss_fn(spec, networks), optimizer)

@@ -46,6 +46,7 @@ class TtaSettings:
     seeds: tuple[int, ...] = (0,)
     mode: str = "episodic"  # or "continual"
     learning_rate: dict[str, float] = field(default_factory=dict)  # per adapter
+    tent_kl_weight: float = 1.0
     best_of_n_samples: int = 8
     lookahead_steps: int = 8
     guards: Guards = field(default_factory=Guards)
@@ -104,6 +105,7 @@ def evaluate_checkpoint(
             source,
             learning_rate=settings.learning_rate.get(adapter_name, _DEFAULT_RATES[adapter_name]),
             guards=settings.guards,
+            kl_weight=settings.tent_kl_weight,
         )
         samples = settings.best_of_n_samples if method == "best_of_n" else 1
         run = make_rollout(
