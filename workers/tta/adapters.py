@@ -1,9 +1,12 @@
 """Test-time adapters: a name -> strategy registry the TTA rollout runs per episode.
 
 An adapter acts for one episode (the rollout vmaps it over episodes):
-    init(source)                       -> adapter state, starting from the source policy
-    act(state, obs, key)               -> (action [A], state after this step's adaptation)
-    reset(state, source)               -> the state back at the source (episodic mode, collapse)
+    init(params)                       -> adapter state, starting from the source policy
+    act(params, state, obs, key)       -> (action [A], state after this step's adaptation)
+    reset(params, state)               -> the state back at the source (episodic mode, collapse)
+`params` (SourceParams: normalizer, policy and value parameters) is an argument of the compiled
+rollout, never a constant folded into it, so every adapter computes its action with the same
+program as `none` and a zero rate reproduces `none` bit for bit.
 Adaptation happens inside the jitted rollout (lax.scan over control steps), never in Python.
 Register a new one with `register(name)`; the rollout does not change.
 
@@ -28,14 +31,21 @@ from brax.training.agents.ppo import networks as ppo_networks
 ADAPTERS: dict[str, Callable[..., Adapter]] = {}
 
 
-@dataclass(frozen=True)
-class Source:
-    """The trained policy the adapters start from (and return to on a reset)."""
+@flax.struct.dataclass
+class SourceParams:
+    """The trained policy's arrays: what the adapters start from and return to on a reset."""
 
-    networks: ppo_networks.PPONetworks
     normalizer: running_statistics.RunningStatisticsState
     policy: Any  # policy params
     value: Any  # value params
+
+
+@dataclass(frozen=True)
+class Source:
+    """The trained policy: its networks (functions) and parameters."""
+
+    networks: ppo_networks.PPONetworks
+    params: SourceParams
 
 
 @dataclass(frozen=True)
@@ -50,11 +60,13 @@ class Guards:
 class Adapter(Protocol):
     name: str
 
-    def init(self, source: Source) -> Any: ...
+    def init(self, params: SourceParams) -> Any: ...
 
-    def act(self, state: Any, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, Any]: ...
+    def act(
+        self, params: SourceParams, state: Any, obs: jax.Array, key: jax.Array
+    ) -> tuple[jax.Array, Any]: ...
 
-    def reset(self, state: Any, source: Source) -> Any: ...
+    def reset(self, params: SourceParams, state: Any) -> Any: ...
 
     def cost(self) -> dict[str, float]: ...
 
@@ -74,9 +86,9 @@ def make_adapter(name: str, source: Source, **settings: Any) -> Adapter:
     return ADAPTERS[name](source, **settings)
 
 
-def deterministic_action(source: Source, normalizer, policy_params, obs: jax.Array) -> jax.Array:
-    logits = source.networks.policy_network.apply(normalizer, policy_params, obs)
-    return source.networks.parametric_action_distribution.mode(logits)
+def deterministic_action(networks, normalizer, policy_params, obs: jax.Array) -> jax.Array:
+    logits = networks.policy_network.apply(normalizer, policy_params, obs)
+    return networks.parametric_action_distribution.mode(logits)
 
 
 @register("none")
@@ -86,18 +98,16 @@ class NoAdaptation:
     name = "none"
 
     def __init__(self, source: Source, learning_rate: float = 0.0, **_: Any) -> None:
-        self.source = source
+        self.networks = source.networks
 
-    def init(self, source: Source) -> jax.Array:
+    def init(self, params: SourceParams) -> jax.Array:
         return jnp.zeros(())
 
-    def act(self, state, obs, key):
+    def act(self, params: SourceParams, state, obs, key):
         del key
-        return deterministic_action(
-            self.source, self.source.normalizer, self.source.policy, obs
-        ), state
+        return deterministic_action(self.networks, params.normalizer, params.policy, obs), state
 
-    def reset(self, state, source):
+    def reset(self, params: SourceParams, state):
         return jnp.zeros(())
 
     def cost(self) -> dict[str, float]:
@@ -107,17 +117,18 @@ class NoAdaptation:
 @flax.struct.dataclass
 class NormState:
     mean: jax.Array
-    var: jax.Array
+    std: jax.Array
 
 
 @register("obs_norm")
 class ObsNorm:
-    """Re-estimates the observation normalizer's mean and variance online, per episode.
+    """Re-estimates the observation normalizer's mean and std online, per episode.
 
-    Each step: mean += rate (obs - mean); var += rate ((obs - mean)^2 - var), starting from the
-    source statistics. Guards: the std stays within [1/std_bound, std_bound] x the source std
-    (an observation that stops varying, a constant command, must not blow up its normalized
-    value), and the mean within `mean_bound` source stds of the source mean.
+    Each step, with d = obs - mean: mean += rate d; var = std^2 (1 + rate (d^2 / std^2 - 1)),
+    starting from the source statistics (written so that rate 0 keeps them bit for bit). Guards:
+    the std stays within [1/std_bound, std_bound] x the source std (an observation that stops
+    varying, a constant command, must not blow up its normalized value), and the mean within
+    `mean_bound` source stds of the source mean.
     """
 
     name = "obs_norm"
@@ -130,27 +141,28 @@ class ObsNorm:
         mean_bound: float = 3.0,
         **_: Any,
     ) -> None:
-        self.source, self.rate = source, learning_rate
+        self.networks, self.rate = source.networks, learning_rate
         self.std_bound, self.mean_bound = std_bound, mean_bound
 
-    def init(self, source: Source) -> NormState:
-        return NormState(mean=source.normalizer.mean, var=jnp.square(source.normalizer.std))
+    def init(self, params: SourceParams) -> NormState:
+        return NormState(mean=params.normalizer.mean, std=params.normalizer.std)
 
-    def act(self, state: NormState, obs, key):
+    def act(self, params: SourceParams, state: NormState, obs, key):
         del key
-        src_mean, src_std = self.source.normalizer.mean, self.source.normalizer.std
-        mean = state.mean + self.rate * (obs - state.mean)
-        var = state.var + self.rate * (jnp.square(obs - state.mean) - state.var)
-        mean = jnp.clip(
-            mean, src_mean - self.mean_bound * src_std, src_mean + self.mean_bound * src_std
-        )
-        std = jnp.clip(jnp.sqrt(var), src_std / self.std_bound, src_std * self.std_bound)
-        normalizer = self.source.normalizer.replace(mean=mean, std=std)
-        action = deterministic_action(self.source, normalizer, self.source.policy, obs)
-        return action, NormState(mean=mean, var=var)
+        src_mean, src_std = params.normalizer.mean, params.normalizer.std
+        delta = obs - state.mean
+        mean = state.mean + self.rate * delta
+        ratio = 1.0 + self.rate * (jnp.square(delta / state.std) - 1.0)
+        std = state.std * jnp.sqrt(jnp.maximum(ratio, 0.0))
+        bound = self.mean_bound * src_std
+        mean = jnp.clip(mean, src_mean - bound, src_mean + bound)
+        std = jnp.clip(std, src_std / self.std_bound, src_std * self.std_bound)
+        normalizer = params.normalizer.replace(mean=mean, std=std)
+        action = deterministic_action(self.networks, normalizer, params.policy, obs)
+        return action, NormState(mean=mean, std=std)
 
-    def reset(self, state, source):
-        return self.init(source)
+    def reset(self, params: SourceParams, state):
+        return self.init(params)
 
     def cost(self) -> dict[str, float]:
         return {"policy_forwards": 1.0, "backward_passes": 0.0}
@@ -195,46 +207,36 @@ class Tent:
         guards: Guards | None = None,
         **_: Any,
     ) -> None:
-        norms = layer_norm_params(source.policy)
-        if not norms:
+        if not layer_norm_params(source.params.policy):
             raise ValueError(
                 "tent adapts LayerNorm parameters and this policy has none: train it with "
                 "policy_layer_norm=true"
             )
-        self.source, self.rate, self.kl_weight = source, learning_rate, kl_weight
+        self.networks, self.rate, self.kl_weight = source.networks, learning_rate, kl_weight
         self.guards = guards or Guards()
-        self.source_norms = norms
 
-    def init(self, source: Source) -> TentState:
+    def init(self, params: SourceParams) -> TentState:
+        norms = layer_norm_params(params.policy)
         return TentState(
-            norms=self.source_norms,
-            anchor=self.source_norms,
-            loss_mean=jnp.zeros(()),
-            resets=jnp.zeros((), jnp.int32),
+            norms=norms, anchor=norms, loss_mean=jnp.zeros(()), resets=jnp.zeros((), jnp.int32)
         )
 
-    def _loss(self, norms, obs):
-        dist = self.source.networks.parametric_action_distribution
-        logits = self.source.networks.policy_network.apply(
-            self.source.normalizer, with_layer_norms(self.source.policy, norms), obs
-        )
-        source_logits = self.source.networks.policy_network.apply(
-            self.source.normalizer, self.source.policy, obs
-        )
+    def loss(self, params: SourceParams, norms, obs) -> jax.Array:
+        """Entropy of the adapted policy at obs plus kl_weight x KL(adapted || source)."""
+        dist = self.networks.parametric_action_distribution
+        apply = self.networks.policy_network.apply
+        logits = apply(params.normalizer, with_layer_norms(params.policy, norms), obs)
+        source_logits = jax.lax.stop_gradient(apply(params.normalizer, params.policy, obs))
         mean, scale = _gaussian(dist, logits)
-        source_mean, source_scale = _gaussian(dist, jax.lax.stop_gradient(source_logits))
+        source_mean, source_scale = _gaussian(dist, source_logits)
         entropy = jnp.sum(jnp.log(scale)) + 0.5 * mean.shape[-1] * (1.0 + jnp.log(2 * jnp.pi))
-        kl = jnp.sum(
-            jnp.log(source_scale / scale)
-            + (jnp.square(scale) + jnp.square(mean - source_mean)) / (2 * jnp.square(source_scale))
-            - 0.5
-        )
-        return entropy + self.kl_weight * kl
+        return entropy + self.kl_weight * gaussian_kl(mean, scale, source_mean, source_scale)
 
-    def act(self, state: TentState, obs, key):
+    def act(self, params: SourceParams, state: TentState, obs, key):
         del key
         g = self.guards
-        loss, grads = jax.value_and_grad(self._loss)(state.norms, obs)
+        source_norms = layer_norm_params(params.policy)
+        loss, grads = jax.value_and_grad(lambda n: self.loss(params, n, obs))(state.norms)
         grads = _clip_global(grads, g.max_grad_norm)
         step = jax.tree.map(
             lambda grad: jnp.clip(-self.rate * grad, -g.max_step, g.max_step), grads
@@ -247,11 +249,11 @@ class Tent:
         spike = (state.loss_mean != 0) & (
             jnp.abs(loss) > g.spike_factor * jnp.abs(state.loss_mean)
         ) | ~jnp.isfinite(loss)
-        norms = jax.tree.map(lambda p, s: jnp.where(spike, s, p), norms, self.source_norms)
-        anchor = jax.tree.map(lambda p, s: jnp.where(spike, s, p), anchor, self.source_norms)
+        norms = jax.tree.map(lambda p, s: jnp.where(spike, s, p), norms, source_norms)
+        anchor = jax.tree.map(lambda p, s: jnp.where(spike, s, p), anchor, source_norms)
         loss_mean = jnp.where(state.loss_mean == 0, loss, 0.99 * state.loss_mean + 0.01 * loss)
-        params = with_layer_norms(self.source.policy, norms)
-        action = deterministic_action(self.source, self.source.normalizer, params, obs)
+        policy = with_layer_norms(params.policy, norms)
+        action = deterministic_action(self.networks, params.normalizer, policy, obs)
         return action, TentState(
             norms=norms,
             anchor=anchor,
@@ -259,8 +261,8 @@ class Tent:
             resets=state.resets + spike.astype(jnp.int32),
         )
 
-    def reset(self, state: TentState, source):
-        return self.init(source).replace(resets=state.resets + 1)
+    def reset(self, params: SourceParams, state: TentState):
+        return self.init(params).replace(resets=state.resets + 1)
 
     def cost(self) -> dict[str, float]:
         # The loss's forward (adapted and source) and backward, then the acting forward.
@@ -271,6 +273,15 @@ def _gaussian(dist, logits) -> tuple[jax.Array, jax.Array]:
     """Mean and scale of Brax's (tanh-)normal head, before the tanh."""
     loc, scale = jnp.split(logits, 2, axis=-1)
     return loc, (jax.nn.softplus(scale) + dist._min_std) * dist._var_scale
+
+
+def gaussian_kl(mean, scale, mean0, scale0) -> jax.Array:
+    """KL(N(mean, scale) || N(mean0, scale0)), summed over the action dimensions."""
+    return jnp.sum(
+        jnp.log(scale0 / scale)
+        + (jnp.square(scale) + jnp.square(mean - mean0)) / (2 * jnp.square(scale0))
+        - 0.5
+    )
 
 
 def _clip_global(tree, max_norm: float):

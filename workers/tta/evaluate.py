@@ -29,7 +29,7 @@ from wildrobot.workers.training import checkpoint as ckpt
 from wildrobot.workers.training import networks as net
 from wildrobot.workers.training.trainer import make_base_env
 from wildrobot.workers.tta import shifts as shift_lib
-from wildrobot.workers.tta.adapters import Guards, Source, make_adapter
+from wildrobot.workers.tta.adapters import Guards, Source, SourceParams, make_adapter
 from wildrobot.workers.tta.rollout import make_rollout
 
 # A method is an adapter, or test-time compute (best_of_n) on the unadapted policy.
@@ -60,7 +60,8 @@ def load_source(checkpoint_dir: Path) -> tuple[Source, Any]:
     fresh = net.init_params(networks, jax.random.PRNGKey(0))
     target = ckpt.policy_tree(net.init_normalizer(config), fresh.policy, fresh.value)
     tree = jax.tree.map(jnp.asarray, ckpt.load_policy_tree(checkpoint_dir, target))
-    source = Source(networks, tree["normalizer"], tree["policy"], tree["value"])
+    params = SourceParams(tree["normalizer"], tree["policy"], tree["value"])
+    source = Source(networks, params)
     return source, ckpt.read_spec(checkpoint_dir)
 
 
@@ -134,7 +135,7 @@ def evaluate_checkpoint(
                     jax.random.split(key_shift, settings.episodes),
                 )
                 start = time.perf_counter()
-                values, end_state = run(params, state, key_run)
+                values, end_state = run(source.params, params, state, key_run)
                 values = jax.device_get(values)
                 # Continual: carry the adapter on, except where the episode fell (collapse).
                 fell = jnp.asarray(values["fell"]) > 0
@@ -184,13 +185,13 @@ def evaluate_checkpoint(
 
 def _fresh(adapter, source: Source, episodes: int):
     """One source-initialized adapter state per episode slot."""
-    one = adapter.init(source)
+    one = adapter.init(source.params)
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (episodes,) + jnp.shape(x)), one)
 
 
 def _carry_over(adapter, source: Source, end_state, fell: jax.Array):
     """The adapter state for the next cell: as it ended, or back at the source after a fall."""
-    fresh = jax.vmap(lambda s: adapter.reset(s, source))(end_state)
+    fresh = jax.vmap(lambda s: adapter.reset(source.params, s))(end_state)
 
     def pick(reset, kept):
         return jnp.where(fell.reshape(fell.shape + (1,) * (kept.ndim - 1)), reset, kept)

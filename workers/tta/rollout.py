@@ -26,7 +26,7 @@ from brax.envs.base import Env, State
 from wildrobot.envs.wildrobot import base
 from wildrobot.workers.training.rollout import _velocity_report
 from wildrobot.workers.tta import shifts as shift_lib
-from wildrobot.workers.tta.adapters import Adapter, Source, deterministic_action
+from wildrobot.workers.tta.adapters import Adapter, Source, SourceParams, deterministic_action
 
 RolloutFn = Callable[..., tuple[dict[str, jax.Array], Any]]
 
@@ -41,7 +41,9 @@ def make_rollout(
     horizon: int = 0,
     discount: float = 0.97,
 ) -> RolloutFn:
-    """run(shift_params [E], adapter_state [E], key) -> (per-episode values, adapter_state)."""
+    """run(source_params, shift_params [E], adapter_state [E], key) -> (values, adapter_state).
+
+    source_params: the policy's SourceParams (an argument, not a compiled-in constant)."""
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     if samples > 1 and horizon < 1:
@@ -86,7 +88,9 @@ def make_rollout(
         )
         return state.replace(info=info)
 
-    def lookahead_score(state: State, action: jax.Array) -> jax.Array:
+    networks = source.networks
+
+    def lookahead_score(params: SourceParams, state: State, action: jax.Array) -> jax.Array:
         info = dict(state.info)
         info["push_force"] = jnp.zeros_like(info["push_force"])
         info["action_substeps"] = jnp.asarray(nominal_substeps, info["action_substeps"].dtype)
@@ -95,28 +99,28 @@ def make_rollout(
 
         def step(carry, k):
             s, total, alive = carry
-            a = deterministic_action(source, source.normalizer, source.policy, s.obs)
+            a = deterministic_action(networks, params.normalizer, params.policy, s.obs)
             s = env.step(s, a)
             total = total + alive * discount**k * s.reward
             return (s, total, alive * (1.0 - s.done)), None
 
         (state, total, alive), _ = jax.lax.scan(step, (state, total, alive), jnp.arange(1, horizon))
-        value = source.networks.value_network.apply(source.normalizer, source.value, state.obs)
+        value = networks.value_network.apply(params.normalizer, params.value, state.obs)
         return total + alive * discount**horizon * value
 
-    def best_of(state: State, obs, first: jax.Array, key) -> jax.Array:
+    def best_of(params: SourceParams, state: State, obs, first: jax.Array, key) -> jax.Array:
         if samples == 1:
             return first
-        dist = source.networks.parametric_action_distribution
-        logits = source.networks.policy_network.apply(source.normalizer, source.policy, obs)
+        dist = networks.parametric_action_distribution
+        logits = networks.policy_network.apply(params.normalizer, params.policy, obs)
         raw = jax.vmap(lambda k: dist.sample_no_postprocessing(logits, k))(
             jax.random.split(key, samples - 1)
         )
         candidates = jnp.concatenate([first[None], dist.postprocess(raw)])
-        scores = jax.vmap(lambda a: lookahead_score(state, a))(candidates)
+        scores = jax.vmap(lambda a: lookahead_score(params, state, a))(candidates)
         return candidates[jnp.argmax(scores)]
 
-    def run(shift_params: shift_lib.ShiftParams, adapter_state, key):
+    def run(params: SourceParams, shift_params: shift_lib.ShiftParams, adapter_state, key):
         fields, gravity = jax.vmap(model_of)(shift_params)
         key_reset, key_steps = jax.random.split(key)
         state = jax.vmap(lambda f, g, k: with_model(f, g, env.reset, k))(
@@ -130,10 +134,12 @@ def make_rollout(
             obs = jax.vmap(corrupt)(
                 state.obs, shift_params, jax.random.split(key_noise, num_episodes)
             )
-            action, new_adapter = jax.vmap(adapter.act)(
-                adapter_state, obs, jax.random.split(key_act, num_episodes)
+            action, new_adapter = jax.vmap(adapter.act, in_axes=(None, 0, 0, 0))(
+                params, adapter_state, obs, jax.random.split(key_act, num_episodes)
             )
-            action = jax.vmap(best_of)(state, obs, action, jax.random.split(key_best, num_episodes))
+            action = jax.vmap(best_of, in_axes=(None, 0, 0, 0, 0))(
+                params, state, obs, action, jax.random.split(key_best, num_episodes)
+            )
             state = jax.vmap(override)(state, shift_params)
             nxt = jax.vmap(lambda f, g, s, a: with_model(f, g, env.step, s, a))(
                 fields, gravity, state, action
