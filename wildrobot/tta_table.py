@@ -7,11 +7,14 @@ from typing import Any
 
 def table(report: dict[str, Any]) -> str:
     """Fall rate [95% CI] per cell and method, then each method's cost per control step."""
-    methods = list(report["methods"])
+    settings = report["settings"]
+    methods = [m for m in settings["methods"] if m in report["methods"]]
     first = report["methods"][methods[0]]["cells"]
-    width = max(len(name) for name in first) + 2
+    order = ["clean"] + [f"{s}/{v}" for s in settings["shifts"] for v in settings["severities"]]
+    order += [cell for cell in first if cell not in order]  # clean_after (continual)
+    width = max(len(name) for name in order) + 2
     lines = [f"{'cell':<{width}}" + "".join(f"{m:>24}" for m in methods)]
-    for cell in first:
+    for cell in order:
         row = f"{cell:<{width}}"
         for method in methods:
             c = report["methods"][method]["cells"][cell]

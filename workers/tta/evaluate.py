@@ -75,14 +75,16 @@ def cells(settings: TtaSettings) -> list[tuple[str, int]]:
 
 
 def method_cost(name: str, adapter_cost: dict[str, float], settings: TtaSettings, substeps: int):
-    samples = settings.best_of_n_samples if name == "best_of_n" else 1
-    horizon = settings.lookahead_steps if name == "best_of_n" else 0
-    lookahead_forwards = (samples - 1) * (horizon - 1 + 1) + (1 if samples > 1 else 0)
+    """Work per control step. best_of_n with N samples and horizon H adds one forward for the
+    sampling distribution, and per candidate H - 1 policy forwards, one value forward and H
+    control steps (H x substeps physics steps) of lookahead."""
+    n = settings.best_of_n_samples if name == "best_of_n" else 1
+    h = settings.lookahead_steps if n > 1 else 0
     return {
-        "policy_forwards": adapter_cost["policy_forwards"] + lookahead_forwards,
-        "value_forwards": float(samples if samples > 1 else 0),
+        "policy_forwards": adapter_cost["policy_forwards"] + (1 + n * (h - 1) if n > 1 else 0),
+        "value_forwards": float(n if n > 1 else 0),
         "backward_passes": adapter_cost["backward_passes"],
-        "lookahead_sim_steps": float(samples * horizon * substeps if samples > 1 else 0),
+        "lookahead_sim_steps": float(n * h * substeps if n > 1 else 0),
     }
 
 

@@ -17,7 +17,7 @@ REPORT_JSON = "report.json"
 def write_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
     """Writes the report's files into out_dir (each via a temporary name); returns them."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [_atomic_text(out_dir / REPORT_JSON, json.dumps(report, indent=1, sort_keys=True))]
+    written = [_atomic_text(out_dir / REPORT_JSON, json.dumps(report, indent=1))]
     for method in report["methods"]:
         if method != "none":
             written.append(heatmap(report, method, out_dir / f"heatmap_{method}.png"))
