@@ -165,6 +165,7 @@ _TTA_SCALARS = (
     "obs_norm_rate",
     "tent_learning_rate",
     "tent_kl_weight",
+    "sysid_rate",
 )
 _TTA_REPEATED = ("shifts", "severities", "methods", "seeds")
 

@@ -245,7 +245,7 @@ class InverseDynamicsSpec(_Spec):
 # Test-time adaptation evaluation (docs/tta.md). The names are the shift suite's and the adapter
 # registry's (wildrobot.workers.tta; a test keeps them equal).
 TTA_SHIFTS = ("gravity", "friction", "mass", "kp", "latency", "push", "imu")
-TTA_METHODS = ("none", "obs_norm", "tent", "best_of_n")
+TTA_METHODS = ("none", "obs_norm", "tent", "sysid", "best_of_n")
 MAX_TTA_EPISODES = 1024
 MAX_TTA_EPISODE_LENGTH = 5000
 MAX_TTA_SEEDS = 8
@@ -253,7 +253,7 @@ MAX_TTA_ENV_STEPS = 2_000_000_000  # simulated control steps in all, lookahead i
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 TtaShift = Literal["gravity", "friction", "mass", "kp", "latency", "push", "imu"]
-TtaMethod = Literal["none", "obs_norm", "tent", "best_of_n"]
+TtaMethod = Literal["none", "obs_norm", "tent", "sysid", "best_of_n"]
 
 
 def _unique(field: str, values: tuple) -> tuple:
@@ -290,6 +290,7 @@ class TtaEvalSpec(_Spec):
     best_of_n_samples: int = Field(8, ge=2, le=64, description="candidates per control step")
     lookahead_steps: int = Field(8, ge=1, le=50, description="control steps per candidate")
     obs_norm_rate: float = Field(0.01, ge=0.0, le=1.0)
+    sysid_rate: float = Field(1.0, ge=0.0, le=1.0, description="Gauss-Newton step fraction")
     tent_learning_rate: float = Field(1e-3, ge=0.0, le=1.0)
     tent_kl_weight: float = Field(1.0, ge=0.0, le=100.0)
 
@@ -317,7 +318,9 @@ class TtaEvalSpec(_Spec):
     @property
     def planned_env_steps(self) -> int:
         per_step = sum(
-            1 + (self.best_of_n_samples * self.lookahead_steps if m == "best_of_n" else 0)
+            1
+            + (self.best_of_n_samples * self.lookahead_steps if m == "best_of_n" else 0)
+            + (3 if m == "sysid" else 0)  # the replayed transition: a primal and two tangents
             for m in self.methods
         )
         return self.num_cells * len(self.seeds) * self.episodes * self.episode_length * per_step

@@ -448,6 +448,7 @@ class TtaEvalSpec(_message.Message):
     OBS_NORM_RATE_FIELD_NUMBER: _builtins.int
     TENT_LEARNING_RATE_FIELD_NUMBER: _builtins.int
     TENT_KL_WEIGHT_FIELD_NUMBER: _builtins.int
+    SYSID_RATE_FIELD_NUMBER: _builtins.int
     checkpoint_job_id: _builtins.str
     checkpoint_step: _builtins.int
     episodes: _builtins.int
@@ -459,6 +460,7 @@ class TtaEvalSpec(_message.Message):
     obs_norm_rate: _builtins.float
     tent_learning_rate: _builtins.float
     tent_kl_weight: _builtins.float
+    sysid_rate: _builtins.float
     @_builtins.property
     def shifts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """gravity, friction, mass, kp, latency, push, imu"""
@@ -469,7 +471,7 @@ class TtaEvalSpec(_message.Message):
 
     @_builtins.property
     def methods(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """none, obs_norm, tent, best_of_n ("none" required)"""
+        """none, obs_norm, tent, sysid, best_of_n ("none" required)"""
 
     @_builtins.property
     def seeds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
@@ -490,10 +492,11 @@ class TtaEvalSpec(_message.Message):
         obs_norm_rate: _builtins.float | None = ...,
         tent_learning_rate: _builtins.float | None = ...,
         tent_kl_weight: _builtins.float | None = ...,
+        sysid_rate: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_best_of_n_samples", b"_best_of_n_samples", "_checkpoint_step", b"_checkpoint_step", "_episode_length", b"_episode_length", "_episodes", b"_episodes", "_lookahead_steps", b"_lookahead_steps", "_mode", b"_mode", "_obs_norm_rate", b"_obs_norm_rate", "_tent_kl_weight", b"_tent_kl_weight", "_tent_learning_rate", b"_tent_learning_rate", "best_of_n_samples", b"best_of_n_samples", "checkpoint_step", b"checkpoint_step", "episode_length", b"episode_length", "episodes", b"episodes", "lookahead_steps", b"lookahead_steps", "mode", b"mode", "obs_norm_rate", b"obs_norm_rate", "tent_kl_weight", b"tent_kl_weight", "tent_learning_rate", b"tent_learning_rate"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_best_of_n_samples", b"_best_of_n_samples", "_checkpoint_step", b"_checkpoint_step", "_episode_length", b"_episode_length", "_episodes", b"_episodes", "_lookahead_steps", b"_lookahead_steps", "_mode", b"_mode", "_obs_norm_rate", b"_obs_norm_rate", "_sysid_rate", b"_sysid_rate", "_tent_kl_weight", b"_tent_kl_weight", "_tent_learning_rate", b"_tent_learning_rate", "best_of_n_samples", b"best_of_n_samples", "checkpoint_step", b"checkpoint_step", "episode_length", b"episode_length", "episodes", b"episodes", "lookahead_steps", b"lookahead_steps", "mode", b"mode", "obs_norm_rate", b"obs_norm_rate", "sysid_rate", b"sysid_rate", "tent_kl_weight", b"tent_kl_weight", "tent_learning_rate", b"tent_learning_rate"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_best_of_n_samples", b"_best_of_n_samples", "_checkpoint_step", b"_checkpoint_step", "_episode_length", b"_episode_length", "_episodes", b"_episodes", "_lookahead_steps", b"_lookahead_steps", "_mode", b"_mode", "_obs_norm_rate", b"_obs_norm_rate", "_tent_kl_weight", b"_tent_kl_weight", "_tent_learning_rate", b"_tent_learning_rate", "best_of_n_samples", b"best_of_n_samples", "checkpoint_job_id", b"checkpoint_job_id", "checkpoint_step", b"checkpoint_step", "episode_length", b"episode_length", "episodes", b"episodes", "lookahead_steps", b"lookahead_steps", "methods", b"methods", "mode", b"mode", "obs_norm_rate", b"obs_norm_rate", "seeds", b"seeds", "severities", b"severities", "shifts", b"shifts", "tent_kl_weight", b"tent_kl_weight", "tent_learning_rate", b"tent_learning_rate"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_best_of_n_samples", b"_best_of_n_samples", "_checkpoint_step", b"_checkpoint_step", "_episode_length", b"_episode_length", "_episodes", b"_episodes", "_lookahead_steps", b"_lookahead_steps", "_mode", b"_mode", "_obs_norm_rate", b"_obs_norm_rate", "_sysid_rate", b"_sysid_rate", "_tent_kl_weight", b"_tent_kl_weight", "_tent_learning_rate", b"_tent_learning_rate", "best_of_n_samples", b"best_of_n_samples", "checkpoint_job_id", b"checkpoint_job_id", "checkpoint_step", b"checkpoint_step", "episode_length", b"episode_length", "episodes", b"episodes", "lookahead_steps", b"lookahead_steps", "methods", b"methods", "mode", b"mode", "obs_norm_rate", b"obs_norm_rate", "seeds", b"seeds", "severities", b"severities", "shifts", b"shifts", "sysid_rate", b"sysid_rate", "tent_kl_weight", b"tent_kl_weight", "tent_learning_rate", b"tent_learning_rate"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__best_of_n_samples: _TypeAlias = _typing.Literal["best_of_n_samples"]  # noqa: Y015
     _WhichOneofArgType__best_of_n_samples: _TypeAlias = _typing.Literal["_best_of_n_samples", b"_best_of_n_samples"]  # noqa: Y015
@@ -509,6 +512,8 @@ class TtaEvalSpec(_message.Message):
     _WhichOneofArgType__mode: _TypeAlias = _typing.Literal["_mode", b"_mode"]  # noqa: Y015
     _WhichOneofReturnType__obs_norm_rate: _TypeAlias = _typing.Literal["obs_norm_rate"]  # noqa: Y015
     _WhichOneofArgType__obs_norm_rate: _TypeAlias = _typing.Literal["_obs_norm_rate", b"_obs_norm_rate"]  # noqa: Y015
+    _WhichOneofReturnType__sysid_rate: _TypeAlias = _typing.Literal["sysid_rate"]  # noqa: Y015
+    _WhichOneofArgType__sysid_rate: _TypeAlias = _typing.Literal["_sysid_rate", b"_sysid_rate"]  # noqa: Y015
     _WhichOneofReturnType__tent_kl_weight: _TypeAlias = _typing.Literal["tent_kl_weight"]  # noqa: Y015
     _WhichOneofArgType__tent_kl_weight: _TypeAlias = _typing.Literal["_tent_kl_weight", b"_tent_kl_weight"]  # noqa: Y015
     _WhichOneofReturnType__tent_learning_rate: _TypeAlias = _typing.Literal["tent_learning_rate"]  # noqa: Y015
@@ -527,6 +532,8 @@ class TtaEvalSpec(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__mode) -> _WhichOneofReturnType__mode | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__obs_norm_rate) -> _WhichOneofReturnType__obs_norm_rate | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__sysid_rate) -> _WhichOneofReturnType__sysid_rate | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__tent_kl_weight) -> _WhichOneofReturnType__tent_kl_weight | None: ...
     @_typing.overload

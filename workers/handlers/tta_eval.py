@@ -62,7 +62,11 @@ def settings_of(spec: TtaEvalSpec):  # noqa: ANN201 - JAX-side type, imported la
         episode_length=spec.episode_length,
         seeds=tuple(spec.seeds),
         mode=spec.mode,
-        learning_rate={"obs_norm": spec.obs_norm_rate, "tent": spec.tent_learning_rate},
+        learning_rate={
+            "obs_norm": spec.obs_norm_rate,
+            "tent": spec.tent_learning_rate,
+            "sysid": spec.sysid_rate,
+        },
         tent_kl_weight=spec.tent_kl_weight,
         best_of_n_samples=spec.best_of_n_samples,
         lookahead_steps=spec.lookahead_steps,
@@ -79,7 +83,11 @@ def run(context: JobContext, spec: TtaEvalSpec) -> HandlerResult:
     steps_per_cell = {
         m: spec.episodes
         * spec.episode_length
-        * (1 + (spec.best_of_n_samples * spec.lookahead_steps if m == "best_of_n" else 0))
+        * (
+            1
+            + (spec.best_of_n_samples * spec.lookahead_steps if m == "best_of_n" else 0)
+            + (3 if m == "sysid" else 0)
+        )
         for m in spec.methods
     }
     done = {"steps": 0}

@@ -288,3 +288,123 @@ def _clip_global(tree, max_norm: float):
     norm = optax.tree.norm(tree)
     factor = jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-12))
     return jax.tree.map(lambda g: g * factor, tree)
+
+
+@flax.struct.dataclass
+class SysIdState:
+    log_scale: jax.Array  # [2]: log of the estimated mass and servo-kp scales
+    anchor: jax.Array  # [2]: EMA of log_scale (the trust region's centre)
+    loss_mean: jax.Array
+    resets: jax.Array
+    updates: jax.Array  # transitions used
+
+
+SYSID_PARAMETERS = ("mass_scale", "kp_scale")
+
+
+@register("sysid")
+class SysId:
+    """Fits the robot's mass and servo-gain scales online through the differentiable MJX model.
+
+    Each control step it replays the observed transition (the true simulator state before it,
+    full-state observation, and the action taken) through `env.step` under the current estimate
+    (with no push, which the robot cannot know; servo latency and backlash as calibrated, i.e.
+    the episode's own), and takes one damped Gauss-Newton step
+    on the log-scales to match the observed next joint and root velocities; the Jacobian comes
+    from forward-mode differentiation through the physics substeps (jax.jacfwd). Guards: the
+    shared step bound, trust region around an EMA anchor and reset on a loss spike (a push the
+    model does not know about). The policy acts unchanged: the estimate is reported against the
+    truth and is what a model-based method (best_of_n's lookahead) would use.
+    """
+
+    name = "sysid"
+
+    def __init__(
+        self,
+        source: Source,
+        env: Any = None,
+        learning_rate: float = 1.0,
+        damping: float = 1e-3,
+        guards: Guards | None = None,
+        **_: Any,
+    ) -> None:
+        if env is None:
+            raise ValueError("sysid needs the env whose model it fits")
+        self.networks, self.env, self.rate, self.damping = (
+            source.networks,
+            env,
+            learning_rate,
+            damping,
+        )
+        self.guards = guards or Guards(max_step=0.05, trust_radius=0.5, spike_factor=20.0)
+
+    def init(self, params: SourceParams) -> SysIdState:
+        zero = jnp.zeros(len(SYSID_PARAMETERS))
+        return SysIdState(
+            zero, zero, jnp.zeros(()), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32)
+        )
+
+    def act(self, params: SourceParams, state: SysIdState, obs, key):
+        del key
+        return deterministic_action(self.networks, params.normalizer, params.policy, obs), state
+
+    def predict_qvel(self, log_scale: jax.Array, before, action: jax.Array) -> jax.Array:
+        """qvel after one control step from `before` under the estimate (unbatched)."""
+        from wildrobot.workers.tta import shifts as shift_lib
+
+        env = self.env
+        base_sys = env.sys
+        shift = shift_lib.ShiftParams(
+            mass_scale=jnp.exp(log_scale[0]), kp_scale=jnp.exp(log_scale[1])
+        )
+        info = dict(before.info)
+        info["push_force"] = jnp.zeros_like(info["push_force"])
+        env.sys = shift_lib.apply_to_model(base_sys, shift, env._floor_geom, env._torso_id)
+        try:
+            after = env.step(before.replace(info=info), action)
+        finally:
+            env.sys = base_sys
+        return after.pipeline_state.qvel
+
+    def observe(self, state: SysIdState, before, action: jax.Array, after) -> SysIdState:
+        g = self.guards
+        observed = after.pipeline_state.qvel
+        predict = lambda s: self.predict_qvel(s, before, action)  # noqa: E731
+        predicted = predict(state.log_scale)
+        jac = jax.jacfwd(predict)(state.log_scale)  # [nv, 2]
+        residual = predicted - observed
+        loss = jnp.mean(jnp.square(residual))
+        hessian = (
+            jac.T @ jac + self.damping * jnp.trace(jac.T @ jac) * jnp.eye(2) + 1e-9 * jnp.eye(2)
+        )
+        step = -self.rate * jnp.linalg.solve(hessian, jac.T @ residual)
+        step = jnp.clip(step, -g.max_step, g.max_step)
+        log_scale = state.log_scale + step
+        anchor = state.anchor + g.anchor_rate * (log_scale - state.anchor)
+        log_scale = jnp.clip(log_scale, anchor - g.trust_radius, anchor + g.trust_radius)
+        spike = (
+            ((state.loss_mean > 0) & (loss > g.spike_factor * state.loss_mean))
+            | ~jnp.isfinite(loss)
+            | ~jnp.all(jnp.isfinite(log_scale))
+        )
+        # A spike (an unmodelled push) skips the update rather than trusting it.
+        log_scale = jnp.where(spike, state.log_scale, log_scale)
+        anchor = jnp.where(spike, state.anchor, anchor)
+        loss_mean = jnp.where(state.loss_mean == 0, loss, 0.95 * state.loss_mean + 0.05 * loss)
+        return SysIdState(
+            log_scale=log_scale,
+            anchor=anchor,
+            loss_mean=jnp.where(jnp.isfinite(loss), loss_mean, state.loss_mean),
+            resets=state.resets + spike.astype(jnp.int32),
+            updates=state.updates + (~spike).astype(jnp.int32),
+        )
+
+    def estimates(self, state: SysIdState) -> dict[str, jax.Array]:
+        return {name: jnp.exp(state.log_scale[..., i]) for i, name in enumerate(SYSID_PARAMETERS)}
+
+    def reset(self, params: SourceParams, state: SysIdState):
+        return self.init(params).replace(resets=state.resets + 1)
+
+    def cost(self) -> dict[str, float]:
+        # The acting forward; the replay: one primal and two tangent control steps (forward mode).
+        return {"policy_forwards": 1.0, "backward_passes": 0.0, "model_sim_steps_factor": 3.0}

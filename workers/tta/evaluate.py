@@ -33,7 +33,7 @@ from wildrobot.workers.tta.adapters import Guards, Source, SourceParams, make_ad
 from wildrobot.workers.tta.rollout import make_rollout
 
 # A method is an adapter, or test-time compute (best_of_n) on the unadapted policy.
-METHODS = ("none", "obs_norm", "tent", "best_of_n")
+METHODS = ("none", "obs_norm", "tent", "sysid", "best_of_n")
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,8 @@ def method_cost(name: str, adapter_cost: dict[str, float], settings: TtaSettings
         "value_forwards": float(n if n > 1 else 0),
         "backward_passes": adapter_cost["backward_passes"],
         "lookahead_sim_steps": float(n * h * substeps if n > 1 else 0),
+        # sysid replays each transition: one primal and two forward-mode tangent control steps.
+        "model_sim_steps": adapter_cost.get("model_sim_steps_factor", 0.0) * substeps,
     }
 
 
@@ -109,6 +111,7 @@ def evaluate_checkpoint(
             learning_rate=settings.learning_rate.get(adapter_name, _DEFAULT_RATES[adapter_name]),
             guards=settings.guards,
             kl_weight=settings.tent_kl_weight,
+            env=env,
         )
         samples = settings.best_of_n_samples if method == "best_of_n" else 1
         run = make_rollout(
@@ -142,6 +145,8 @@ def evaluate_checkpoint(
                 # Continual: carry the adapter on, except where the episode fell (collapse).
                 fell = jnp.asarray(values["fell"]) > 0
                 state = _carry_over(adapter, source, end_state, fell)
+                if any(k.startswith("estimate/") for k in values):
+                    values = {**values, **_truth(params)}
                 per_cell.setdefault(_cell_key(name, level), []).append(values)
                 done += 1
                 if progress is not None:
@@ -201,7 +206,7 @@ def _carry_over(adapter, source: Source, end_state, fell: jax.Array):
     return jax.tree.map(pick, fresh, end_state)
 
 
-_DEFAULT_RATES = {"none": 0.0, "obs_norm": 0.01, "tent": 1e-3}
+_DEFAULT_RATES = {"none": 0.0, "obs_norm": 0.01, "tent": 1e-3, "sysid": 1.0}
 
 
 def _cell_key(name: str, level: int) -> str:
@@ -220,12 +225,26 @@ def summarize(runs: list[dict[str, np.ndarray]], episode_length: int) -> dict[st
         "fall_rate_per_seed": [float(r["fell"].mean()) for r in runs],
         "steps_to_fall": float(np.concatenate([r["steps_alive"] for r in runs]).mean()),
     }
+    for name in sorted(k for k in runs[0] if k.startswith(("estimate/", "truth/"))):
+        out[name] = float(np.concatenate([r[name] for r in runs]).mean())
+    for name in sorted(k for k in runs[0] if k.startswith("estimate/")):
+        truth = np.concatenate([r["truth/" + name.split("/", 1)[1]] for r in runs])
+        estimate = np.concatenate([r[name] for r in runs])
+        out["abs_error/" + name.split("/", 1)[1]] = float(np.median(np.abs(estimate - truth)))
     for name in ("return", "velocity_tracking_error"):
         values = np.concatenate([r[name] for r in runs])
         half = 1.96 * float(values.std(ddof=1)) / math.sqrt(n) if n > 1 else float("nan")
         out[name] = float(values.mean())
         out[f"{name}_ci95"] = [out[name] - half, out[name] + half]
     return out
+
+
+def _truth(params: shift_lib.ShiftParams) -> dict[str, np.ndarray]:
+    """The true values of what sysid estimates, per episode."""
+    return {
+        "truth/mass_scale": np.asarray(params.mass_scale),
+        "truth/kp_scale": np.asarray(params.kp_scale),
+    }
 
 
 def wilson(rate: float, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -89,6 +89,7 @@ def make_rollout(
         return state.replace(info=info)
 
     networks = source.networks
+    observe = getattr(adapter, "observe", None)
 
     def lookahead_score(params: SourceParams, state: State, action: jax.Array) -> jax.Array:
         info = dict(state.info)
@@ -144,6 +145,8 @@ def make_rollout(
             nxt = jax.vmap(lambda f, g, s, a: with_model(f, g, env.step, s, a))(
                 fields, gravity, state, action
             )
+            if observe is not None:  # adapters that learn from transitions (sysid)
+                new_adapter = jax.vmap(observe)(new_adapter, state, action, nxt)
             # A fallen episode is over: its adapter stops changing and nothing more is counted.
             adapter_state = jax.tree.map(
                 lambda new, old: jnp.where(_expand(alive > 0, new), new, old),
@@ -170,6 +173,8 @@ def make_rollout(
             "velocity_tracking_error": sums[:, 1] / jnp.maximum(steps, 1.0),
             "vx_tracking_error": sums[:, 2] / jnp.maximum(steps, 1.0),
         }
+        if hasattr(adapter, "estimates"):
+            values.update({f"estimate/{k}": v for k, v in adapter.estimates(adapter_state).items()})
         return values, adapter_state
 
     return jax.jit(run)

@@ -1,0 +1,49 @@
+"""The compiled TTA rollout on the real WildRobot env: adapters at zero rate and best_of_n with
+N = 1 are `none` exactly, episode for episode, under a shift (a fresh LayerNorm policy: the
+mechanics need no training). Compiles a few rollouts: ~1 minute on a 2-core CPU."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from wildrobot.envs import registry
+from wildrobot.workers.tta import shifts
+from wildrobot.workers.tta.adapters import make_adapter
+from wildrobot.workers.tta.evaluate import _fresh
+from wildrobot.workers.tta.rollout import make_rollout
+
+pytestmark = pytest.mark.slow
+
+EPISODES, STEPS = 4, 40
+
+
+@pytest.fixture(scope="module")
+def env():
+    return registry.make("WildRobotStand")
+
+
+def _values(env, source, name, samples=1, horizon=0, **settings):
+    adapter = make_adapter(name, source, **settings)
+    run = make_rollout(env, source, adapter, EPISODES, STEPS, samples=samples, horizon=horizon)
+    params = shifts.shift_params(
+        "imu", env.config, 5, jax.random.split(jax.random.PRNGKey(1), EPISODES)
+    )
+    values, _ = run(source.params, params, _fresh(adapter, source, EPISODES), jax.random.PRNGKey(2))
+    return {k: np.asarray(v) for k, v in values.items()}
+
+
+def test_zero_rate_and_single_sample_are_none_exactly(env, ln_source):
+    none = _values(env, ln_source, "none")
+    assert none["steps_alive"].min() > 0
+    for other in (
+        _values(env, ln_source, "obs_norm", learning_rate=0.0),
+        _values(env, ln_source, "tent", learning_rate=0.0),
+        _values(env, ln_source, "none", samples=1, horizon=3),
+    ):
+        for key, value in none.items():
+            np.testing.assert_array_equal(other[key], value, err_msg=key)
+    # With a rate the episodes differ: the comparison above can fail.
+    moved = _values(env, ln_source, "obs_norm", learning_rate=0.2)
+    assert not np.array_equal(moved["return"], none["return"])
