@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from wildrobot import convert
-from wildrobot.specs import JobKind, JobState, PpoSpec
+from wildrobot.specs import JobKind, JobState, PpoSpec, TtaEvalSpec
 from wildrobot.v1 import jobs_pb2
 
 from .conftest import REPO_ROOT
@@ -45,6 +45,7 @@ def _non_default_ppo() -> PpoSpec:
         normalize_observations=False,
         policy_hidden_sizes=(64, 32),
         value_hidden_sizes=(128,),
+        policy_layer_norm=True,
         seed=7,
         checkpoint_every=5,
         num_eval_envs=16,
@@ -71,6 +72,34 @@ def test_ppo_spec_round_trips_every_field() -> None:
     wire = convert.spec_to_proto(spec)
     back = convert.spec_from_proto(jobs_pb2.JobSpec.FromString(wire.SerializeToString()))
     assert back == spec
+
+
+def test_tta_eval_spec_round_trips_every_field() -> None:
+    spec = TtaEvalSpec(
+        checkpoint_job_id="0123456789abcdef" * 2,
+        checkpoint_step=2048,
+        shifts=("kp", "push"),
+        severities=(2, 5),
+        methods=("none", "tent", "sysid"),
+        episodes=16,
+        episode_length=300,
+        seeds=(3, 4),
+        mode="continual",
+        best_of_n_samples=4,
+        lookahead_steps=3,
+        obs_norm_rate=0.05,
+        tent_learning_rate=0.01,
+        tent_kl_weight=2.0,
+        sysid_rate=0.5,
+    )
+    defaults = TtaEvalSpec(checkpoint_job_id=spec.checkpoint_job_id)
+    differing = {f for f in TtaEvalSpec.model_fields if getattr(spec, f) != getattr(defaults, f)}
+    assert differing == set(TtaEvalSpec.model_fields) - {"kind", "checkpoint_job_id"}
+    wire = convert.spec_to_proto(spec)
+    back = convert.spec_from_proto(jobs_pb2.JobSpec.FromString(wire.SerializeToString()))
+    assert back == spec
+    bare = jobs_pb2.JobSpec(tta_eval=jobs_pb2.TtaEvalSpec(checkpoint_job_id=spec.checkpoint_job_id))
+    assert convert.spec_from_proto(bare) == defaults
 
 
 def test_unset_proto_fields_take_spec_defaults() -> None:
