@@ -290,7 +290,7 @@ class TtaEvalSpec(_Spec):
     best_of_n_samples: int = Field(8, ge=2, le=64, description="candidates per control step")
     lookahead_steps: int = Field(8, ge=1, le=50, description="control steps per candidate")
     obs_norm_rate: float = Field(0.01, ge=0.0, le=1.0)
-    sysid_rate: float = Field(1.0, ge=0.0, le=1.0, description="Gauss-Newton step fraction")
+    sysid_rate: float = Field(0.3, ge=0.0, le=1.0, description="Gauss-Newton step fraction")
     tent_learning_rate: float = Field(1e-3, ge=0.0, le=1.0)
     tent_kl_weight: float = Field(1.0, ge=0.0, le=100.0)
 

@@ -1,12 +1,13 @@
-"""sysid recovers a known mass or servo-gain change from 100 control steps (2 s) of data.
+"""sysid recovers a known mass or servo-gain change from 150 control steps (3 s) of data.
 
 The trained LayerNorm-free stand policy stands under the shift (pushes included: the spike guard
 skips the transitions they corrupt) while sysid fits the log mass and kp scales by damped
-Gauss-Newton through forward-mode derivatives of the MJX step. Stated tolerance, over 8
-episodes: median absolute error under 0.02 and every episode within 0.1 of the truth, for
-mass x1.4 (severity 3) and kp x0.6 (severity 3); on the clean env it stays within 0.1 of 1.
-Measured here (docs/tta.md): median errors below 0.002, worst 0.053. ~2-3 minutes (the
-forward-mode step compiles slowly on a CPU).
+Gauss-Newton (rate 0.3) through forward-mode derivatives of the MJX step. Stated tolerance,
+over 8 episodes: median absolute error under 0.02 and every episode within 0.05 of the truth,
+for mass x1.4 (severity 3, with the torso's centre of mass moved 2 cm, which it does not model)
+and kp x0.6 (severity 3); on the clean env likewise around 1. Measured here (docs/tta.md): mass
+errors 0.001-0.021, kp and clean errors at most 0.007. ~2 minutes (the forward-mode step
+compiles slowly on a CPU).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from wildrobot.workers.tta.evaluate import _fresh, load_source
 from wildrobot.workers.tta.rollout import make_rollout
 
 pytestmark = pytest.mark.slow
-EPISODES, STEPS = 8, 100
+EPISODES, STEPS = 8, 150
 
 
 @pytest.mark.timeout(1800)
@@ -43,5 +44,4 @@ def test_sysid_recovers_mass_and_kp(trained_stand: TrainedStand) -> None:
         for key, true in zip(("estimate/mass_scale", "estimate/kp_scale"), truth, strict=True):
             error = np.abs(np.asarray(values[key]) - true)
             print(f"{name}: {key} {np.round(np.asarray(values[key]), 3)} truth {true}")
-            tolerance = 0.1 if name == "clean" else 0.02
-            assert np.median(error) < tolerance and error.max() < 0.1, (name, key, error)
+            assert np.median(error) < 0.02 and error.max() < 0.05, (name, key, error)

@@ -323,7 +323,7 @@ class SysId:
         self,
         source: Source,
         env: Any = None,
-        learning_rate: float = 1.0,
+        learning_rate: float = 0.3,
         damping: float = 1e-3,
         guards: Guards | None = None,
         **_: Any,
@@ -336,7 +336,7 @@ class SysId:
             learning_rate,
             damping,
         )
-        self.guards = guards or Guards(max_step=0.05, trust_radius=0.5, spike_factor=20.0)
+        self.guards = guards or Guards(max_step=0.05, trust_radius=0.5, spike_factor=5.0)
 
     def init(self, params: SourceParams) -> SysIdState:
         zero = jnp.zeros(len(SYSID_PARAMETERS))

@@ -206,7 +206,7 @@ def _carry_over(adapter, source: Source, end_state, fell: jax.Array):
     return jax.tree.map(pick, fresh, end_state)
 
 
-_DEFAULT_RATES = {"none": 0.0, "obs_norm": 0.01, "tent": 1e-3, "sysid": 1.0}
+_DEFAULT_RATES = {"none": 0.0, "obs_norm": 0.01, "tent": 1e-3, "sysid": 0.3}
 
 
 def _cell_key(name: str, level: int) -> str:
