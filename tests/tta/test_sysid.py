@@ -40,7 +40,7 @@ def test_sysid_recovers_mass_and_kp(trained_stand: TrainedStand) -> None:
             source.params, params, _fresh(sysid, source, EPISODES), jax.random.PRNGKey(2)
         )
         assert not np.asarray(values["fell"]).any(), name  # it stood while it measured
-        assert np.asarray(state.updates).min() >= 0.8 * STEPS, name  # few transitions skipped
+        assert np.asarray(state.updates).min() >= 0.7 * STEPS, name  # most transitions used
         for key, true in zip(("estimate/mass_scale", "estimate/kp_scale"), truth, strict=True):
             error = np.abs(np.asarray(values[key]) - true)
             print(f"{name}: {key} {np.round(np.asarray(values[key]), 3)} truth {true}")
