@@ -44,7 +44,7 @@ def make_evaluator(
         state, alive, sums = carry
         state = env.step(state, policy_fn(params, state.obs, key))
         if has_command:
-            sums = sums + jnp.where(alive[:, None] > 0, _velocity_report(state), 0.0)
+            sums = sums + jnp.where(alive[:, None] > 0, velocity_report(state), 0.0)
         fell = state.done * (1.0 - state.info["truncation"])
         return (state, alive * (1.0 - state.done), sums), (alive, alive * fell)
 
@@ -106,7 +106,7 @@ def evaluate_policy(
     return report
 
 
-def _velocity_report(state: State) -> jax.Array:
+def velocity_report(state: State) -> jax.Array:
     """[B, 4]: |command[:2] - base velocity (x, y) in the heading (yaw) frame|, that frame's
     forward velocity vx, the yaw rate, and |command[0] - vx|."""
     qpos, qvel = state.pipeline_state.qpos, state.pipeline_state.qvel

@@ -103,9 +103,12 @@ def evaluate_checkpoint(
     results: dict[str, dict[str, Any]] = {}
     total = len(settings.methods) * len(settings.seeds) * len(order)
     done = 0
+    # Every adapter first: one the checkpoint cannot take (tent without LayerNorm) fails the job
+    # before any cell runs.
+    adapters = {}
     for method in settings.methods:
         adapter_name = "none" if method == "best_of_n" else method
-        adapter = make_adapter(
+        adapters[method] = make_adapter(
             adapter_name,
             source,
             learning_rate=settings.learning_rate.get(adapter_name, _DEFAULT_RATES[adapter_name]),
@@ -113,6 +116,7 @@ def evaluate_checkpoint(
             kl_weight=settings.tent_kl_weight,
             env=env,
         )
+    for method, adapter in adapters.items():
         samples = settings.best_of_n_samples if method == "best_of_n" else 1
         run = make_rollout(
             env,

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from brax.envs.base import Env, State
 
 from wildrobot.envs.wildrobot import base
-from wildrobot.workers.training.rollout import _velocity_report
+from wildrobot.workers.training.rollout import velocity_report
 from wildrobot.workers.tta import shifts as shift_lib
 from wildrobot.workers.tta.adapters import Adapter, Source, SourceParams, deterministic_action
 
@@ -153,7 +153,7 @@ def make_rollout(
                 new_adapter,
                 adapter_state,
             )
-            velocity = _velocity_report(nxt)
+            velocity = velocity_report(nxt)
             sums = sums + alive[:, None] * jnp.stack(
                 [nxt.reward, velocity[:, 0], velocity[:, 3]], axis=-1
             )
