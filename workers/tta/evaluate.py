@@ -49,7 +49,7 @@ class TtaSettings:
     tent_kl_weight: float = 1.0
     best_of_n_samples: int = 8
     lookahead_steps: int = 8
-    guards: Guards = field(default_factory=Guards)
+    guards: Guards | None = None  # None: each adapter's own (tent and sysid differ)
 
 
 def load_source(checkpoint_dir: Path) -> tuple[Source, Any]:
