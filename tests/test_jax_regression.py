@@ -46,7 +46,9 @@ SCRIPT = textwrap.dedent(
 
 def test_pinned_jax_version() -> None:
     major, minor = (int(p) for p in jax.__version__.split(".")[:2])
-    assert (major, minor) < (0, 10), f"jax {jax.__version__}: 0.10.x is untested here, see module doc"
+    assert (major, minor) < (0, 10), (
+        f"jax {jax.__version__}: 0.10.x is untested here, see module doc"
+    )
 
 
 @pytest.mark.slow

@@ -18,9 +18,7 @@ from wildrobot.server.jobs import validate_submission
 from wildrobot.specs import InverseDynamicsSpec, PpoSpec
 from wildrobot.v1 import dynamics_pb2, jobs_pb2
 
-SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 _FLOAT_BOUNDS = {  # (low, high) of each float field of PpoSpec, low exclusive where gt=0
     "learning_rate": (1e-9, 1.0),
@@ -105,9 +103,7 @@ _U32 = st.integers(0, 2**32 - 1)
 _U64 = st.integers(0, 2**64 - 1)
 _DOUBLE = st.floats(allow_nan=True, allow_infinity=True)
 _VALUES = st.recursive(
-    st.one_of(
-        st.none(), st.booleans(), _DOUBLE, st.text(max_size=20)
-    ),
+    st.one_of(st.none(), st.booleans(), _DOUBLE, st.text(max_size=20)),
     lambda inner: st.lists(inner, max_size=3),
     max_leaves=5,
 )
@@ -241,9 +237,11 @@ def test_request_bytes_decode_or_name_where_they_break(message, data: bytes) -> 
     except Exception:  # noqa: BLE001 - protobuf's DecodeError
         assert isinstance(out, Undecodable)
         assert out.message.startswith(f"request: not a valid {message.DESCRIPTOR.full_name}")
-        assert out.field == "request" or out.field.split(".")[0].split("[")[0] in [
-            f.name for f in message.DESCRIPTOR.fields
-        ] or out.field.startswith("field "), out
+        assert (
+            out.field == "request"
+            or out.field.split(".")[0].split("[")[0] in [f.name for f in message.DESCRIPTOR.fields]
+            or out.field.startswith("field ")
+        ), out
         return
     assert out == expected
 

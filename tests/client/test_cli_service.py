@@ -57,8 +57,17 @@ def test_invalid_spec_names_field_and_rule(service: Service, argv, expected) -> 
 
 def test_preset_fills_the_fields_left_out(service: Service) -> None:
     code, out, err = run_cli(
-        service.address, "submit", "ppo", "--preset", "walk-gpu", "--seed", "3",
-        "--set", "env_overrides.push.magnitude=1,4", "--dry-run", "--json",
+        service.address,
+        "submit",
+        "ppo",
+        "--preset",
+        "walk-gpu",
+        "--seed",
+        "3",
+        "--set",
+        "env_overrides.push.magnitude=1,4",
+        "--dry-run",
+        "--json",
     )
     assert (code, err) == (0, "")
     spec = json.loads(out)["job"]["spec"]
@@ -93,8 +102,18 @@ def test_unknown_job(service: Service) -> None:
 
 def test_list_status_cancel_on_a_queued_job(service: Service, tmp_path) -> None:
     code, out, _ = run_cli(
-        service.address, "submit", "ppo", "--task", "point_mass", "--num-envs", "32",
-        "--set", "batch_size=32", "--name", "queued", "--json",
+        service.address,
+        "submit",
+        "ppo",
+        "--task",
+        "point_mass",
+        "--num-envs",
+        "32",
+        "--set",
+        "batch_size=32",
+        "--name",
+        "queued",
+        "--json",
     )
     assert code == 0
     submitted = json.loads(out)

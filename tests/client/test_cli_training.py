@@ -31,34 +31,50 @@ CLIENT = str(Path(sys.executable).with_name("wildrobot-client"))
 # 32 envs x 4 minibatches x 10 unroll steps = 1280 env steps per iteration (see tests/training).
 STEPS_PER_ITERATION = 1280
 TINY = [
-    "--task", "point_mass",
-    "--num-envs", "32",
-    "--episode-length", "50",
-    "--set", "batch_size=32",
-    "--set", "num_minibatches=4",
-    "--set", "unroll_length=10",
-    "--set", "num_updates_per_batch=2",
-    "--set", "policy_hidden_sizes=32,32",
-    "--set", "value_hidden_sizes=32,32",
-    "--set", "num_eval_envs=8",
+    "--task",
+    "point_mass",
+    "--num-envs",
+    "32",
+    "--episode-length",
+    "50",
+    "--set",
+    "batch_size=32",
+    "--set",
+    "num_minibatches=4",
+    "--set",
+    "unroll_length=10",
+    "--set",
+    "num_updates_per_batch=2",
+    "--set",
+    "policy_hidden_sizes=32,32",
+    "--set",
+    "value_hidden_sizes=32,32",
+    "--set",
+    "num_eval_envs=8",
 ]
 
 
 def cli(service: Service, *argv: str, timeout: float = 240) -> subprocess.CompletedProcess:
     """The installed `wildrobot-client`, with address and token from the environment."""
     env = dict(os.environ, WILDROBOT_ADDRESS=service.address, WILDROBOT_TOKEN=TOKEN)
-    return subprocess.run(
-        [CLIENT, *argv], capture_output=True, text=True, env=env, timeout=timeout
-    )
+    return subprocess.run([CLIENT, *argv], capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def test_submit_watch_checkpoints_download(service: Service, worker_factory, tmp_path) -> None:
     worker_factory()
     iterations = 6
     done = cli(
-        service, "submit", "ppo", *TINY,
-        "--timesteps", str(iterations * STEPS_PER_ITERATION),
-        "--set", "checkpoint_every=2", "--name", "tiny", "--watch",
+        service,
+        "submit",
+        "ppo",
+        *TINY,
+        "--timesteps",
+        str(iterations * STEPS_PER_ITERATION),
+        "--set",
+        "checkpoint_every=2",
+        "--name",
+        "tiny",
+        "--watch",
     )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
@@ -119,9 +135,17 @@ def test_watch_survives_a_cut_stream_without_losing_or_repeating(
     iterations = 1000
     with Client(service.address, TOKEN) as client:
         fields = dict(
-            task="point_mass", num_envs=32, episode_length=50, batch_size=32, num_minibatches=4,
-            unroll_length=10, num_updates_per_batch=2, policy_hidden_sizes=(32, 32),
-            value_hidden_sizes=(32, 32), num_eval_envs=8, checkpoint_every=1000,
+            task="point_mass",
+            num_envs=32,
+            episode_length=50,
+            batch_size=32,
+            num_minibatches=4,
+            unroll_length=10,
+            num_updates_per_batch=2,
+            policy_hidden_sizes=(32, 32),
+            value_hidden_sizes=(32, 32),
+            num_eval_envs=8,
+            checkpoint_every=1000,
             num_timesteps=iterations * STEPS_PER_ITERATION,
         )
         job_id = client.submit_ppo(**fields).job.job_id
@@ -132,8 +156,11 @@ def test_watch_survives_a_cut_stream_without_losing_or_repeating(
     watcher = threading.Thread(
         target=lambda: result.setdefault(
             "code",
-            main(["--address", proxy.address, "--token", TOKEN, "watch", job_id, "--json"],
-                 stdout=out, stderr=err),
+            main(
+                ["--address", proxy.address, "--token", TOKEN, "watch", job_id, "--json"],
+                stdout=out,
+                stderr=err,
+            ),
         )
     )
     watcher.start()  # watching from PENDING: the stream is live when the cut comes
@@ -164,9 +191,17 @@ def test_cancel_a_running_job(service: Service, worker_factory, tmp_path) -> Non
     worker_factory()
     with Client(service.address, TOKEN) as client:
         job_id = client.submit_ppo(
-            task="point_mass", num_envs=32, episode_length=50, batch_size=32, num_minibatches=4,
-            unroll_length=10, num_updates_per_batch=2, policy_hidden_sizes=(32, 32),
-            value_hidden_sizes=(32, 32), num_eval_envs=8, checkpoint_every=1000,
+            task="point_mass",
+            num_envs=32,
+            episode_length=50,
+            batch_size=32,
+            num_minibatches=4,
+            unroll_length=10,
+            num_updates_per_batch=2,
+            policy_hidden_sizes=(32, 32),
+            value_hidden_sizes=(32, 32),
+            num_eval_envs=8,
+            checkpoint_every=1000,
             num_timesteps=10_000 * STEPS_PER_ITERATION,
         ).job.job_id
         for event in client.watch(job_id):
@@ -182,6 +217,7 @@ def test_cancel_a_running_job(service: Service, worker_factory, tmp_path) -> Non
     checkpoints = json.loads(cli(service, "checkpoints", job_id, "--json").stdout)
     assert checkpoints and checkpoints[-1]["step"] < 10_000 * STEPS_PER_ITERATION
     got = cli(service, "download", job_id, "-o", str(tmp_path / "out"), "--json")
-    assert got.returncode == 0 and json.loads(got.stdout)["checkpoint"]["step"] == (
-        checkpoints[-1]["step"]
+    assert (
+        got.returncode == 0
+        and json.loads(got.stdout)["checkpoint"]["step"] == (checkpoints[-1]["step"])
     )

@@ -119,9 +119,7 @@ def test_submit_sends_only_what_the_user_set() -> None:
 
 
 def test_submit_rejects_a_field_given_twice() -> None:
-    args = build_parser().parse_args(
-        ["submit", "ppo", "--num-envs", "8", "--set", "num_envs=16"]
-    )
+    args = build_parser().parse_args(["submit", "ppo", "--num-envs", "8", "--set", "num_envs=16"])
     with pytest.raises(UsageError, match="given twice"):
         spec_fields(KINDS[0], args)
 

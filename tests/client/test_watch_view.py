@@ -27,13 +27,31 @@ TOTAL = 12_800
 
 def events(final: JobState, reason: str = "") -> list:
     job = Job(
-        "j1", JobKind.PPO, JobState.PENDING, 0, "", "alice", None, None, None, None,
-        Progress(0, TOTAL, 0.0), {}, "", {"num_timesteps": TOTAL}, 0,
+        "j1",
+        JobKind.PPO,
+        JobState.PENDING,
+        0,
+        "",
+        "alice",
+        None,
+        None,
+        None,
+        None,
+        Progress(0, TOTAL, 0.0),
+        {},
+        "",
+        {"num_timesteps": TOTAL},
+        0,
     )
     # 1280 steps every 0.5 s: 2560 steps/s.
     metrics = [
-        Metrics(i + 2, None, 1280 * (i + 1), 0.5 * (i + 1),
-                {"episode/reward": float(i), "episode/length": 50.0})
+        Metrics(
+            i + 2,
+            None,
+            1280 * (i + 1),
+            0.5 * (i + 1),
+            {"episode/reward": float(i), "episode/length": 50.0},
+        )
         for i in range(10)
     ]
     return [
@@ -73,8 +91,7 @@ def test_piped_watch_prints_progress_and_succeeds() -> None:
     assert "state RUNNING (attempt 1)" in lines
     assert "checkpoint at step 12,800" in lines
     assert lines[-2] == (
-        "progress 12.8k/12.8k steps (100%)  2,560 steps/s  ETA 0:00:00  "
-        "reward 9  episode length 50"
+        "progress 12.8k/12.8k steps (100%)  2,560 steps/s  ETA 0:00:00  reward 9  episode length 50"
     )
     assert lines[-1] == "j1 finished SUCCEEDED"
     # The first metric line is printed at once; later ones at most every couple of seconds.

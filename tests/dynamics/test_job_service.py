@@ -36,9 +36,7 @@ def test_inverse_dynamics_job_through_the_queue(
         while job.state not in TERMINAL_STATES and time.monotonic() < deadline:
             time.sleep(0.5)
             job = client.get(job_id)
-        assert job.state == JobState.SUCCEEDED, (
-            f"{job.state}: {job.error}\n{worker.log()[-3000:]}"
-        )
+        assert job.state == JobState.SUCCEEDED, f"{job.state}: {job.error}\n{worker.log()[-3000:]}"
         assert job.attempt == 1
         # The upload went to alice's inputs; the job holds its name, the worker read it there.
         (name,) = job.spec["trial_names"]

@@ -277,8 +277,14 @@ def test_cli_sends_what_the_file_declares(service, trial, tmp_path) -> None:  # 
     code, text = _cli(service, swapped, "-o", tmp_path / "o.npz")
     assert code != 0 and "foot_names: ['right', 'left'] declared" in text
     misspelt = tmp_path / "misspelt.npz"
-    np.savez(misspelt, qpos=trial.qpos, grf=trial.grf, cop=trial.cop, rate_hz=trial.rate_hz,
-             free_moments=trial.free_moment)
+    np.savez(
+        misspelt,
+        qpos=trial.qpos,
+        grf=trial.grf,
+        cop=trial.cop,
+        rate_hz=trial.rate_hz,
+        free_moments=trial.free_moment,
+    )
     code, text = _cli(service, misspelt, "-o", tmp_path / "o.npz")
     assert code != 0 and "free_moments: unknown array" in text
     not_npz = tmp_path / "notes.npz"
@@ -316,8 +322,9 @@ def test_the_stream_refuses_one_frame_past_its_limit(service, trial) -> None:  #
 
     data = _tiled(trial, 10_001)
     with Client(service.address, TOKEN_OF["alice"]) as client, pytest.raises(ClientError) as info:
-        client.inverse_dynamics(rate_hz=trial.rate_hz, **{k: v.astype(np.float32)
-                                                          for k, v in data.items()})
+        client.inverse_dynamics(
+            rate_hz=trial.rate_hz, **{k: v.astype(np.float32) for k, v in data.items()}
+        )
     cause = info.value.__cause__
     assert cause.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert cause.details() == "qpos: more than the limit 10000 frames in one InverseDynamicsStream"
@@ -335,8 +342,10 @@ def test_the_documented_10000_frames_fit_a_256_kib_server(service, trial) -> Non
     assert result["valid"].sum() == 10_000 - 2
     # Same numbers as the unary call on a window it can carry (frames 1..148 see the same data).
     head = {k: v[:150] for k, v in data.items()}
-    raw = _stub(service).InverseDynamics(_request(trial, np.float32, **head), metadata=METADATA,
-                                         timeout=300)
+    raw = _stub(service).InverseDynamics(
+        _request(trial, np.float32, **head), metadata=METADATA, timeout=300
+    )
     unary = {o.name: arrays.from_proto(o.array, o.name) for o in raw.outputs}
-    np.testing.assert_allclose(result["joint_torque"][1:148], unary["joint_torque"][1:148],
-                               atol=2e-3)
+    np.testing.assert_allclose(
+        result["joint_torque"][1:148], unary["joint_torque"][1:148], atol=2e-3
+    )

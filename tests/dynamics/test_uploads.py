@@ -112,8 +112,9 @@ def test_a_tenant_cannot_use_or_see_another_tenants_inputs(service) -> None:  # 
 def _register(service, job_id: str, rel: str, step: int) -> None:  # noqa: F811
     """What the worker's fenced publish.checkpoint leaves in Redis."""
     record = {"step": step, "attempt": 1, "size_bytes": 0, "created_at_ms": 0, "path": rel}
-    redis.Redis.from_url(service.redis_url).hset(keys.checkpoints(job_id), str(step),
-                                                 json.dumps(record))
+    redis.Redis.from_url(service.redis_url).hset(
+        keys.checkpoints(job_id), str(step), json.dumps(record)
+    )
 
 
 def test_a_jobs_outputs_are_listed_and_downloaded_by_their_tenant_only(service, tmp_path):  # noqa: F811
@@ -129,17 +130,26 @@ def test_a_jobs_outputs_are_listed_and_downloaded_by_their_tenant_only(service, 
     _register(service, job.job_id, f"{job.job_id}/attempt-2/inverse_dynamics", 120)
     with _client(service) as client:
         files = client.list_artifacts(job.job_id)
-        assert files == [{"name": "attempt-2/inverse_dynamics/0000_t.npz",
-                          "kind": "inverse_dynamics", "size_bytes": 100_000, "step": 120}]
+        assert files == [
+            {
+                "name": "attempt-2/inverse_dynamics/0000_t.npz",
+                "kind": "inverse_dynamics",
+                "size_bytes": 100_000,
+                "step": 120,
+            }
+        ]
         out = client.download_file(job.job_id, files[0]["name"], tmp_path / "o.npz")
         assert out.read_bytes() == b"x" * 100_000
         with pytest.raises(Exception) as info:  # a stale attempt's file is not served
-            client.download_file(job.job_id, "attempt-1/inverse_dynamics/0000_t.npz",
-                                 tmp_path / "s.npz")
+            client.download_file(
+                job.job_id, "attempt-1/inverse_dynamics/0000_t.npz", tmp_path / "s.npz"
+            )
         assert info.value.__cause__.code() == grpc.StatusCode.NOT_FOUND
     with _client(service, "bob") as bob:
-        for call in (lambda: bob.list_artifacts(job.job_id),
-                     lambda: bob.download_file(job.job_id, files[0]["name"], tmp_path / "b")):
+        for call in (
+            lambda: bob.list_artifacts(job.job_id),
+            lambda: bob.download_file(job.job_id, files[0]["name"], tmp_path / "b"),
+        ):
             with pytest.raises(Exception) as info:
                 call()
             assert info.value.__cause__.code() == grpc.StatusCode.NOT_FOUND
@@ -153,6 +163,7 @@ def test_a_jobs_outputs_are_listed_and_downloaded_by_their_tenant_only(service, 
     assert target.read_bytes() == b"x" * 100_000
     trial = tmp_path / "mine.csv"
     trial.write_text("time\n0\n")
-    assert main([*base, "upload", str(trial), "--name", "lab/mine.csv"], stdout=out,
-                stderr=err) == 0, err.getvalue()
+    assert (
+        main([*base, "upload", str(trial), "--name", "lab/mine.csv"], stdout=out, stderr=err) == 0
+    ), err.getvalue()
     assert (service.artifact_dir / "tenants" / "alice" / "inputs" / "lab" / "mine.csv").exists()

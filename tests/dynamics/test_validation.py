@@ -52,8 +52,12 @@ def test_every_entry_point_rejects_the_same_options(options, field, words) -> No
 
 
 def test_the_bounds_themselves_are_accepted() -> None:
-    for options in ({"smooth_window": 101}, {"smooth_window": 1}, {"cop_threshold": 0.0},
-                    {"cop_threshold": 1000.0}):
+    for options in (
+        {"smooth_window": 101},
+        {"smooth_window": 1},
+        {"cop_threshold": 0.0},
+        {"cop_threshold": 1000.0},
+    ):
         dynamics_inputs.validate_options(**options)
         Config(**options)
         InverseDynamicsSpec(trial_names=("a.npz",), **options)

@@ -7,21 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.common import RecordingHooks, point_mass_spec
+from tests.training.common import STAND_TINY, RecordingHooks, point_mass_spec
 from wildrobot.specs import PpoSpec
-
-STAND_TINY = {
-    "task": "WildRobotStand",
-    "num_envs": 4,
-    "batch_size": 4,
-    "num_minibatches": 1,
-    "unroll_length": 4,
-    "num_updates_per_batch": 1,
-    "episode_length": 50,
-    "policy_hidden_sizes": (16, 16),
-    "value_hidden_sizes": (16, 16),
-    "num_timesteps": 16,
-}
 
 
 @pytest.fixture(scope="session")

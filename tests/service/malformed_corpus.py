@@ -348,8 +348,9 @@ CASES: list[Case] = [
     *_job_id_cases("ListCheckpoints", jobs_pb2.ListCheckpointsRequest),
     *_job_id_cases("WatchJob", jobs_pb2.WatchJobRequest),
     *_job_id_cases("DownloadCheckpoint", jobs_pb2.DownloadCheckpointRequest),
-    *_job_id_cases("DownloadArtifact", jobs_pb2.DownloadArtifactRequest,
-                   {"kind": jobs_pb2.ARTIFACT_KIND_ONNX}),  # fmt: skip
+    *_job_id_cases(
+        "DownloadArtifact", jobs_pb2.DownloadArtifactRequest, {"kind": jobs_pb2.ARTIFACT_KIND_ONNX}
+    ),  # fmt: skip
     *_list_cases(),
     *_download_cases(),
     *_dynamics_cases(),

@@ -20,6 +20,21 @@ POINT_MASS = {
     "value_hidden_sizes": (32, 32),
 }
 STEPS_PER_ITERATION = 32 * 4 * 10
+# WildRobotStand after one PPO iteration with 16-unit layers: a real checkpoint for the tests
+# that need one (export, TTA) at ~35 s of compile on a cold cache.
+STAND_TINY = {
+    "task": "WildRobotStand",
+    "num_envs": 4,
+    "batch_size": 4,
+    "num_minibatches": 1,
+    "unroll_length": 4,
+    "num_updates_per_batch": 1,
+    "episode_length": 50,
+    "policy_hidden_sizes": (16, 16),
+    "value_hidden_sizes": (16, 16),
+    "num_timesteps": 16,
+}
+
 ENV_STEPS_PER_ITERATION_PER_ENV = 4 * 10
 
 

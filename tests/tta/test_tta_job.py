@@ -14,27 +14,14 @@ import pytest
 from tests.client.test_cli_training import cli
 from tests.service_fixtures import *  # noqa: F403 (fixtures: service, worker_factory)
 from tests.service_fixtures import Service
+from tests.training.common import STAND_TINY as STAND
 from wildrobot.clients import Client
 from wildrobot.clients.errors import InvalidSpec
 from wildrobot.specs import TERMINAL_STATES, JobState
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow]
 
-STAND_TINY = {
-    "task": "WildRobotStand",
-    "num_envs": 4,
-    "batch_size": 4,
-    "num_minibatches": 1,
-    "unroll_length": 4,
-    "num_updates_per_batch": 1,
-    "episode_length": 50,
-    "policy_hidden_sizes": (16, 16),
-    "value_hidden_sizes": (16, 16),
-    "num_timesteps": 16,
-    "num_eval_envs": 4,
-    "export_onnx": False,
-    "video_seconds": 0.0,
-}
+STAND_TINY = {**STAND, "num_eval_envs": 4, "export_onnx": False, "video_seconds": 0.0}
 
 
 def _finish(client: Client, job_id: str, worker, timeout: float = 600):
