@@ -91,12 +91,12 @@ class UnsafeArchive(ClientError):
 
 
 # The server sends "invalid argument: spec.ppo.num_envs: Input should be ...; spec.ppo.seed: ...";
-# the "invalid argument:" / "spec." / "ppo." prefixes are optional here.
+# the "invalid argument:" / "spec." / "ppo." (or "amp.", "tta_eval.") prefixes are optional here.
 _VIOLATION = re.compile(
     r"^\s*(?:invalid (?:argument|spec|request):\s*)?(?P<field>[A-Za-z_][\w.]*)\s*:\s*(?P<rule>.+?)\s*$",
     re.IGNORECASE,
 )
-_SPEC_PREFIXES = ("spec.", "ppo.", "tta_eval.")
+_SPEC_PREFIXES = ("spec.", "ppo.", "amp.", "tta_eval.")
 
 
 def _field_name(raw: str) -> str | None:
@@ -104,7 +104,7 @@ def _field_name(raw: str) -> str | None:
     for prefix in _SPEC_PREFIXES:
         if raw.startswith(prefix):
             raw = raw[len(prefix) :]
-    return None if raw in ("spec", "ppo", "tta_eval") else raw
+    return None if raw in ("spec", "ppo", "amp", "tta_eval") else raw
 
 
 def parse_violations(message: str) -> list[tuple[str | None, str]]:

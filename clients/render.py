@@ -25,6 +25,20 @@ STATE_STYLE = {
 # Metric names the trainer reports for the latest finished episodes, most preferred first.
 REWARD_KEYS = ("episode/reward", "eval/episode_reward")
 LENGTH_KEYS = ("episode/length", "eval/avg_episode_length")
+# Training-health metrics `watch` shows besides reward when a job reports them (an amp job's
+# discriminator and reward mix): these first, in this order, then any other `amp/` ones by name.
+HEALTH_PREFIXES = ("amp/",)
+HEALTH_KEYS = (
+    "amp/disc_loss",
+    "amp/accuracy_ref",
+    "amp/accuracy_policy",
+    "amp/logit_ref",
+    "amp/logit_policy",
+    "amp/grad_penalty",
+    "amp/style_reward",
+    "amp/task_reward",
+    "amp/pose_distance",
+)
 
 
 def state_text(state: JobState | None) -> str:
@@ -35,6 +49,19 @@ def state_text(state: JobState | None) -> str:
 
 def first_metric(values: Mapping[str, float], keys: Iterable[str]) -> float | None:
     return next((values[k] for k in keys if k in values), None)
+
+
+def health_metrics(values: Mapping[str, float]) -> dict[str, float]:
+    """The health metrics among `values` (HEALTH_PREFIXES), in HEALTH_KEYS order then by name."""
+    found = [k for k in values if k.startswith(HEALTH_PREFIXES)]
+    order = {key: index for index, key in enumerate(HEALTH_KEYS)}
+    found.sort(key=lambda k: (order.get(k, len(order)), k))
+    return {k: values[k] for k in found}
+
+
+def health_text(values: Mapping[str, float]) -> str:
+    """`amp/disc_loss 0.25  amp/accuracy_ref 0.9 ...` (empty when there are none)."""
+    return "  ".join(f"{k} {v:.3g}" for k, v in health_metrics(values).items())
 
 
 def format_duration(seconds: float | None) -> str:

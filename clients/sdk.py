@@ -42,6 +42,7 @@ from wildrobot.clients.types import (
     event_from_proto,
 )
 from wildrobot.convert import (
+    amp_spec_fields_to_proto,
     artifact_kind_to_proto,
     kind_to_proto,
     ppo_spec_fields_to_proto,
@@ -49,7 +50,7 @@ from wildrobot.convert import (
     tta_eval_fields_to_proto,
 )
 from wildrobot.exports import ArtifactKind
-from wildrobot.specs import JobKind, JobState, PpoSpec, TtaEvalSpec
+from wildrobot.specs import AmpSpec, JobKind, JobState, PpoSpec, TtaEvalSpec
 from wildrobot.v1 import dynamics_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 T = TypeVar("T")
@@ -221,21 +222,30 @@ class Client:
         """Submits a PPO job from a full `PpoSpec`, or from just the fields given (the server fills
         in the spec's defaults for the rest). `preset` (wildrobot.presets, e.g. "walk-gpu") fills
         the fields not given. Raises InvalidSpec naming the field and rule."""
-        if spec is not None and (fields or preset):
-            raise TypeError("pass either a PpoSpec or spec fields (and a preset), not both")
-        if spec is not None:
-            fields = spec.model_dump(exclude={"kind"})
-        try:
-            if preset is not None:
-                fields = presets.apply_preset(preset, fields)
-            msg = ppo_spec_fields_to_proto(fields)
-        except (KeyError, ValueError, TypeError) as exc:
-            text = str(exc).strip("'\"")
-            raise errors.InvalidSpec(
-                f"invalid spec: {text}", errors.parse_violations(text)
-            ) from None
+        msg = _training_message(ppo_spec_fields_to_proto, spec, fields, preset)
         return self.submit(
             jobs_pb2.JobSpec(ppo=msg), name=name, request_id=request_id, validate_only=validate_only
+        )
+
+    def submit_amp(
+        self,
+        spec: AmpSpec | None = None,
+        *,
+        name: str = "",
+        request_id: str | None = None,
+        validate_only: bool = False,
+        preset: str | None = None,
+        **fields: Any,
+    ) -> SubmitResult:
+        """Submits an AMP job (PPO + adversarial motion prior) from a full `AmpSpec`, or from just
+        the fields given, flat as in the spec (PPO's and AMP's: `motions=("walk_0.2", "stand")`,
+        `style_weight=0.5`, `num_envs=4096`); the server fills in the defaults. A motion is a
+        shipped clip name or an .npz among your uploads (`upload_trial`); the server refuses
+        one that is neither. `preset` fills the PPO fields not given, as for submit_ppo.
+        Raises InvalidSpec naming the field and rule."""
+        msg = _training_message(amp_spec_fields_to_proto, spec, fields, preset)
+        return self.submit(
+            jobs_pb2.JobSpec(amp=msg), name=name, request_id=request_id, validate_only=validate_only
         )
 
     def submit_tta(
@@ -612,6 +622,29 @@ class Client:
                     exc, address=self.address, method=method, job_id=job_id
                 ) from exc
         raise AssertionError("unreachable")
+
+
+def _training_message(
+    to_proto: Callable[[dict[str, Any]], T],
+    spec: PpoSpec | None,
+    fields: dict[str, Any],
+    preset: str | None,
+) -> T:
+    """The wire message of a training spec (ppo, amp): a whole spec, or the given fields under a
+    preset's; InvalidSpec naming the field when a value does not fit the wire."""
+    if spec is not None and (fields or preset):
+        raise TypeError(
+            f"pass either a {type(spec).__name__} or spec fields (and a preset), not both"
+        )
+    if spec is not None:
+        fields = spec.model_dump(exclude={"kind"})
+    try:
+        if preset is not None:
+            fields = presets.apply_preset(preset, fields)
+        return to_proto(fields)
+    except (KeyError, ValueError, TypeError) as exc:
+        text = str(exc).strip("'\"")
+        raise errors.InvalidSpec(f"invalid spec: {text}", errors.parse_violations(text)) from None
 
 
 def _validation_text(exc: Exception) -> str:

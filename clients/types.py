@@ -74,6 +74,8 @@ class Job:
             if which
             else {}
         )
+        if which == "amp":  # flat, as the spec's fields are (its PPO part is a nested message)
+            spec = {**spec.pop("ppo", {}), **spec}
         return cls(
             job_id=msg.job_id,
             kind=kind_from_proto(msg.kind),

@@ -167,6 +167,7 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
         cost_limits=config.cost_limits,
         max_pending_per_tenant=config.max_pending_jobs_per_tenant,
         archive=archive,
+        artifact_dir=config.artifact_dir,
     )
     metrics = ServerMetrics()
     services = Services(

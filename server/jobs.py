@@ -5,16 +5,17 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from wildrobot import convert, costs
+from wildrobot import convert, costs, tenant_files
 from wildrobot.queue import keys, scripts
 from wildrobot.queue.records import CheckpointRecord, JobRecord
 from wildrobot.server import errors
 from wildrobot.server.archive import JobArchive
-from wildrobot.specs import JobKind, JobState, PpoSpec, TtaEvalSpec
+from wildrobot.specs import AmpSpec, JobKind, JobState, PpoSpec, TtaEvalSpec
 from wildrobot.v1 import jobs_pb2
 
 MAX_NAME_CHARS = 200
@@ -87,12 +88,16 @@ def validate_submission(
         raise errors.InvalidArgument.from_validation(exc, f"spec.{which}") from None
     except ValueError as exc:
         raise errors.InvalidArgument(str(exc), ("spec",)) from None
-    if isinstance(spec, PpoSpec):
+    if isinstance(spec, PpoSpec):  # amp too: an AmpSpec is a PpoSpec
         try:
             costs.check_cost(spec, cost_limits)
         except costs.CostLimitExceeded as exc:
             field = f"spec.{which}.{exc.field}"
             raise errors.InvalidArgument(f"{field}: {exc}", (field,)) from None
+    if isinstance(spec, AmpSpec) and spec.num_hosts > 1:
+        # Multi-host launches run the PPO trainer (workers.host); AMP has no such path yet.
+        field = "spec.amp.num_hosts"
+        raise errors.InvalidArgument(f"{field}: amp jobs run on one host (1)", (field,))
     return spec
 
 
@@ -107,8 +112,11 @@ class JobService:
         cost_limits: costs.CostLimits | None = None,
         max_pending_per_tenant: int = keys.DEFAULT_MAX_PENDING_PER_TENANT,
         archive: JobArchive | None = None,
+        artifact_dir: Path | None = None,
     ) -> None:
         self.redis = client
+        # Where tenants' uploads are (amp motions may name them); None: shipped clips only.
+        self.artifact_dir = artifact_dir
         self.max_pending_per_tenant = max_pending_per_tenant
         self.archive = archive
         self._events_maxlen = events_maxlen
@@ -131,6 +139,8 @@ class JobService:
         spec = self.validate(spec_msg, name, request_id)
         if isinstance(spec, TtaEvalSpec):
             await self._check_tta_source(tenant, spec)
+        if isinstance(spec, AmpSpec):
+            self._check_motions(tenant, spec)
         if validate_only:
             return Submitted(preview(tenant, spec, name), created=False)
         job_id = uuid.uuid4().hex
@@ -193,6 +203,16 @@ class JobService:
                 f"{spec.checkpoint_step} (have {have})",
                 (step_field,),
             )
+
+    def _check_motions(self, tenant: str, spec: AmpSpec) -> None:
+        """Every motion of an amp job is a shipped clip or one of this tenant's uploads (the
+        worker resolves them the same way and also checks their contents)."""
+        for index, name in enumerate(spec.motions):
+            try:
+                tenant_files.resolve_motion(self.artifact_dir, tenant, name)
+            except ValueError as exc:
+                field = f"spec.amp.motions[{index}]"
+                raise errors.InvalidArgument(f"{field}: {exc}", (field,)) from None
 
     async def get(self, tenant: str, job_id: str) -> JobRecord:
         check_job_id(job_id)

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from wildrobot import convert
-from wildrobot.specs import JobKind, JobState, PpoSpec, TtaEvalSpec
+from wildrobot.specs import AmpSpec, JobKind, JobState, PpoSpec, TtaEvalSpec, spec_from_json
 from wildrobot.v1 import jobs_pb2
 
 from .conftest import REPO_ROOT
@@ -100,6 +100,84 @@ def test_tta_eval_spec_round_trips_every_field() -> None:
     assert back == spec
     bare = jobs_pb2.JobSpec(tta_eval=jobs_pb2.TtaEvalSpec(checkpoint_job_id=spec.checkpoint_job_id))
     assert convert.spec_from_proto(bare) == defaults
+
+
+def _non_default_amp() -> AmpSpec:
+    # Every PPO field as in _non_default_ppo except the task (AmpSpec's default is the stand task).
+    ppo = _non_default_ppo().model_dump(exclude={"kind", "task", "env_overrides"})
+    overrides = dict(_non_default_ppo().env_overrides)
+    del overrides["reward_weights.alive"]  # a stand setting
+    return AmpSpec(
+        **ppo,
+        task="WildRobotWalk",
+        env_overrides={**overrides, "reward_weights.tracking_lin_vel": 1.5},
+        motions=("stand", "motions/mocap.npz"),
+        task_weight=0.7,
+        style_weight=0.3,
+        disc_loss="bce",
+        disc_hidden_sizes=(64, 32),
+        disc_learning_rate=3e-4,
+        disc_updates_per_iteration=2,
+        disc_batch_size=64,
+        grad_penalty=10.0,
+        logit_reg=0.05,
+        replay_size=1000,
+        window=3,
+    )
+
+
+def test_amp_spec_round_trips_every_field() -> None:
+    spec = _non_default_amp()
+    defaults = AmpSpec()
+    differing = {f for f in AmpSpec.model_fields if getattr(spec, f) != getattr(defaults, f)}
+    assert differing == set(AmpSpec.model_fields) - {"kind"}
+    wire = convert.spec_to_proto(spec)
+    assert wire.WhichOneof("kind") == "amp"  # not ppo, although an AmpSpec is a PpoSpec
+    assert wire.amp.ppo.num_envs == 64 and list(wire.amp.motions) == ["stand", "motions/mocap.npz"]
+    back = convert.spec_from_proto(jobs_pb2.JobSpec.FromString(wire.SerializeToString()))
+    assert type(back) is AmpSpec and back == spec
+    # The queue's JSON path (worker side) gives an AmpSpec back too.
+    queued = spec_from_json(JobKind.AMP, spec.model_dump_json())
+    assert type(queued) is AmpSpec and queued == spec
+
+
+def test_amp_defaults_round_trip_and_unset_fields_take_them() -> None:
+    defaults = AmpSpec()
+    wire = convert.spec_to_proto(defaults)
+    assert (
+        convert.spec_from_proto(jobs_pb2.JobSpec.FromString(wire.SerializeToString())) == defaults
+    )
+    for bare in (jobs_pb2.AmpSpec(), jobs_pb2.AmpSpec(ppo=jobs_pb2.PpoSpec())):
+        assert convert.spec_from_proto(jobs_pb2.JobSpec(amp=bare)) == defaults
+
+
+def test_amp_fields_to_proto_splits_ppo_and_amp_fields() -> None:
+    msg = convert.amp_spec_fields_to_proto({"motions": ("walk_0.2",), "num_envs": 64, "window": 3})
+    assert msg.ppo.num_envs == 64 and not msg.ppo.HasField("task")
+    assert list(msg.motions) == ["walk_0.2"] and msg.window == 3
+    assert not msg.HasField("style_weight")
+    with pytest.raises(KeyError, match="bogus"):
+        convert.amp_spec_fields_to_proto({"bogus": 1})
+    with pytest.raises(ValueError, match="^window: "):
+        convert.amp_spec_fields_to_proto({"window": -1})
+
+
+@pytest.mark.parametrize(
+    ("amp", "field", "words"),
+    [
+        (jobs_pb2.AmpSpec(window=1), "window", "greater than or equal to 2"),
+        (jobs_pb2.AmpSpec(disc_loss="wgan"), "disc_loss", "'lsgan' or 'bce'"),
+        (jobs_pb2.AmpSpec(motions=["../x.npz"]), "motions", "not a clip name or a safe .npz path"),
+        (jobs_pb2.AmpSpec(ppo=jobs_pb2.PpoSpec(num_envs=0)), "num_envs", "greater than or equal"),
+        (jobs_pb2.AmpSpec(ppo=jobs_pb2.PpoSpec(task="PointMass")), "task", "WildRobotStand"),
+    ],
+)
+def test_bad_amp_fields_are_named(amp: jobs_pb2.AmpSpec, field: str, words: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        convert.spec_from_proto(jobs_pb2.JobSpec(amp=amp))
+    error = info.value.errors()[0]
+    assert ".".join(str(p) for p in error["loc"]).startswith(field)
+    assert words in str(info.value)
 
 
 def test_unset_proto_fields_take_spec_defaults() -> None:

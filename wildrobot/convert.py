@@ -13,7 +13,14 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 
 from wildrobot.exports import ArtifactKind
-from wildrobot.specs import InverseDynamicsSpec, JobKind, JobState, PpoSpec, TtaEvalSpec
+from wildrobot.specs import (
+    AmpSpec,
+    InverseDynamicsSpec,
+    JobKind,
+    JobState,
+    PpoSpec,
+    TtaEvalSpec,
+)
 from wildrobot.v1 import jobs_pb2
 
 _PPO_SCALARS = (
@@ -133,6 +140,67 @@ def ppo_spec_from_proto(msg: jobs_pb2.PpoSpec) -> PpoSpec:
     return PpoSpec(**ppo_spec_fields_from_proto(msg))
 
 
+_AMP_SCALARS = (
+    "task_weight",
+    "style_weight",
+    "disc_loss",
+    "disc_learning_rate",
+    "disc_updates_per_iteration",
+    "disc_batch_size",
+    "grad_penalty",
+    "logit_reg",
+    "replay_size",
+    "window",
+)
+_AMP_REPEATED = ("motions", "disc_hidden_sizes")
+
+
+def amp_spec_fields_to_proto(fields: Mapping[str, Any]) -> jobs_pb2.AmpSpec:
+    """An AmpSpec message setting only `fields` (AmpSpec's own and PpoSpec's, flat as in the
+    spec); the rest stay unset: the server's defaults. Raises as `ppo_spec_fields_to_proto`."""
+    msg = jobs_pb2.AmpSpec()
+    ppo_fields = {}
+    for name, value in fields.items():
+        if name == "kind":
+            continue
+        if name not in _AMP_SCALARS and name not in _AMP_REPEATED:
+            ppo_fields[name] = value
+            continue
+        try:
+            if name in _AMP_SCALARS:
+                setattr(msg, name, value)
+            else:
+                getattr(msg, name).extend(value)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{name}: {exc}") from exc
+    try:
+        msg.ppo.CopyFrom(ppo_spec_fields_to_proto(ppo_fields))
+    except KeyError:
+        unknown = next(n for n in ppo_fields if n not in _PPO_SCALARS + _PPO_REPEATED)
+        raise KeyError(f"AmpSpec has no field {unknown!r}") from None
+    return msg
+
+
+def amp_spec_to_proto(spec: AmpSpec) -> jobs_pb2.AmpSpec:
+    return amp_spec_fields_to_proto(spec.model_dump(exclude={"kind"}))
+
+
+def amp_spec_fields_from_proto(msg: jobs_pb2.AmpSpec) -> dict[str, Any]:
+    """The fields an AmpSpec message sets, flat, for `AmpSpec(**fields)` (not validated)."""
+    fields = ppo_spec_fields_from_proto(msg.ppo)
+    fields.update({name: getattr(msg, name) for name in _AMP_SCALARS if msg.HasField(name)})
+    for name in _AMP_REPEATED:
+        if len(getattr(msg, name)):
+            fields[name] = tuple(getattr(msg, name))
+    return fields
+
+
+def amp_spec_from_proto(msg: jobs_pb2.AmpSpec) -> AmpSpec:
+    """Validates; raises pydantic.ValidationError naming the offending field (flat: `motions`,
+    `num_envs`)."""
+    return AmpSpec(**amp_spec_fields_from_proto(msg))
+
+
 _ID_SCALARS = ("smooth_window", "smooth_forces", "cop_threshold", "float64")
 _ID_REPEATED = ("trials_npz", "trial_names")
 
@@ -202,7 +270,11 @@ def tta_eval_spec_from_proto(msg: jobs_pb2.TtaEvalSpec) -> TtaEvalSpec:
     return TtaEvalSpec(**fields)
 
 
-def spec_to_proto(spec: PpoSpec | InverseDynamicsSpec | TtaEvalSpec) -> jobs_pb2.JobSpec:
+def spec_to_proto(
+    spec: PpoSpec | AmpSpec | InverseDynamicsSpec | TtaEvalSpec,
+) -> jobs_pb2.JobSpec:
+    if isinstance(spec, AmpSpec):  # before PpoSpec: an AmpSpec is a PpoSpec too
+        return jobs_pb2.JobSpec(amp=amp_spec_to_proto(spec))
     if isinstance(spec, TtaEvalSpec):
         return jobs_pb2.JobSpec(tta_eval=tta_eval_spec_to_proto(spec))
     if isinstance(spec, InverseDynamicsSpec):
@@ -210,16 +282,22 @@ def spec_to_proto(spec: PpoSpec | InverseDynamicsSpec | TtaEvalSpec) -> jobs_pb2
     return jobs_pb2.JobSpec(ppo=ppo_spec_to_proto(spec))
 
 
-def spec_from_proto(msg: jobs_pb2.JobSpec) -> PpoSpec | InverseDynamicsSpec | TtaEvalSpec:
+def spec_from_proto(
+    msg: jobs_pb2.JobSpec,
+) -> PpoSpec | AmpSpec | InverseDynamicsSpec | TtaEvalSpec:
     """Raises ValueError when no kind is set, pydantic.ValidationError when a field is bad."""
     which = msg.WhichOneof("kind")
     if which == "ppo":
         return ppo_spec_from_proto(msg.ppo)
+    if which == "amp":
+        return amp_spec_from_proto(msg.amp)
     if which == "inverse_dynamics":
         return inverse_dynamics_spec_from_proto(msg.inverse_dynamics)
     if which == "tta_eval":
         return tta_eval_spec_from_proto(msg.tta_eval)
-    raise ValueError("spec: no job kind set (expected one of: ppo, inverse_dynamics, tta_eval)")
+    raise ValueError(
+        "spec: no job kind set (expected one of: ppo, amp, inverse_dynamics, tta_eval)"
+    )
 
 
 def _to_value(value: bool | int | float | str | tuple) -> struct_pb2.Value:

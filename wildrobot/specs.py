@@ -163,6 +163,57 @@ class PpoSpec(_Spec):
         return self.num_iterations * self.env_steps_per_iteration
 
 
+# AMP training (docs/amp.md): PPO plus a discriminator's style reward from reference motions.
+MAX_AMP_MOTIONS = 16
+MAX_AMP_REPLAY = 1_000_000
+# A shipped clip's name (envs/motions/clips, e.g. walk_0.3) or one of the tenant's uploaded
+# motion files (a safe relative path ending in .npz, docs/motions.md).
+_MOTION_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
+
+
+class AmpSpec(PpoSpec):
+    """PPO with Adversarial Motion Priors (Peng et al. 2021; docs/amp.md).
+
+    Every PPO field keeps its meaning and bounds. The reward PPO optimizes is
+    task_weight * task reward + style_weight * style reward, the style reward coming from a
+    discriminator (MLP over `window` consecutive frames of features) trained each iteration on
+    reference windows (label real) against policy windows (label fake; half from this iteration,
+    half from a replay buffer of past iterations), with a gradient penalty on both and an L2
+    penalty on its logits.
+    """
+
+    kind: Literal[JobKind.AMP] = JobKind.AMP  # type: ignore[assignment]
+    task: Literal["WildRobotStand", "WildRobotWalk"] = "WildRobotStand"  # type: ignore[assignment]
+    motions: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = Field(
+        ("walk_0.2",), min_length=1, max_length=MAX_AMP_MOTIONS
+    )
+    task_weight: float = Field(0.5, ge=0.0, le=10.0)
+    style_weight: float = Field(0.5, ge=0.0, le=10.0)
+    disc_loss: Literal["lsgan", "bce"] = "lsgan"
+    disc_hidden_sizes: HiddenSizes = (256, 256)
+    disc_learning_rate: float = Field(1e-4, gt=0.0, le=1.0)
+    disc_updates_per_iteration: int = Field(4, ge=1, le=256, description="minibatch steps")
+    disc_batch_size: int = Field(512, ge=2, le=MAX_NUM_ENVS, description="windows per class")
+    grad_penalty: float = Field(5.0, ge=0.0, le=1000.0)
+    logit_reg: float = Field(0.01, ge=0.0, le=100.0)
+    replay_size: int = Field(100_000, ge=16, le=MAX_AMP_REPLAY, description="policy windows")
+    window: int = Field(2, ge=2, le=10, description="frames the discriminator sees")
+
+    @field_validator("motions")
+    @classmethod
+    def _check_motions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not _MOTION_NAME.match(name) or ".." in name.split("/"):
+                raise ValueError(f"motions: {name[:200]!r} is not a clip name or a safe .npz path")
+        return _unique("motions", value)
+
+    @model_validator(mode="after")
+    def _check_weights(self) -> AmpSpec:
+        if self.task_weight + self.style_weight <= 0:
+            raise ValueError("task_weight + style_weight must be > 0")
+        return self
+
+
 # Inverse dynamics jobs: inputs uploaded with the request are bounded; larger inputs are uploaded
 # first (UploadTrial, at most MAX_ID_UPLOAD_BYTES each) into the tenant's inputs and named by a
 # safe relative path.
@@ -245,7 +296,7 @@ class InverseDynamicsSpec(_Spec):
 # Test-time adaptation evaluation (docs/tta.md). The names are the shift suite's and the adapter
 # registry's (wildrobot.workers.tta; a test keeps them equal).
 TTA_SHIFTS = ("gravity", "friction", "mass", "kp", "latency", "push", "imu")
-TTA_METHODS = ("none", "obs_norm", "tent", "sysid", "best_of_n")
+TTA_METHODS = ("none", "obs_norm", "tent", "sysid", "best_of_n", "sysid_best_of_n")
 MAX_TTA_EPISODES = 1024
 MAX_TTA_EPISODE_LENGTH = 5000
 MAX_TTA_SEEDS = 8
@@ -253,7 +304,7 @@ MAX_TTA_ENV_STEPS = 2_000_000_000  # simulated control steps in all, lookahead i
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 TtaShift = Literal["gravity", "friction", "mass", "kp", "latency", "push", "imu"]
-TtaMethod = Literal["none", "obs_norm", "tent", "sysid", "best_of_n"]
+TtaMethod = Literal["none", "obs_norm", "tent", "sysid", "best_of_n", "sysid_best_of_n"]
 
 
 def _unique(field: str, values: tuple) -> tuple:
@@ -315,14 +366,18 @@ class TtaEvalSpec(_Spec):
         """Cells per method and seed: clean, every shift x severity, and clean again (continual)."""
         return 1 + len(self.shifts) * len(self.severities) + (self.mode == "continual")
 
+    def sim_steps_per_control_step(self, method: str) -> int:
+        """Control steps simulated per acted step: the step itself, best-of-N's lookahead, and
+        sysid's replay of the transition (a primal and two forward-mode tangents)."""
+        return (
+            1
+            + (self.best_of_n_samples * self.lookahead_steps if method.endswith("best_of_n") else 0)
+            + (3 if method.startswith("sysid") else 0)
+        )
+
     @property
     def planned_env_steps(self) -> int:
-        per_step = sum(
-            1
-            + (self.best_of_n_samples * self.lookahead_steps if m == "best_of_n" else 0)
-            + (3 if m == "sysid" else 0)  # the replayed transition: a primal and two tangents
-            for m in self.methods
-        )
+        per_step = sum(self.sim_steps_per_control_step(m) for m in self.methods)
         return self.num_cells * len(self.seeds) * self.episodes * self.episode_length * per_step
 
     @property
@@ -331,10 +386,11 @@ class TtaEvalSpec(_Spec):
         return self.planned_env_steps
 
 
-JobSpec = PpoSpec | InverseDynamicsSpec | TtaEvalSpec
+JobSpec = PpoSpec | AmpSpec | InverseDynamicsSpec | TtaEvalSpec
 
 SPEC_BY_KIND: dict[JobKind, type[_Spec]] = {
     JobKind.PPO: PpoSpec,
+    JobKind.AMP: AmpSpec,
     JobKind.INVERSE_DYNAMICS: InverseDynamicsSpec,
     JobKind.TTA_EVAL: TtaEvalSpec,
 }

@@ -1,5 +1,6 @@
 """`artifacts JOB` (the files of a job the server can send) and `upload TRIAL [--name NAME]`
-(a trial file into this tenant's inputs, for an inverse-dynamics job's trial_names)."""
+(a trial file into this tenant's inputs, for an inverse-dynamics job's trial_names, or an .npz
+motion clip for an amp job's motions)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,11 @@ def _list(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _configure_upload(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("trial", metavar="TRIAL", help=".npz or .csv trial file (16 MiB at most)")
+    parser.add_argument(
+        "trial",
+        metavar="TRIAL",
+        help=".npz or .csv trial file, or .npz motion clip (16 MiB at most)",
+    )
     parser.add_argument("--name", default=None, help="name in your inputs (default: file name)")
 
 
@@ -49,4 +54,6 @@ ARTIFACTS = Command(
     _configure_list,
     _list,
 )
-UPLOAD = Command("upload", "upload a trial file into your inputs", _configure_upload, _upload)
+UPLOAD = Command(
+    "upload", "upload a trial or motion file into your inputs", _configure_upload, _upload
+)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ from wildrobot.clients.commands.watch import follow
 from wildrobot.clients.parsing import UsageError, coerce_field, parse_assignments
 from wildrobot.clients.sdk import Client
 from wildrobot.clients.types import SubmitResult
-from wildrobot.specs import TASK_ALIASES, PpoSpec, TtaEvalSpec
+from wildrobot.specs import TASK_ALIASES, AmpSpec, PpoSpec, TtaEvalSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,10 @@ class SubmitKind:
 
 def _submit_ppo(client: Client, **kwargs: Any) -> SubmitResult:
     return client.submit_ppo(**kwargs)
+
+
+def _submit_amp(client: Client, **kwargs: Any) -> SubmitResult:
+    return client.submit_amp(**kwargs)
 
 
 def _submit_tta(client: Client, **kwargs: Any) -> SubmitResult:
@@ -53,21 +58,29 @@ def parse_checkpoint(text: str) -> dict[str, Any]:
     return fields
 
 
+PPO_FLAGS = {
+    "--task": "task",
+    "--num-envs": "num_envs",
+    "--timesteps": "num_timesteps",
+    "--learning-rate": "learning_rate",
+    "--episode-length": "episode_length",
+    "--seed": "seed",
+}
+# AMP is PPO plus these (every PPO flag and --preset work for `submit amp` too).
+AMP_FLAGS = {
+    "--motions": "motions",
+    "--task-weight": "task_weight",
+    "--style-weight": "style_weight",
+    "--disc-loss": "disc_loss",
+    "--disc-learning-rate": "disc_learning_rate",
+    "--disc-hidden-sizes": "disc_hidden_sizes",
+    "--grad-penalty": "grad_penalty",
+    "--window": "window",
+}
+
 KINDS = (
-    SubmitKind(
-        "ppo",
-        PpoSpec,
-        {
-            "--task": "task",
-            "--num-envs": "num_envs",
-            "--timesteps": "num_timesteps",
-            "--learning-rate": "learning_rate",
-            "--episode-length": "episode_length",
-            "--seed": "seed",
-        },
-        _submit_ppo,
-        tuple(presets.PRESETS),
-    ),
+    SubmitKind("ppo", PpoSpec, PPO_FLAGS, _submit_ppo, tuple(presets.PRESETS)),
+    SubmitKind("amp", AmpSpec, {**PPO_FLAGS, **AMP_FLAGS}, _submit_amp, tuple(presets.PRESETS)),
     SubmitKind(
         "tta",
         TtaEvalSpec,
@@ -91,7 +104,11 @@ def _field_help(spec_cls: type[BaseModel], field: str) -> str:
     default = info.get_default(call_default_factory=True)
     text = f"default {default}"
     if field == "task":
-        text += "; short forms: " + ", ".join(TASK_ALIASES)
+        allowed = typing.get_args(info.annotation)
+        short = [alias for alias, task in TASK_ALIASES.items() if task in allowed]
+        text += "; short forms: " + ", ".join(short)
+    if field == "motions":
+        text += "; comma-separated shipped clip names or .npz names among your uploads"
     return text
 
 

@@ -1,9 +1,10 @@
 """`watch JOB`: follow a job live until it ends; exit 0 when it SUCCEEDED, 1 otherwise.
 
 In a terminal it draws a rich progress bar (steps done of total, env steps/s, ETA, latest reward
-and episode length); piped, it prints one line per state change, checkpoint and log line and a
-progress line at most every few seconds; with --json, one JSON object per event. Dropped streams
-are resumed by the SDK from the last event, so nothing is shown twice or missed.
+and episode length, and an amp job's health metrics, render.HEALTH_KEYS); piped, it prints one
+line per state change, checkpoint and log line and a progress line at most every few seconds;
+with --json, one JSON object per event. Dropped streams are resumed by the SDK from the last
+event, so nothing is shown twice or missed.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class WatchState:
     rate: float = 0.0
     reward: float | None = None
     length: float | None = None
+    health: dict = dataclasses.field(default_factory=dict)  # latest of each (render.HEALTH_KEYS)
     recent: collections.deque = dataclasses.field(
         default_factory=lambda: collections.deque(maxlen=8)
     )
@@ -71,6 +73,7 @@ class WatchState:
     def _take_episode(self, values: dict) -> None:
         self.reward = _or(render.first_metric(values, render.REWARD_KEYS), self.reward)
         self.length = _or(render.first_metric(values, render.LENGTH_KEYS), self.length)
+        self.health.update(render.health_metrics(values))
 
     @property
     def eta_s(self) -> float | None:
@@ -86,14 +89,16 @@ class WatchState:
             "eta": render.format_duration(self.eta_s),
             "reward": f"{self.reward:.4g}" if self.reward is not None else "-",
             "length": f"{self.length:.0f}" if self.length is not None else "-",
+            "health": render.health_text(self.health),
         }
 
     def line(self) -> str:
         f = self.fields()
         pct = f" ({self.steps_done / self.steps_total:.0%})" if self.steps_total else ""
+        health = f"  {f['health']}" if f["health"] else ""
         return (
             f"{f['counts']}{pct}  {f['rate']}  ETA {f['eta']}  "
-            f"reward {f['reward']}  episode length {f['length']}"
+            f"reward {f['reward']}  episode length {f['length']}{health}"
         )
 
 
@@ -145,6 +150,7 @@ def _follow_live(ctx: Context, view: WatchState, events) -> None:
         TextColumn("ETA {task.fields[eta]}"),
         TextColumn("reward {task.fields[reward]}"),
         TextColumn("ep len {task.fields[length]}"),
+        TextColumn("{task.fields[health]}"),  # empty unless the job reports health metrics
         console=ctx.out,
     )
     with progress:

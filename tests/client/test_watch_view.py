@@ -118,3 +118,26 @@ def test_terminal_watch_draws_a_progress_bar() -> None:
     assert code == 0
     assert "━" in out and "2,560 steps/s" in out and "reward 9" in out and "ep len 50" in out
     assert "j1 finished SUCCEEDED" in out
+
+
+def test_watch_shows_amp_health_metrics_when_reported() -> None:
+    stream = events(JobState.SUCCEEDED)
+    health = {
+        "amp/style_reward": 0.4,
+        "amp/disc_loss": 0.25,
+        "amp/accuracy_ref": 0.9,
+        "amp/accuracy_policy": 0.8,
+        "amp/new_thing": 1.0,
+    }
+    last = stream[11]  # the last Metrics event
+    stream[11] = Metrics(last.seq, None, last.step, last.wall_time_s, {**last.values, **health})
+    code, out = follow(stream)
+    assert code == 0
+    # Known health metrics in render.HEALTH_KEYS order, then any other amp/ ones by name.
+    assert out.splitlines()[-2].endswith(
+        "reward 9  episode length 50  amp/disc_loss 0.25  amp/accuracy_ref 0.9  "
+        "amp/accuracy_policy 0.8  amp/style_reward 0.4  amp/new_thing 1"
+    )
+    code, out = follow(stream, terminal=True)
+    assert "amp/disc_loss 0.25" in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
+    # A PPO job reports none: its line is unchanged (test_piped_watch_prints_progress_and_succeeds).

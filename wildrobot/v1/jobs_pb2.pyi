@@ -394,17 +394,18 @@ Global___InverseDynamicsSpec: _TypeAlias = InverseDynamicsSpec  # noqa: Y015
 
 @_typing.final
 class JobSpec(_message.Message):
-    """One typed spec per job kind. Kinds not built yet keep their field numbers free:
-    2 = amp, 4 = tta_eval.
-    """
+    """One typed spec per job kind."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     PPO_FIELD_NUMBER: _builtins.int
+    AMP_FIELD_NUMBER: _builtins.int
     INVERSE_DYNAMICS_FIELD_NUMBER: _builtins.int
     TTA_EVAL_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def ppo(self) -> Global___PpoSpec: ...
+    @_builtins.property
+    def amp(self) -> Global___AmpSpec: ...
     @_builtins.property
     def inverse_dynamics(self) -> Global___InverseDynamicsSpec: ...
     @_builtins.property
@@ -413,18 +414,126 @@ class JobSpec(_message.Message):
         self,
         *,
         ppo: Global___PpoSpec | None = ...,
+        amp: Global___AmpSpec | None = ...,
         inverse_dynamics: Global___InverseDynamicsSpec | None = ...,
         tta_eval: Global___TtaEvalSpec | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["inverse_dynamics", b"inverse_dynamics", "kind", b"kind", "ppo", b"ppo", "tta_eval", b"tta_eval"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amp", b"amp", "inverse_dynamics", b"inverse_dynamics", "kind", b"kind", "ppo", b"ppo", "tta_eval", b"tta_eval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["inverse_dynamics", b"inverse_dynamics", "kind", b"kind", "ppo", b"ppo", "tta_eval", b"tta_eval"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amp", b"amp", "inverse_dynamics", b"inverse_dynamics", "kind", b"kind", "ppo", b"ppo", "tta_eval", b"tta_eval"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["ppo", "inverse_dynamics", "tta_eval"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["ppo", "amp", "inverse_dynamics", "tta_eval"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___JobSpec: _TypeAlias = JobSpec  # noqa: Y015
+
+@_typing.final
+class AmpSpec(_message.Message):
+    """PPO with adversarial motion priors (wildrobot.specs.AmpSpec; docs/amp.md): every PPO field in
+    `ppo` (the task is WildRobotStand or WildRobotWalk), plus the reference motions and the
+    discriminator. Unset fields take the spec's defaults.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PPO_FIELD_NUMBER: _builtins.int
+    MOTIONS_FIELD_NUMBER: _builtins.int
+    TASK_WEIGHT_FIELD_NUMBER: _builtins.int
+    STYLE_WEIGHT_FIELD_NUMBER: _builtins.int
+    DISC_LOSS_FIELD_NUMBER: _builtins.int
+    DISC_HIDDEN_SIZES_FIELD_NUMBER: _builtins.int
+    DISC_LEARNING_RATE_FIELD_NUMBER: _builtins.int
+    DISC_UPDATES_PER_ITERATION_FIELD_NUMBER: _builtins.int
+    DISC_BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    GRAD_PENALTY_FIELD_NUMBER: _builtins.int
+    LOGIT_REG_FIELD_NUMBER: _builtins.int
+    REPLAY_SIZE_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    task_weight: _builtins.float
+    style_weight: _builtins.float
+    disc_loss: _builtins.str
+    """lsgan | bce"""
+    disc_learning_rate: _builtins.float
+    disc_updates_per_iteration: _builtins.int
+    disc_batch_size: _builtins.int
+    grad_penalty: _builtins.float
+    logit_reg: _builtins.float
+    replay_size: _builtins.int
+    window: _builtins.int
+    @_builtins.property
+    def ppo(self) -> Global___PpoSpec: ...
+    @_builtins.property
+    def motions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Shipped clip names (envs/motions/clips, e.g. walk_0.2) or .npz files among the tenant's
+        uploaded inputs (UploadTrial, e.g. motions/mocap.npz). Unset: the spec's default.
+        """
+
+    @_builtins.property
+    def disc_hidden_sizes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        ppo: Global___PpoSpec | None = ...,
+        motions: _abc.Iterable[_builtins.str] | None = ...,
+        task_weight: _builtins.float | None = ...,
+        style_weight: _builtins.float | None = ...,
+        disc_loss: _builtins.str | None = ...,
+        disc_hidden_sizes: _abc.Iterable[_builtins.int] | None = ...,
+        disc_learning_rate: _builtins.float | None = ...,
+        disc_updates_per_iteration: _builtins.int | None = ...,
+        disc_batch_size: _builtins.int | None = ...,
+        grad_penalty: _builtins.float | None = ...,
+        logit_reg: _builtins.float | None = ...,
+        replay_size: _builtins.int | None = ...,
+        window: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_disc_batch_size", b"_disc_batch_size", "_disc_learning_rate", b"_disc_learning_rate", "_disc_loss", b"_disc_loss", "_disc_updates_per_iteration", b"_disc_updates_per_iteration", "_grad_penalty", b"_grad_penalty", "_logit_reg", b"_logit_reg", "_replay_size", b"_replay_size", "_style_weight", b"_style_weight", "_task_weight", b"_task_weight", "_window", b"_window", "disc_batch_size", b"disc_batch_size", "disc_learning_rate", b"disc_learning_rate", "disc_loss", b"disc_loss", "disc_updates_per_iteration", b"disc_updates_per_iteration", "grad_penalty", b"grad_penalty", "logit_reg", b"logit_reg", "ppo", b"ppo", "replay_size", b"replay_size", "style_weight", b"style_weight", "task_weight", b"task_weight", "window", b"window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_disc_batch_size", b"_disc_batch_size", "_disc_learning_rate", b"_disc_learning_rate", "_disc_loss", b"_disc_loss", "_disc_updates_per_iteration", b"_disc_updates_per_iteration", "_grad_penalty", b"_grad_penalty", "_logit_reg", b"_logit_reg", "_replay_size", b"_replay_size", "_style_weight", b"_style_weight", "_task_weight", b"_task_weight", "_window", b"_window", "disc_batch_size", b"disc_batch_size", "disc_hidden_sizes", b"disc_hidden_sizes", "disc_learning_rate", b"disc_learning_rate", "disc_loss", b"disc_loss", "disc_updates_per_iteration", b"disc_updates_per_iteration", "grad_penalty", b"grad_penalty", "logit_reg", b"logit_reg", "motions", b"motions", "ppo", b"ppo", "replay_size", b"replay_size", "style_weight", b"style_weight", "task_weight", b"task_weight", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__disc_batch_size: _TypeAlias = _typing.Literal["disc_batch_size"]  # noqa: Y015
+    _WhichOneofArgType__disc_batch_size: _TypeAlias = _typing.Literal["_disc_batch_size", b"_disc_batch_size"]  # noqa: Y015
+    _WhichOneofReturnType__disc_learning_rate: _TypeAlias = _typing.Literal["disc_learning_rate"]  # noqa: Y015
+    _WhichOneofArgType__disc_learning_rate: _TypeAlias = _typing.Literal["_disc_learning_rate", b"_disc_learning_rate"]  # noqa: Y015
+    _WhichOneofReturnType__disc_loss: _TypeAlias = _typing.Literal["disc_loss"]  # noqa: Y015
+    _WhichOneofArgType__disc_loss: _TypeAlias = _typing.Literal["_disc_loss", b"_disc_loss"]  # noqa: Y015
+    _WhichOneofReturnType__disc_updates_per_iteration: _TypeAlias = _typing.Literal["disc_updates_per_iteration"]  # noqa: Y015
+    _WhichOneofArgType__disc_updates_per_iteration: _TypeAlias = _typing.Literal["_disc_updates_per_iteration", b"_disc_updates_per_iteration"]  # noqa: Y015
+    _WhichOneofReturnType__grad_penalty: _TypeAlias = _typing.Literal["grad_penalty"]  # noqa: Y015
+    _WhichOneofArgType__grad_penalty: _TypeAlias = _typing.Literal["_grad_penalty", b"_grad_penalty"]  # noqa: Y015
+    _WhichOneofReturnType__logit_reg: _TypeAlias = _typing.Literal["logit_reg"]  # noqa: Y015
+    _WhichOneofArgType__logit_reg: _TypeAlias = _typing.Literal["_logit_reg", b"_logit_reg"]  # noqa: Y015
+    _WhichOneofReturnType__replay_size: _TypeAlias = _typing.Literal["replay_size"]  # noqa: Y015
+    _WhichOneofArgType__replay_size: _TypeAlias = _typing.Literal["_replay_size", b"_replay_size"]  # noqa: Y015
+    _WhichOneofReturnType__style_weight: _TypeAlias = _typing.Literal["style_weight"]  # noqa: Y015
+    _WhichOneofArgType__style_weight: _TypeAlias = _typing.Literal["_style_weight", b"_style_weight"]  # noqa: Y015
+    _WhichOneofReturnType__task_weight: _TypeAlias = _typing.Literal["task_weight"]  # noqa: Y015
+    _WhichOneofArgType__task_weight: _TypeAlias = _typing.Literal["_task_weight", b"_task_weight"]  # noqa: Y015
+    _WhichOneofReturnType__window: _TypeAlias = _typing.Literal["window"]  # noqa: Y015
+    _WhichOneofArgType__window: _TypeAlias = _typing.Literal["_window", b"_window"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__disc_batch_size) -> _WhichOneofReturnType__disc_batch_size | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__disc_learning_rate) -> _WhichOneofReturnType__disc_learning_rate | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__disc_loss) -> _WhichOneofReturnType__disc_loss | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__disc_updates_per_iteration) -> _WhichOneofReturnType__disc_updates_per_iteration | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__grad_penalty) -> _WhichOneofReturnType__grad_penalty | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__logit_reg) -> _WhichOneofReturnType__logit_reg | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__replay_size) -> _WhichOneofReturnType__replay_size | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__style_weight) -> _WhichOneofReturnType__style_weight | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__task_weight) -> _WhichOneofReturnType__task_weight | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__window) -> _WhichOneofReturnType__window | None: ...
+
+Global___AmpSpec: _TypeAlias = AmpSpec  # noqa: Y015
 
 @_typing.final
 class TtaEvalSpec(_message.Message):
@@ -471,7 +580,7 @@ class TtaEvalSpec(_message.Message):
 
     @_builtins.property
     def methods(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """none, obs_norm, tent, sysid, best_of_n ("none" required)"""
+        """none, obs_norm, tent, sysid, best_of_n, sysid_best_of_n ("none" required)"""
 
     @_builtins.property
     def seeds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...

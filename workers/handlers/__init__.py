@@ -17,6 +17,7 @@ from wildrobot.specs import JobKind
 
 HANDLERS: dict[JobKind, str] = {
     JobKind.PPO: "wildrobot.workers.handlers.ppo:run",
+    JobKind.AMP: "wildrobot.workers.handlers.amp:run",
     JobKind.INVERSE_DYNAMICS: "wildrobot.workers.handlers.inverse_dynamics:run",
     JobKind.TTA_EVAL: "wildrobot.workers.handlers.tta_eval:run",
 }

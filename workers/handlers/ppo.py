@@ -12,13 +12,20 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wildrobot import exports
 from wildrobot.specs import PpoSpec
 from wildrobot.workers.handlers import HandlerResult, JobContext
 
+if TYPE_CHECKING:  # the trainer's module imports JAX: only the runner process loads it
+    from wildrobot.workers.training.api import TrainResult
 
-class _Hooks:
+
+class JobHooks:
+    """A trainer's hooks (workers.training.api.TrainHooks) over the job context: every metric
+    and checkpoint goes out as a fenced write; the amp handler uses them too."""
+
     def __init__(self, context: JobContext) -> None:
         self._context = context
 
@@ -39,7 +46,12 @@ def run(context: JobContext, spec: PpoSpec) -> HandlerResult:
         return run_multi_host(context, spec)
     from wildrobot.workers.training.ppo import train_ppo  # JAX: only in the runner process
 
-    result = train_ppo(spec, context.run_dir, _Hooks(context), resume_from=context.resume_from)
+    result = train_ppo(spec, context.run_dir, JobHooks(context), resume_from=context.resume_from)
+    return finish(context, spec, result)
+
+
+def finish(context: JobContext, spec: PpoSpec, result: TrainResult) -> HandlerResult:
+    """What a finished trainer run becomes: the final checkpoint's exports (unless stopped)."""
     if not result.stopped and result.checkpoint_dir is not None:
         make_exports(context, spec, Path(result.checkpoint_dir))
     return HandlerResult(final_step=result.final_step, stopped=result.stopped)

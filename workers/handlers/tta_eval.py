@@ -81,13 +81,7 @@ def run(context: JobContext, spec: TtaEvalSpec) -> HandlerResult:
     context.publish.log("info", f"evaluating {checkpoint.name} of job {spec.checkpoint_job_id}")
     settings = settings_of(spec)
     steps_per_cell = {
-        m: spec.episodes
-        * spec.episode_length
-        * (
-            1
-            + (spec.best_of_n_samples * spec.lookahead_steps if m == "best_of_n" else 0)
-            + (3 if m == "sysid" else 0)
-        )
+        m: spec.episodes * spec.episode_length * spec.sim_steps_per_control_step(m)
         for m in spec.methods
     }
     done = {"steps": 0}

@@ -26,7 +26,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from wildrobot.specs import PpoSpec
+from wildrobot.specs import AmpSpec, JobKind, PpoSpec
 from wildrobot.workers import layout
 from wildrobot.workers.training.api import checkpoint_path
 from wildrobot.workers.training.networks import NetworkConfig
@@ -131,7 +131,10 @@ def load_policy_tree(checkpoint_dir: Path, target: dict[str, Any]) -> dict[str, 
 
 
 def read_spec(checkpoint_dir: Path) -> PpoSpec:
-    return PpoSpec.model_validate_json((Path(checkpoint_dir) / SPEC_FILE).read_text())
+    """The run's spec: a PpoSpec, or an AmpSpec (a PpoSpec with AMP's fields) for AMP runs."""
+    text = (Path(checkpoint_dir) / SPEC_FILE).read_text()
+    kind = json.loads(text).get("kind")
+    return (AmpSpec if kind == JobKind.AMP else PpoSpec).model_validate_json(text)
 
 
 def read_network_config(checkpoint_dir: Path) -> NetworkConfig:

@@ -7,6 +7,7 @@ with axis name AXIS, so gradients, normalizer statistics and metrics are reduced
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +23,7 @@ from wildrobot.workers.training.loss import LossFn
 from wildrobot.workers.training.state import TrainingState
 
 AXIS = "devices"
+EXTENSION_STREAM = 0x616D70  # fold_in index of an extension's keys ("amp")
 STATE_EXTRAS = ("truncation", "episode_metrics", "episode_done")
 LOSS_METRICS = {
     "total_loss": "loss/total",
@@ -33,6 +35,37 @@ LOSS_METRICS = {
 }
 
 IterationFn = Callable[[TrainingState], tuple[TrainingState, dict[str, jax.Array]]]
+
+
+class Extension(Protocol):
+    """What an algorithm built on PPO (AMP) adds to the iteration, inside the same jitted step.
+
+    state_extras: env info fields to collect with every transition (for example "amp_window").
+    shape_reward: after the rollout, before any update: the rewards PPO optimizes (and metrics),
+        from the extension's state as it was when the rollout was collected.
+    update: after PPO's epochs, the extension's own training on this rollout's data.
+    Both get a PRNG key of their own and run per device under pmap (axis AXIS).
+    wrap_env: Brax's training wrappers (vmap or domain-randomization vmap, episode, auto-reset)
+        around the base env, with the extension's own wrapper that provides the state extras.
+    """
+
+    state_extras: tuple[str, ...]
+
+    def wrap_env(self, env: Env, episode_length: int, randomization_fn: Any) -> Env: ...
+
+    def init(self, key: jax.Array) -> Any: ...
+
+    def shape_reward(
+        self, ext_state: Any, data: brax_types.Transition, key: jax.Array
+    ) -> tuple[jax.Array, dict[str, jax.Array]]: ...
+
+    def update(
+        self, ext_state: Any, data: brax_types.Transition, key: jax.Array
+    ) -> tuple[Any, dict[str, jax.Array]]: ...
+
+    def trainable(self, ext_state: Any) -> Any:
+        """The parameters the NaN guard checks along with PPO's."""
+        ...
 
 
 def make_optimizer(spec: PpoSpec) -> optax.GradientTransformation:
@@ -47,6 +80,7 @@ def make_iteration_fn(
     networks: ppo_networks.PPONetworks,
     loss_fn: LossFn,
     optimizer: optax.GradientTransformation,
+    extension: Extension | None = None,
 ) -> IterationFn:
     """Returns iteration(state) -> (state, metrics); call it under pmap(axis_name=AXIS).
 
@@ -55,6 +89,7 @@ def make_iteration_fn(
     """
     num_unrolls = spec.batch_size * spec.num_minibatches // spec.num_envs
     make_policy = ppo_networks.make_inference_fn(networks)
+    state_extras = STATE_EXTRAS + (extension.state_extras if extension is not None else ())
     loss_and_grad_fn = gradients.loss_and_pgrad(loss_fn, pmap_axis_name=AXIS, has_aux=True)
 
     def rollout(state: TrainingState, key: jax.Array):
@@ -64,7 +99,7 @@ def make_iteration_fn(
             env_state, key_unroll = carry
             key_unroll, key_next = jax.random.split(key_unroll)
             env_state, data = acting.generate_unroll(
-                env, env_state, policy, key_unroll, spec.unroll_length, extra_fields=STATE_EXTRAS
+                env, env_state, policy, key_unroll, spec.unroll_length, extra_fields=state_extras
             )
             return (env_state, key_next), data
 
@@ -102,6 +137,12 @@ def make_iteration_fn(
         key_unroll, key_sgd, key_next = jax.random.split(state.rng, 3)
         env_state, data = rollout(state, key_unroll)
         state_extras = data.extras["state_extras"]
+        ext_metrics: dict[str, jax.Array] = {}
+        if extension is not None:
+            key_reward, key_ext = jax.random.split(jax.random.fold_in(state.rng, EXTENSION_STREAM))
+            rewards, ext_metrics = extension.shape_reward(state.extension, data, key_reward)
+            ext_data = data
+            data = data._replace(reward=rewards)
         # The loss needs only truncation; don't shuffle episode bookkeeping through every epoch.
         data = data._replace(
             extras={
@@ -124,7 +165,15 @@ def make_iteration_fn(
         }
         # max, not mean: one non-finite minibatch gradient must show (max propagates NaN).
         metrics["gradient_norm"] = jnp.max(sgd_metrics["grad_norm"])
-        metrics["params_finite"] = _all_finite(params)
+        ext_state = state.extension
+        if extension is not None:
+            ext_state, update_metrics = extension.update(state.extension, ext_data, key_ext)
+            ext_metrics = {**ext_metrics, **update_metrics}
+            params_finite = _all_finite((params, extension.trainable(ext_state)))
+        else:
+            params_finite = _all_finite(params)
+        metrics["params_finite"] = params_finite
+        metrics.update(ext_metrics)
         metrics.update(_episode_metrics(state_extras))
         new_state = TrainingState(
             params=params,
@@ -134,6 +183,7 @@ def make_iteration_fn(
             env_steps=state.env_steps + spec.env_steps_per_iteration,
             iteration=state.iteration + 1,
             rng=key_next,
+            extension=ext_state,
         )
         return new_state, metrics
 

@@ -40,15 +40,20 @@ RESUMABLE_CHANGES = frozenset(
 
 
 def train_ppo(
-    spec: PpoSpec, run_dir: Path, hooks: TrainHooks, resume_from: Path | None = None
+    spec: PpoSpec,
+    run_dir: Path,
+    hooks: TrainHooks,
+    resume_from: Path | None = None,
+    trainer: Trainer | None = None,
 ) -> TrainResult:
     """Trains until spec.num_timesteps env steps, a stop request, or a NonFiniteError.
 
     resume_from: a checkpoint directory of the same run; training continues exactly where it
     stopped (same params, optimizer, normalizer, env states and RNG).
+    trainer: a prebuilt trainer for `spec` (AMP passes one with its extension).
     """
     run_dir = Path(run_dir)
-    trainer = make_trainer(spec)
+    trainer = trainer if trainer is not None else make_trainer(spec)
     state = init_state(trainer)
     last_checkpoint: Path | None = None
     if resume_from is not None:
@@ -138,8 +143,9 @@ def _resume(trainer: Trainer, target: TrainingState, checkpoint_dir: Path) -> Tr
     saved = ckpt.read_spec(checkpoint_dir)
     changed = {
         name
-        for name in PpoSpec.model_fields
-        if getattr(saved, name) != getattr(trainer.spec, name) and name not in RESUMABLE_CHANGES
+        for name in type(trainer.spec).model_fields
+        if getattr(saved, name, None) != getattr(trainer.spec, name)
+        and name not in RESUMABLE_CHANGES
     }
     if changed:
         raise ValueError(

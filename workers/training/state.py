@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax
 import jax
 import optax
@@ -26,3 +28,6 @@ class TrainingState:
     env_steps: brax_types.UInt64  # env steps done in total, across devices and resumes
     iteration: jax.Array  # int32 scalar: training iterations done in total
     rng: jax.Array  # PRNG key (raw uint32[2]) for the next iteration
+    # An extension's own state (AMP: discriminator, its optimizer and normalizer, replay buffer,
+    # reference windows). None for plain PPO: no leaves, so PPO checkpoints are unchanged.
+    extension: Any = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -20,6 +21,8 @@ from wildrobot.workers.training import distributed
 from wildrobot.workers.training import networks as net
 from wildrobot.workers.training.iteration import (
     AXIS,
+    EXTENSION_STREAM,
+    Extension,
     IterationFn,
     make_iteration_fn,
     make_optimizer,
@@ -72,23 +75,32 @@ class Trainer:
     iteration_fn: IterationFn  # pmapped; donates its input state
     num_global_devices: int = 0  # 0: same as num_devices (one host)
     first_row: int = 0  # this process's first device among the global ones
+    extension: Extension | None = None  # AMP's discriminator; None for plain PPO
 
     @property
     def global_devices(self) -> int:
         return self.num_global_devices or self.num_devices
 
 
-def make_trainer(spec: PpoSpec, base_env: Env | None = None) -> Trainer:
+def make_trainer(
+    spec: PpoSpec,
+    base_env: Env | None = None,
+    make_extension: Callable[[Env], Extension] | None = None,
+) -> Trainer:
+    """make_extension(base_env): an algorithm built on PPO (AMP); None for plain PPO."""
     num_devices = jax.local_device_count()
     num_global = jax.device_count()
     check_device_split(spec, num_global)
     if base_env is None:
         base_env = make_base_env(spec.task, spec.env_overrides)
-    env = wrap_env(spec, base_env, spec.num_envs // num_global, RANDOMIZATION_STREAM)
+    extension = make_extension(base_env) if make_extension is not None else None
+    env = wrap_env(spec, base_env, spec.num_envs // num_global, RANDOMIZATION_STREAM, extension)
     network_config = net.make_network_config(spec, base_env.observation_size, base_env.action_size)
     networks = net.make_networks(network_config)
     optimizer = make_optimizer(spec)
-    iteration = make_iteration_fn(spec, env, networks, make_loss_fn(spec, networks), optimizer)
+    iteration = make_iteration_fn(
+        spec, env, networks, make_loss_fn(spec, networks), optimizer, extension
+    )
     return Trainer(
         spec=spec,
         base_env=base_env,
@@ -100,10 +112,13 @@ def make_trainer(spec: PpoSpec, base_env: Env | None = None) -> Trainer:
         iteration_fn=jax.pmap(iteration, axis_name=AXIS, donate_argnums=0),
         num_global_devices=num_global,
         first_row=distributed.first_row() if num_global != num_devices else 0,
+        extension=extension,
     )
 
 
-def wrap_env(spec: PpoSpec, base_env: Env, num_worlds: int, stream: int) -> Env:
+def wrap_env(
+    spec: PpoSpec, base_env: Env, num_worlds: int, stream: int, extension: Extension | None = None
+) -> Env:
     """Vmap, episode and auto-reset wrappers, plus the env's domain randomization if it has one.
 
     With randomization the wrapped env steps exactly num_worlds envs (one world each), drawn
@@ -115,6 +130,8 @@ def wrap_env(spec: PpoSpec, base_env: Env, num_worlds: int, stream: int) -> Env:
     if make_fn is not None:
         key = jax.random.fold_in(jax.random.PRNGKey(spec.seed), stream)
         randomization_fn = functools.partial(make_fn(), rng=jax.random.split(key, num_worlds))
+    if extension is not None:  # its wrapper goes between the vmap and the episode wrappers
+        return extension.wrap_env(base_env, spec.episode_length, randomization_fn)
     return env_wrappers.wrap(
         base_env, episode_length=spec.episode_length, randomization_fn=randomization_fn
     )
@@ -143,4 +160,11 @@ def init_state(trainer: Trainer) -> TrainingState:
     keys_env = jax.random.split(key_envs, spec.num_envs).reshape(trainer.global_devices, -1, 2)
     env_state = jax.pmap(trainer.env.reset)(keys_env[rows])
     rng = jax.random.split(key_train, trainer.global_devices)[rows]
+    if trainer.extension is not None:
+        key_ext = jax.random.fold_in(jax.random.PRNGKey(spec.seed), EXTENSION_STREAM)
+        extension = jax.tree.map(
+            lambda x: np.broadcast_to(np.asarray(x), (num_devices,) + np.shape(x)).copy(),
+            trainer.extension.init(key_ext),
+        )
+        return TrainingState(env_state=env_state, rng=rng, extension=extension, **replicated)
     return TrainingState(env_state=env_state, rng=rng, **replicated)

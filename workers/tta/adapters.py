@@ -314,7 +314,7 @@ class SysId:
     from forward-mode differentiation through the physics substeps (jax.jacfwd). Guards: the
     shared step bound, trust region around an EMA anchor and reset on a loss spike (a push the
     model does not know about). The policy acts unchanged: the estimate is reported against the
-    truth and is what a model-based method (best_of_n's lookahead) would use.
+    truth and is the model `sysid_best_of_n`'s lookahead plans under (`model_estimate`).
     """
 
     name = "sysid"
@@ -401,6 +401,12 @@ class SysId:
 
     def estimates(self, state: SysIdState) -> dict[str, jax.Array]:
         return {name: jnp.exp(state.log_scale[..., i]) for i, name in enumerate(SYSID_PARAMETERS)}
+
+    def model_estimate(self, state: SysIdState):
+        """The estimate as a shift (one episode): the model best_of_n's lookahead plans under."""
+        from wildrobot.workers.tta import shifts as shift_lib
+
+        return shift_lib.ShiftParams(**self.estimates(state))
 
     def reset(self, params: SourceParams, state: SysIdState):
         return self.init(params).replace(resets=state.resets + 1)

@@ -32,8 +32,12 @@ from wildrobot.workers.tta import shifts as shift_lib
 from wildrobot.workers.tta.adapters import Guards, Source, SourceParams, make_adapter
 from wildrobot.workers.tta.rollout import make_rollout
 
-# A method is an adapter, or test-time compute (best_of_n) on the unadapted policy.
-METHODS = ("none", "obs_norm", "tent", "sysid", "best_of_n")
+# A method is an adapter, or test-time compute: best_of_n on the unadapted policy planning with
+# the nominal model, sysid_best_of_n planning with sysid's online model estimate.
+METHODS = ("none", "obs_norm", "tent", "sysid", "best_of_n", "sysid_best_of_n")
+# The adapter behind each method, and which methods spend test-time compute (best-of-N).
+ADAPTER_OF = {"best_of_n": "none", "sysid_best_of_n": "sysid"}
+BEST_OF_N = ("best_of_n", "sysid_best_of_n")
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ def method_cost(name: str, adapter_cost: dict[str, float], settings: TtaSettings
     """Work per control step. best_of_n with N samples and horizon H adds one forward for the
     sampling distribution, and per candidate H - 1 policy forwards, one value forward and H
     control steps (H x substeps physics steps) of lookahead."""
-    n = settings.best_of_n_samples if name == "best_of_n" else 1
+    n = settings.best_of_n_samples if name in BEST_OF_N else 1
     h = settings.lookahead_steps if n > 1 else 0
     return {
         "policy_forwards": adapter_cost["policy_forwards"] + (1 + n * (h - 1) if n > 1 else 0),
@@ -107,7 +111,7 @@ def evaluate_checkpoint(
     # before any cell runs.
     adapters = {}
     for method in settings.methods:
-        adapter_name = "none" if method == "best_of_n" else method
+        adapter_name = ADAPTER_OF.get(method, method)
         adapters[method] = make_adapter(
             adapter_name,
             source,
@@ -117,7 +121,7 @@ def evaluate_checkpoint(
             env=env,
         )
     for method, adapter in adapters.items():
-        samples = settings.best_of_n_samples if method == "best_of_n" else 1
+        samples = settings.best_of_n_samples if method in BEST_OF_N else 1
         run = make_rollout(
             env,
             source,

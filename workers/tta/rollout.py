@@ -10,8 +10,10 @@ best_of_n: each control step the adapter's action is candidate 0 and N-1 more ar
 the source policy's distribution; each is scored by an H-step lookahead in MJX (the candidate,
 then the source policy's deterministic actions) as the discounted task reward plus the critic's
 value at the horizon, and the best is taken. The lookahead starts from the true simulator state
-(full-state observation, as a state estimator would give) but runs the *nominal* model, with no
-push and the training latency: it does not know the shift. N = 1 is exactly the adapter's action.
+(full-state observation, as a state estimator would give) with no push and the training latency.
+It runs the *nominal* model, unless the adapter estimates one (`model_estimate`, sysid's fitted
+mass and servo gain): then it plans under the estimate as it stands at that step
+(`sysid_best_of_n`). N = 1 is exactly the adapter's action.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ def make_rollout(
 
     networks = source.networks
     observe = getattr(adapter, "observe", None)
+    model_estimate = getattr(adapter, "model_estimate", None)
 
     def lookahead_score(params: SourceParams, state: State, action: jax.Array) -> jax.Array:
         info = dict(state.info)
@@ -109,7 +112,7 @@ def make_rollout(
         value = networks.value_network.apply(params.normalizer, params.value, state.obs)
         return total + alive * discount**horizon * value
 
-    def best_of(params: SourceParams, state: State, obs, first: jax.Array, key) -> jax.Array:
+    def best_of(params: SourceParams, state: State, obs, first: jax.Array, key, estimate):
         if samples == 1:
             return first
         dist = networks.parametric_action_distribution
@@ -118,7 +121,11 @@ def make_rollout(
             jax.random.split(key, samples - 1)
         )
         candidates = jnp.concatenate([first[None], dist.postprocess(raw)])
-        scores = jax.vmap(lambda a: lookahead_score(params, state, a))(candidates)
+        score = lambda a: lookahead_score(params, state, a)  # noqa: E731
+        if estimate is not None:  # plan under the adapter's model estimate (sysid_best_of_n)
+            fields, gravity = model_of(estimate)
+            score = lambda a: with_model(fields, gravity, lookahead_score, params, state, a)  # noqa: E731
+        scores = jax.vmap(score)(candidates)
         return candidates[jnp.argmax(scores)]
 
     def run(params: SourceParams, shift_params: shift_lib.ShiftParams, adapter_state, key):
@@ -138,8 +145,11 @@ def make_rollout(
             action, new_adapter = jax.vmap(adapter.act, in_axes=(None, 0, 0, 0))(
                 params, adapter_state, obs, jax.random.split(key_act, num_episodes)
             )
-            action = jax.vmap(best_of, in_axes=(None, 0, 0, 0, 0))(
-                params, state, obs, action, jax.random.split(key_best, num_episodes)
+            estimate = None
+            if samples > 1 and model_estimate is not None:
+                estimate = jax.vmap(model_estimate)(new_adapter)
+            action = jax.vmap(best_of, in_axes=(None, 0, 0, 0, 0, 0))(
+                params, state, obs, action, jax.random.split(key_best, num_episodes), estimate
             )
             state = jax.vmap(override)(state, shift_params)
             nxt = jax.vmap(lambda f, g, s, a: with_model(f, g, env.step, s, a))(
