@@ -65,9 +65,7 @@ def check_job_id(job_id: str) -> None:
     if not _JOB_ID.match(job_id):
         # A malformed id can name no job: NOT_FOUND, as for any other unknown id (clients
         # treat both alike), with the rule it breaks.
-        raise errors.NotFound(
-            f"job {job_id[:64]!r} not found (job_id is 32 lowercase hex digits)"
-        )
+        raise errors.NotFound(f"job {job_id[:64]!r} not found (job_id is 32 lowercase hex digits)")
 
 
 def validate_submission(
@@ -179,7 +177,7 @@ class JobService:
         return Submitted(await self.get(tenant, found_id), created=status == "created")
 
     async def _check_tta_source(self, tenant: str, spec: TtaEvalSpec) -> None:
-        """The checkpoint a tta_eval job evaluates: one of this tenant's PPO jobs, registered."""
+        """The checkpoint a tta_eval job evaluates: one of this tenant's PPO or AMP jobs, registered."""
         field = "spec.tta_eval.checkpoint_job_id"
         try:
             source = await self.get(tenant, spec.checkpoint_job_id)
@@ -187,9 +185,10 @@ class JobService:
             raise errors.InvalidArgument(
                 f"{field}: no job {spec.checkpoint_job_id} of yours", (field,)
             ) from None
-        if source.kind != JobKind.PPO:
+        if source.kind not in (JobKind.PPO, JobKind.AMP):  # AMP checkpoints are PPO policies
             raise errors.InvalidArgument(
-                f"{field}: job {source.job_id} is a {source.kind.value} job, not ppo", (field,)
+                f"{field}: job {source.job_id} is a {source.kind.value} job, not ppo or amp",
+                (field,),
             )
         entries = await self.redis.hvals(keys.checkpoints(source.job_id))
         steps = sorted(CheckpointRecord.from_json(e).step for e in entries)

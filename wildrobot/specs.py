@@ -323,7 +323,7 @@ class TtaEvalSpec(_Spec):
     """
 
     kind: Literal[JobKind.TTA_EVAL] = JobKind.TTA_EVAL
-    checkpoint_job_id: str = Field(pattern=_JOB_ID.pattern, description="a PPO job of yours")
+    checkpoint_job_id: str = Field(pattern=_JOB_ID.pattern, description="a PPO or AMP job of yours")
     checkpoint_step: int | None = Field(None, ge=0, description="default: the latest")
     shifts: tuple[TtaShift, ...] = Field(TTA_SHIFTS, min_length=1, max_length=len(TTA_SHIFTS))
     severities: tuple[Annotated[int, Field(ge=1, le=5)], ...] = Field(

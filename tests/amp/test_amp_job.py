@@ -226,27 +226,25 @@ def test_run_hands_motions_hooks_and_resume_point_to_train_amp(monkeypatch, tmp_
     assert context.publish.logs == [("info", "reference motions: stand (101 frames)")]
 
 
-# -- end to end (needs train_amp) -----------------------------------------------------------------
+# -- end to end --------------------------------------------------------------------------------
 
 
 @pytest.mark.redis
 @pytest.mark.integration
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not (REPO / "workers" / "amp" / "train.py").exists(),
-    reason="workers/amp/train.py (train_amp) is not written yet",
-)
 def test_amp_job_trains_and_watch_shows_the_discriminator(service: Service, worker_factory) -> None:
     worker_factory()
     with Client(service.address, "alice-token") as alice:
         alice.upload_trial(clip_bytes("walk_0.1"), "motions/mine.npz")
+    # tests/amp/test_amp_training.py's tiny spec: the same program, so the compile is cached.
     argv = [
         "submit", "amp", "--motions", "walk_0.2,motions/mine.npz", "--task", "stand",
-        "--num-envs", "32", "--episode-length", "50", "--timesteps", "2560",
-        "--set", "batch_size=32", "--set", "num_minibatches=4", "--set", "unroll_length=10",
-        "--set", "num_updates_per_batch=2", "--set", "policy_hidden_sizes=32,32",
-        "--set", "value_hidden_sizes=32,32", "--set", "disc_hidden_sizes=32",
-        "--set", "disc_batch_size=32", "--set", "replay_size=256", "--set", "num_eval_envs=8",
+        "--num-envs", "4", "--episode-length", "50", "--timesteps", "80",
+        "--set", "batch_size=4", "--set", "num_minibatches=2", "--set", "unroll_length=5",
+        "--set", "num_updates_per_batch=1", "--set", "policy_hidden_sizes=16,16",
+        "--set", "value_hidden_sizes=16,16", "--set", "disc_hidden_sizes=16",
+        "--set", "disc_batch_size=16", "--set", "disc_updates_per_iteration=2",
+        "--set", "replay_size=64",
         "--set", "export_onnx=false", "--set", "video_seconds=0", "--watch",
     ]  # fmt: skip
     code, out, err = run_cli(service.address, *argv)

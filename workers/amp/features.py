@@ -102,7 +102,9 @@ def make_feature_fn(env: Env) -> FeatureFn:
         raise ValueError(f"{constants.ROOT_BODY!r} is not the free-joint root body")
     root_dof = int(m.jnt_dofadr[root_joint])
     foot_sites = jnp.asarray([name2id(mujoco.mjtObj.mjOBJ_SITE, n) for n in constants.FEET_SITES])
-    pad_ids = [[name2id(mujoco.mjtObj.mjOBJ_GEOM, n) for n in pads] for pads in constants.FOOT_PAD_GEOMS]
+    pad_ids = [
+        [name2id(mujoco.mjtObj.mjOBJ_GEOM, n) for n in pads] for pads in constants.FOOT_PAD_GEOMS
+    ]
     for pad in sum(pad_ids, []):
         if m.geom_type[pad] != mujoco.mjtGeom.mjGEOM_CAPSULE:
             raise ValueError(f"foot pad geom {m.geom(pad).name!r} is not a capsule")
@@ -124,9 +126,7 @@ def make_feature_fn(env: Env) -> FeatureFn:
         feet = (d.site_xpos[foot_sites] - root) @ heading  # rows: heading.T @ (p - root)
         # Lowest point of a capsule: centre - radius - half-length * |axis_z| (axis = local z).
         pad_axis_z = d.geom_xmat[pads][..., 2, 2]
-        pad_bottom = (
-            d.geom_xpos[pads][..., 2] - pad_radius - pad_half_length * jnp.abs(pad_axis_z)
-        )
+        pad_bottom = d.geom_xpos[pads][..., 2] - pad_radius - pad_half_length * jnp.abs(pad_axis_z)
         contact = jnp.min(pad_bottom, axis=-1) - floor_z < CONTACT_HEIGHT
         return jnp.concatenate(
             [

@@ -34,8 +34,8 @@ def resolve_checkpoint(context: JobContext, spec: TtaEvalSpec) -> Path:
         client.close()
     if source[0] != context.tenant:
         raise JobError(f"checkpoint_job_id: no job {spec.checkpoint_job_id} of yours")
-    if source[1] != "ppo":
-        raise JobError(f"checkpoint_job_id: job {spec.checkpoint_job_id} is not a ppo job")
+    if source[1] not in ("ppo", "amp"):
+        raise JobError(f"checkpoint_job_id: job {spec.checkpoint_job_id} is not a ppo or amp job")
     records = sorted((CheckpointRecord.from_json(e) for e in entries), key=lambda r: r.step)
     if spec.checkpoint_step is not None:
         records = [r for r in records if r.step == spec.checkpoint_step]
