@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,41 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Compiled XLA programs are reused across test processes and runs (worker subprocesses too).
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
+
+# scripts/test runs the suite on two pytest-xdist workers (`--dist loadgroup`). A work unit is a
+# test module, except the tests that share the session's trained stand policy, which form one
+# unit so it is trained once. The longest units go first, so the other worker drains the rest.
+STAND_GROUP = "trained_stand"
+LONGEST_FIRST = (STAND_GROUP, "tests/training/test_walk_learning.py")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            group = STAND_GROUP if "trained_stand" in getattr(item, "fixturenames", ()) else None
+            item.add_marker(pytest.mark.xdist_group(group or item.nodeid.split("::")[0]))
+
+    def rank(item: pytest.Item) -> int:
+        group = item.get_closest_marker("xdist_group").args[0]
+        return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: collection order within each rank
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_compiled_programs() -> Iterator[None]:
+    """Drop JAX's in-memory compiled programs after each module.
+
+    A worker runs for most of an hour, and without this every program any earlier module
+    compiled stays resident. (One CI run aborted inside XLA an hour in, in a test that passes
+    alone with a 2.9 GB peak; this bounds what a worker holds.) A later module that needs a
+    program again reads it from the persistent cache.
+    """
+    yield
+    if "jax" in sys.modules:
+        sys.modules["jax"].clear_caches()
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
