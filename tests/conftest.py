@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,23 +18,48 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 
-# scripts/test runs the suite on two pytest-xdist workers (`--dist loadgroup`). A work unit is a
-# test module, except the tests that share the session's trained stand policy, which form one
-# unit so it is trained once. The longest units go first, so the other worker drains the rest.
+# scripts/test runs the suite on two pytest-xdist workers. A work unit (what one worker runs, in
+# one process) is a test module, except the modules that use the session's trained stand policy,
+# which form one unit so it is trained once. Units go out in collection order, the longest first,
+# so the other worker drains the rest. (xdist's own `--dist loadgroup` does not group under
+# pytest 9: it renames `item._nodeid`, which pytest 9 no longer reads. Hence the scheduler below.)
 STAND_GROUP = "trained_stand"
+STAND_MODULES = (
+    "tests/training/test_learning.py",
+    "tests/tta/test_best_of_n.py",
+    "tests/tta/test_sysid.py",
+)
 LONGEST_FIRST = (STAND_GROUP, "tests/training/test_walk_learning.py")
 
 
-@pytest.hookimpl(tryfirst=True)
+def work_unit(nodeid: str) -> str:
+    module = nodeid.split("::")[0]
+    return STAND_GROUP if module in STAND_MODULES else module
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # keep the collection order below
+    return WorkUnitScheduling(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            group = STAND_GROUP if "trained_stand" in getattr(item, "fixturenames", ()) else None
-            item.add_marker(pytest.mark.xdist_group(group or item.nodeid.split("::")[0]))
+        uses_stand = "trained_stand" in getattr(item, "fixturenames", ())
+        if uses_stand and work_unit(item.nodeid) != STAND_GROUP:
+            raise pytest.UsageError(
+                f"{item.nodeid} uses trained_stand: add its module to STAND_MODULES "
+                "(tests/conftest.py) so the policy is trained once"
+            )
 
     def rank(item: pytest.Item) -> int:
-        group = item.get_closest_marker("xdist_group").args[0]
-        return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
+        unit = work_unit(item.nodeid)
+        return LONGEST_FIRST.index(unit) if unit in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: collection order within each rank
 
