@@ -162,6 +162,17 @@ def test_should_stop_checkpoints_and_returns_stopped(tmp_path: Path):
     assert hooks.checkpoints == [(2 * STEPS_PER_ITERATION, result.checkpoint_dir)]
 
 
+def test_a_relative_run_dir_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # Orbax refuses relative paths; a library caller's relative run dir used to fail only at the
+    # first checkpoint, after the training it had paid for.
+    monkeypatch.chdir(tmp_path)
+    result = train_ppo(point_mass_spec(2), Path("runs/relative"), RecordingHooks())
+
+    expected = checkpoint_path(tmp_path / "runs" / "relative", 2 * STEPS_PER_ITERATION)
+    assert result.checkpoint_dir == expected
+    assert (result.checkpoint_dir / ckpt.STATE_DIR).is_dir()
+
+
 def test_load_policy_matches_the_trained_policy(tmp_path: Path):
     result = train_ppo(point_mass_spec(2), tmp_path, RecordingHooks())
     policy = load_policy(result.checkpoint_dir)

@@ -62,7 +62,7 @@ def save_checkpoint(
     """Writes `state` (leaves with a leading device axis) atomically; returns the final path."""
     host_state = jax.device_get(state)
     env_steps = int(host_state.env_steps.to_numpy()[0])
-    final = checkpoint_path(run_dir, env_steps)
+    final = checkpoint_path(Path(run_dir).absolute(), env_steps)  # orbax needs absolute paths
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
