@@ -29,7 +29,11 @@ STAND_MODULES = (
     "tests/tta/test_best_of_n.py",
     "tests/tta/test_sysid.py",
 )
-LONGEST_FIRST = (STAND_GROUP, "tests/training/test_walk_learning.py")
+LONGEST_FIRST = (
+    STAND_GROUP,
+    "tests/training/test_walk_learning.py",
+    "tests/amp/test_amp_learning.py",
+)
 
 
 def work_unit(nodeid: str) -> str:
