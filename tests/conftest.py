@@ -68,6 +68,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)  # stable: collection order within each rank
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Prints what the learning tests measured (their `figures` property), passed or failed.
+
+    A test calls `record_property("figures", text)`; pytest-xdist carries the property back from
+    its worker, where printing past the capture would not reach the log."""
+    shown = False
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            figures = [v for k, v in getattr(report, "user_properties", ()) if k == "figures"]
+            if getattr(report, "when", None) != "call" or not figures:
+                continue
+            if not shown:
+                terminalreporter.section("figures the learning tests measured")
+                shown = True
+            terminalreporter.write_line(f"{report.nodeid} ({report.outcome})")
+            for text in figures:
+                terminalreporter.write_line(str(text))
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _release_compiled_programs() -> Iterator[None]:
     """Drop JAX's in-memory compiled programs after each module.
@@ -97,7 +116,7 @@ def trained_stand(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest
     from tests.trained_stand import train_stand
 
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
-    with capture.global_and_fixture_disabled():  # the curve goes to CI's log, passing or not
+    with capture.global_and_fixture_disabled():  # the curve as it trains, with `-n 0`
         return train_stand(tmp_path_factory.mktemp("trained_stand"))
 
 

@@ -23,7 +23,8 @@ STAND = presets.PRESETS["stand-cpu"]
 
 
 class CurveHooks(RecordingHooks):
-    """Records metrics and prints the training curve past pytest's capture (CI's log keeps it)."""
+    """Records metrics and prints the training curve past pytest's capture (seen with `-n 0`;
+    under pytest-xdist the stand learning test reports `TrainedStand.curve()` instead)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -44,6 +45,17 @@ class TrainedStand:
     checkpoint_dir: Path  # the last checkpoint of the run
     metrics: list[tuple[int, dict[str, float]]]  # every iteration's metrics, in order
     wall_s: float  # training wall time
+
+    def curve(self, every: int = 10) -> str:
+        """Every `every`-th iteration's episode length and reward, as a table."""
+        rows = ["iter     steps  ep_len  ep_reward  steps/s"]
+        for step, m in self.metrics:
+            if int(m["iteration"]) % every == 0 or int(m["iteration"]) == 1:
+                rows.append(
+                    f"{int(m['iteration']):>4} {step:>9} {m.get('episode/length', 0.0):>7.1f} "
+                    f"{m.get('episode/reward', 0.0):>10.2f} {m['env_steps_per_s']:>8.0f}"
+                )
+        return "\n".join(rows)
 
 
 def stand_spec_fields() -> dict:

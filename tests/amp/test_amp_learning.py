@@ -12,13 +12,15 @@ The bars: AMP's distance at most POSE_RATIO x PPO's; both stay up; and the discr
 saturated over the last quarter of training: its style reward (LSGAN, in [0, 1]) averages at
 least MIN_STYLE_REWARD (measured 0.44; saturation drives it to 0) while it still tells the clip
 apart (reference accuracy at least 0.5). Its accuracies are printed with the curves; they run
-high (last quarter: reference 1.00, policy 0.96), docs/amp.md discusses it.
+high (last quarter: reference 1.00, policy 0.96), docs/amp.md discusses it. The curves and
+figures are printed at the end of the run (tests/conftest.py's `figures` summary).
 About 12 minutes of a 2-core CPU.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -63,19 +65,13 @@ COLUMNS = (
 )
 
 
-class Curve(RecordingHooks):
-    """Records metrics and prints every iteration's row (past pytest's capture: CI's log)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        self.name = name
-        self.start = time.perf_counter()
-
-    def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
-        super().on_metrics(step, metrics)
-        values = " ".join(f"{metrics.get(k, float('nan')):>8.3f}" for k in COLUMNS)
-        wall = time.perf_counter() - self.start
-        print(f"[{self.name}] {int(metrics['iteration']):>4} {values} {wall:>7.1f}", flush=True)
+def curve_rows(name: str, hooks: RecordingHooks, every: int = 5) -> list[str]:
+    rows = []
+    for _, m in hooks.metrics:
+        if int(m["iteration"]) % every == 0 or int(m["iteration"]) == 1:
+            values = " ".join(f"{m.get(k, float('nan')):>8.3f}" for k in COLUMNS)
+            rows.append(f"{name} {int(m['iteration']):>4} {values}")
+    return rows
 
 
 def stay_up_fields() -> dict:
@@ -91,26 +87,37 @@ def stay_up_fields() -> dict:
 
 @pytest.mark.timeout(3000)
 def test_amp_holds_poses_closer_to_the_clip_than_ppo(
-    tmp_path: Path, pytestconfig: pytest.Config
+    tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
     clip = load_motion(CLIPS / "walk_0.2.npz")
-    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
-    with capture.global_and_fixture_disabled():  # the curves go to CI's log, passing or not
-        print("\n[run]  iter   ep_len   pose_d  acc_ref  acc_pol  lgt_ref  lgt_pol    style  wall_s")
-        ppo = train_ppo(PpoSpec(**stay_up_fields()), tmp_path / "ppo", Curve("ppo"))
-        hooks = Curve("amp")
-        spec = AmpSpec(**stay_up_fields(), motions=("walk_0.2",), **DISC)
-        amp = train_amp(spec, tmp_path / "amp", hooks, [clip])
-        ppo_pose = pose_tracking(ppo.checkpoint_dir, [clip])
-        amp_pose = pose_tracking(amp.checkpoint_dir, [clip])
-        metrics = [m for _, m in hooks.metrics]
-        last = {
-            k: float(np.mean([m[k] for m in metrics[-len(metrics) // 4 :]]))
-            for k in ("amp/accuracy_ref", "amp/accuracy_policy", "amp/style_reward")
-        }
-        ratio = amp_pose["pose_distance"] / ppo_pose["pose_distance"]
-        print(f"[result] ppo {ppo_pose}\n[result] amp {amp_pose}\n[result] ratio {ratio:.3f}")
-        print(f"[result] last quarter {last}")
+    ppo_hooks, amp_hooks = RecordingHooks(), RecordingHooks()
+    start = time.perf_counter()
+    ppo = train_ppo(PpoSpec(**stay_up_fields()), tmp_path / "ppo", ppo_hooks)
+    ppo_s = time.perf_counter() - start
+    spec = AmpSpec(**stay_up_fields(), motions=("walk_0.2",), **DISC)
+    amp = train_amp(spec, tmp_path / "amp", amp_hooks, [clip])
+    amp_s = time.perf_counter() - start - ppo_s
+    ppo_pose = pose_tracking(ppo.checkpoint_dir, [clip])
+    amp_pose = pose_tracking(amp.checkpoint_dir, [clip])
+    metrics = [m for _, m in amp_hooks.metrics]
+    last = {
+        k: round(float(np.mean([m[k] for m in metrics[-len(metrics) // 4 :]])), 3)
+        for k in ("amp/accuracy_ref", "amp/accuracy_policy", "amp/style_reward")
+    }
+    ratio = amp_pose["pose_distance"] / ppo_pose["pose_distance"]
+    header = "run iter   ep_len   pose_d  acc_ref  acc_pol  lgt_ref  lgt_pol    style"
+    record_property(
+        "figures",
+        "\n".join(
+            [header, *curve_rows("ppo", ppo_hooks), *curve_rows("amp", amp_hooks)]
+            + [
+                f"training wall time: ppo {ppo_s:.0f} s, amp {amp_s:.0f} s",
+                f"ppo {ppo_pose}",
+                f"amp {amp_pose}",
+                f"pose distance ratio amp/ppo {ratio:.3f}; last quarter {last}",
+            ]
+        ),
+    )
     assert ppo_pose["fall_rate"] <= MAX_FALL_RATE and amp_pose["fall_rate"] <= MAX_FALL_RATE
     assert ratio <= POSE_RATIO, (ppo_pose, amp_pose)
     assert last["amp/style_reward"] >= MIN_STYLE_REWARD, last

@@ -16,6 +16,8 @@ fall rate went 64%, 36%, 31%, 14%, 5%, 3%, 5%, 0% (docs/learning/README.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from tests.trained_stand import EPISODE_LENGTH, EVAL_EVERY, ITERATIONS, TrainedStand
@@ -25,7 +27,7 @@ from wildrobot.workers.training.evaluate import compare_policies
 @pytest.mark.slow
 @pytest.mark.timeout(2400)  # minutes of training on a 2-core CPU, longer when it is shared
 def test_ppo_stands_where_a_statue_falls(
-    trained_stand: TrainedStand, capsys: pytest.CaptureFixture
+    trained_stand: TrainedStand, record_property: Callable[[str, object], None]
 ) -> None:
     report = compare_policies(
         trained_stand.checkpoint_dir,
@@ -35,11 +37,12 @@ def test_ppo_stands_where_a_statue_falls(
         seed=7,
     )
     trained, zero, random = (report[p]["stand_still"] for p in ("trained", "zero_action", "random"))
-    with capsys.disabled():
-        print(
-            f"train wall time {trained_stand.wall_s:.0f} s; trained {trained}; zero {zero}; "
-            f"random {random}"
-        )
+    evals = [m["eval/fall_rate"] for _, m in trained_stand.metrics if "eval/fall_rate" in m]
+    record_property(
+        "figures",
+        f"{trained_stand.curve()}\ntrain wall time {trained_stand.wall_s:.0f} s; trained {trained}; "
+        f"zero {zero}; random {random}\nperiodic eval fall rates {evals}",
+    )
     # Holding the home pose falls in most episodes under the default pushes: standing has to be
     # learned. A random policy falls in every one. The trained policy stands: issue 10's bar.
     assert zero["fall_rate"] >= 0.5
@@ -48,9 +51,6 @@ def test_ppo_stands_where_a_statue_falls(
     # Learned, not lucky: the periodic evaluation (64 nominal envs, deterministic policy) starts
     # out falling as often as the statue and ends near zero; training episodes run several times
     # longer at the end than at the start.
-    evals = [m["eval/fall_rate"] for _, m in trained_stand.metrics if "eval/fall_rate" in m]
-    with capsys.disabled():
-        print(f"periodic eval fall rates {evals}")
     assert len(evals) == ITERATIONS // EVAL_EVERY
     assert evals[0] >= 0.3 and evals[-1] <= 0.10
     lengths = [metrics["episode/length"] for _, metrics in trained_stand.metrics]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ def tracking_per_step(metrics: dict[str, float]) -> float:
 @pytest.mark.slow
 @pytest.mark.timeout(2400)  # minutes of training on a 2-core CPU, longer when it is shared
 def test_walk_tracking_improves_well_beyond_the_first_iterations(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
     steps_per_iteration = WALK["batch_size"] * WALK["num_minibatches"] * WALK["unroll_length"]
     spec = PpoSpec(**{**WALK, "num_timesteps": ITERATIONS * steps_per_iteration})
@@ -54,11 +55,11 @@ def test_walk_tracking_improves_well_beyond_the_first_iterations(
     curve = [tracking_per_step(metrics) for _, metrics in hooks.metrics]
     first, last = statistics.mean(curve[:3]), statistics.mean(curve[-5:])
     noise = max(statistics.pstdev(curve[:3]), statistics.pstdev(curve[-5:]))
-    with capsys.disabled():
-        print(f"\nwalk: {wall_s:.0f} s, tracking per step by iteration:")
-        print(" ".join(f"{value:.3f}" for value in curve))
-        print(
-            f"first 3 {first:.3f}, last 5 {last:.3f} (spread {noise:.3f}), gain {last - first:.3f}"
-        )
+    record_property(
+        "figures",
+        f"walk: {wall_s:.0f} s, tracking per step by iteration:\n"
+        + " ".join(f"{value:.3f}" for value in curve)
+        + f"\nfirst 3 {first:.3f}, last 5 {last:.3f} (spread {noise:.3f}), gain {last - first:.3f}",
+    )
     assert last - first >= MIN_GAIN
     assert last - first >= 4 * noise
