@@ -20,6 +20,7 @@ EPISODE_LENGTH = 500
 ITERATIONS = 200
 EVAL_EVERY = 25
 STAND = presets.PRESETS["stand-cpu"]
+STEPS_PER_ITERATION = STAND["batch_size"] * STAND["num_minibatches"] * STAND["unroll_length"]
 
 
 class CurveHooks(RecordingHooks):
@@ -49,20 +50,27 @@ class TrainedStand:
     def curve(self, every: int = 10) -> str:
         """Every `every`-th iteration's episode length and reward, as a table."""
         rows = ["iter     steps  ep_len  ep_reward  steps/s"]
-        for step, m in self.metrics:
-            if int(m["iteration"]) % every == 0 or int(m["iteration"]) == 1:
-                rows.append(
-                    f"{int(m['iteration']):>4} {step:>9} {m.get('episode/length', 0.0):>7.1f} "
-                    f"{m.get('episode/reward', 0.0):>10.2f} {m['env_steps_per_s']:>8.0f}"
-                )
+        for step, m in sampled_iterations(self.metrics, every):
+            rows.append(
+                f"{int(m['iteration']):>4} {step:>9} {m.get('episode/length', 0.0):>7.1f} "
+                f"{m.get('episode/reward', 0.0):>10.2f} {m['env_steps_per_s']:>8.0f}"
+            )
         return "\n".join(rows)
+
+
+def sampled_iterations(
+    metrics: list[tuple[int, dict[str, float]]], every: int
+) -> list[tuple[int, dict[str, float]]]:
+    """The first iteration's (step, metrics) and every `every`-th one's: a curve short enough to
+    print."""
+    return [(s, m) for s, m in metrics if int(m["iteration"]) % every == 0 or m["iteration"] == 1]
 
 
 def stand_spec_fields() -> dict:
     """The PpoSpec fields of the run (AMP's baseline trains with exactly these)."""
     return {
         **STAND,
-        "num_timesteps": ITERATIONS * 128 * 4 * 20,
+        "num_timesteps": ITERATIONS * STEPS_PER_ITERATION,
         "eval_every": EVAL_EVERY,
         "num_eval_envs": 64,
     }
