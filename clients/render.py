@@ -35,6 +35,7 @@ HEALTH_KEYS = (
     "amp/logit_ref",
     "amp/logit_policy",
     "amp/grad_penalty",
+    "amp/noise_std",
     "amp/style_reward",
     "amp/task_reward",
     "amp/pose_distance",

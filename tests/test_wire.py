@@ -123,6 +123,8 @@ def _non_default_amp() -> AmpSpec:
         logit_reg=0.05,
         replay_size=1000,
         window=3,
+        disc_noise_target=0.8,
+        disc_noise_step=0.02,
     )
 
 

@@ -151,6 +151,8 @@ _AMP_SCALARS = (
     "logit_reg",
     "replay_size",
     "window",
+    "disc_noise_target",
+    "disc_noise_step",
 )
 _AMP_REPEATED = ("motions", "disc_hidden_sizes")
 

@@ -179,7 +179,8 @@ class AmpSpec(PpoSpec):
     discriminator (MLP over `window` consecutive frames of features) trained each iteration on
     reference windows (label real) against policy windows (label fake; half from this iteration,
     half from a replay buffer of past iterations), with a gradient penalty on both and an L2
-    penalty on its logits.
+    penalty on its logits. An accuracy controller adds Gaussian noise to what the discriminator
+    sees, its std moved each iteration towards holding the accuracy at disc_noise_target.
     """
 
     kind: Literal[JobKind.AMP] = JobKind.AMP  # type: ignore[assignment]
@@ -196,6 +197,10 @@ class AmpSpec(PpoSpec):
     disc_batch_size: int = Field(512, ge=2, le=MAX_NUM_ENVS, description="windows per class")
     grad_penalty: float = Field(5.0, ge=0.0, le=1000.0)
     logit_reg: float = Field(0.01, ge=0.0, le=100.0)
+    disc_noise_target: float = Field(
+        0.7, ge=0.5, le=1.0, description="accuracy the input-noise controller holds; 1: no noise"
+    )
+    disc_noise_step: float = Field(0.15, ge=0.0, le=1.0, description="noise std change/iteration")
     replay_size: int = Field(100_000, ge=16, le=MAX_AMP_REPLAY, description="policy windows")
     window: int = Field(2, ge=2, le=10, description="frames the discriminator sees")
 

@@ -75,6 +75,7 @@ AMP_FLAGS = {
     "--disc-learning-rate": "disc_learning_rate",
     "--disc-hidden-sizes": "disc_hidden_sizes",
     "--grad-penalty": "grad_penalty",
+    "--disc-noise-target": "disc_noise_target",
     "--window": "window",
 }
 

@@ -19,6 +19,8 @@ LIMITS = [
     ("logit_reg", (0.0, 100.0), (-0.001, 100.001)),
     ("replay_size", (16, MAX_AMP_REPLAY), (15, MAX_AMP_REPLAY + 1)),
     ("window", (2, 10), (1, 11)),
+    ("disc_noise_target", (0.5, 1.0), (0.499, 1.001)),
+    ("disc_noise_step", (0.0, 1.0), (-0.001, 1.001)),
 ]
 
 

@@ -450,6 +450,8 @@ class AmpSpec(_message.Message):
     LOGIT_REG_FIELD_NUMBER: _builtins.int
     REPLAY_SIZE_FIELD_NUMBER: _builtins.int
     WINDOW_FIELD_NUMBER: _builtins.int
+    DISC_NOISE_TARGET_FIELD_NUMBER: _builtins.int
+    DISC_NOISE_STEP_FIELD_NUMBER: _builtins.int
     task_weight: _builtins.float
     style_weight: _builtins.float
     disc_loss: _builtins.str
@@ -461,6 +463,12 @@ class AmpSpec(_message.Message):
     logit_reg: _builtins.float
     replay_size: _builtins.int
     window: _builtins.int
+    disc_noise_target: _builtins.float
+    """Instance noise on the discriminator's inputs, its std adjusted each iteration by
+    disc_noise_step towards holding the accuracy at disc_noise_target (1: no noise; the
+    defaults 0.7 and 0.15 are in wildrobot.specs.AmpSpec and docs/amp.md).
+    """
+    disc_noise_step: _builtins.float
     @_builtins.property
     def ppo(self) -> Global___PpoSpec: ...
     @_builtins.property
@@ -487,10 +495,12 @@ class AmpSpec(_message.Message):
         logit_reg: _builtins.float | None = ...,
         replay_size: _builtins.int | None = ...,
         window: _builtins.int | None = ...,
+        disc_noise_target: _builtins.float | None = ...,
+        disc_noise_step: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_disc_batch_size", b"_disc_batch_size", "_disc_learning_rate", b"_disc_learning_rate", "_disc_loss", b"_disc_loss", "_disc_updates_per_iteration", b"_disc_updates_per_iteration", "_grad_penalty", b"_grad_penalty", "_logit_reg", b"_logit_reg", "_replay_size", b"_replay_size", "_style_weight", b"_style_weight", "_task_weight", b"_task_weight", "_window", b"_window", "disc_batch_size", b"disc_batch_size", "disc_learning_rate", b"disc_learning_rate", "disc_loss", b"disc_loss", "disc_updates_per_iteration", b"disc_updates_per_iteration", "grad_penalty", b"grad_penalty", "logit_reg", b"logit_reg", "ppo", b"ppo", "replay_size", b"replay_size", "style_weight", b"style_weight", "task_weight", b"task_weight", "window", b"window"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_disc_batch_size", b"_disc_batch_size", "_disc_learning_rate", b"_disc_learning_rate", "_disc_loss", b"_disc_loss", "_disc_noise_step", b"_disc_noise_step", "_disc_noise_target", b"_disc_noise_target", "_disc_updates_per_iteration", b"_disc_updates_per_iteration", "_grad_penalty", b"_grad_penalty", "_logit_reg", b"_logit_reg", "_replay_size", b"_replay_size", "_style_weight", b"_style_weight", "_task_weight", b"_task_weight", "_window", b"_window", "disc_batch_size", b"disc_batch_size", "disc_learning_rate", b"disc_learning_rate", "disc_loss", b"disc_loss", "disc_noise_step", b"disc_noise_step", "disc_noise_target", b"disc_noise_target", "disc_updates_per_iteration", b"disc_updates_per_iteration", "grad_penalty", b"grad_penalty", "logit_reg", b"logit_reg", "ppo", b"ppo", "replay_size", b"replay_size", "style_weight", b"style_weight", "task_weight", b"task_weight", "window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_disc_batch_size", b"_disc_batch_size", "_disc_learning_rate", b"_disc_learning_rate", "_disc_loss", b"_disc_loss", "_disc_updates_per_iteration", b"_disc_updates_per_iteration", "_grad_penalty", b"_grad_penalty", "_logit_reg", b"_logit_reg", "_replay_size", b"_replay_size", "_style_weight", b"_style_weight", "_task_weight", b"_task_weight", "_window", b"_window", "disc_batch_size", b"disc_batch_size", "disc_hidden_sizes", b"disc_hidden_sizes", "disc_learning_rate", b"disc_learning_rate", "disc_loss", b"disc_loss", "disc_updates_per_iteration", b"disc_updates_per_iteration", "grad_penalty", b"grad_penalty", "logit_reg", b"logit_reg", "motions", b"motions", "ppo", b"ppo", "replay_size", b"replay_size", "style_weight", b"style_weight", "task_weight", b"task_weight", "window", b"window"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_disc_batch_size", b"_disc_batch_size", "_disc_learning_rate", b"_disc_learning_rate", "_disc_loss", b"_disc_loss", "_disc_noise_step", b"_disc_noise_step", "_disc_noise_target", b"_disc_noise_target", "_disc_updates_per_iteration", b"_disc_updates_per_iteration", "_grad_penalty", b"_grad_penalty", "_logit_reg", b"_logit_reg", "_replay_size", b"_replay_size", "_style_weight", b"_style_weight", "_task_weight", b"_task_weight", "_window", b"_window", "disc_batch_size", b"disc_batch_size", "disc_hidden_sizes", b"disc_hidden_sizes", "disc_learning_rate", b"disc_learning_rate", "disc_loss", b"disc_loss", "disc_noise_step", b"disc_noise_step", "disc_noise_target", b"disc_noise_target", "disc_updates_per_iteration", b"disc_updates_per_iteration", "grad_penalty", b"grad_penalty", "logit_reg", b"logit_reg", "motions", b"motions", "ppo", b"ppo", "replay_size", b"replay_size", "style_weight", b"style_weight", "task_weight", b"task_weight", "window", b"window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__disc_batch_size: _TypeAlias = _typing.Literal["disc_batch_size"]  # noqa: Y015
     _WhichOneofArgType__disc_batch_size: _TypeAlias = _typing.Literal["_disc_batch_size", b"_disc_batch_size"]  # noqa: Y015
@@ -498,6 +508,10 @@ class AmpSpec(_message.Message):
     _WhichOneofArgType__disc_learning_rate: _TypeAlias = _typing.Literal["_disc_learning_rate", b"_disc_learning_rate"]  # noqa: Y015
     _WhichOneofReturnType__disc_loss: _TypeAlias = _typing.Literal["disc_loss"]  # noqa: Y015
     _WhichOneofArgType__disc_loss: _TypeAlias = _typing.Literal["_disc_loss", b"_disc_loss"]  # noqa: Y015
+    _WhichOneofReturnType__disc_noise_step: _TypeAlias = _typing.Literal["disc_noise_step"]  # noqa: Y015
+    _WhichOneofArgType__disc_noise_step: _TypeAlias = _typing.Literal["_disc_noise_step", b"_disc_noise_step"]  # noqa: Y015
+    _WhichOneofReturnType__disc_noise_target: _TypeAlias = _typing.Literal["disc_noise_target"]  # noqa: Y015
+    _WhichOneofArgType__disc_noise_target: _TypeAlias = _typing.Literal["_disc_noise_target", b"_disc_noise_target"]  # noqa: Y015
     _WhichOneofReturnType__disc_updates_per_iteration: _TypeAlias = _typing.Literal["disc_updates_per_iteration"]  # noqa: Y015
     _WhichOneofArgType__disc_updates_per_iteration: _TypeAlias = _typing.Literal["_disc_updates_per_iteration", b"_disc_updates_per_iteration"]  # noqa: Y015
     _WhichOneofReturnType__grad_penalty: _TypeAlias = _typing.Literal["grad_penalty"]  # noqa: Y015
@@ -518,6 +532,10 @@ class AmpSpec(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__disc_learning_rate) -> _WhichOneofReturnType__disc_learning_rate | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__disc_loss) -> _WhichOneofReturnType__disc_loss | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__disc_noise_step) -> _WhichOneofReturnType__disc_noise_step | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__disc_noise_target) -> _WhichOneofReturnType__disc_noise_target | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__disc_updates_per_iteration) -> _WhichOneofReturnType__disc_updates_per_iteration | None: ...
     @_typing.overload

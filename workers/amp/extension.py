@@ -9,7 +9,12 @@ Inside the one jitted iteration, per device:
    reference windows; then `disc_updates_per_iteration` Adam steps, each on disc_batch_size
    reference windows against disc_batch_size policy windows (half this rollout, half the replay
    buffer of earlier rollouts); gradients are averaged across devices; this rollout's windows
-   then go into the replay buffer.
+   then go into the replay buffer;
+5. the accuracy controller: the discriminator sees its inputs (in training and when it scores
+   the style reward) with Gaussian instance noise whose std moves by disc_noise_step after each
+   iteration, up while the discriminator's accuracy is above disc_noise_target and down while it
+   is below, so it does not saturate (as StyleGAN2-ADA holds its discriminator's overfitting
+   with augmentation strength; instance noise: Sønderby et al. 2016, Arjovsky & Bottou 2017).
 The reference windows (features of the clips, workers/amp/reference.py) are part of the state,
 so a checkpoint resumes against exactly the same data.
 """
@@ -36,6 +41,8 @@ from wildrobot.workers.training.iteration import AXIS
 NUM_REFERENCE_WINDOWS = 8192
 POSE_SAMPLES = 256  # policy windows per iteration scored against POSE_REFERENCES reference ones
 POSE_REFERENCES = 1024
+NOISE_STREAM = 0x6E6F  # fold_in index of the instance-noise keys (the other draws are unchanged)
+MAX_NOISE_STD = 10.0
 
 
 @flax.struct.dataclass
@@ -45,6 +52,7 @@ class AmpState:
     normalizer: running_statistics.RunningStatisticsState  # of the windows, both classes
     replay: replay_lib.Replay
     reference: jax.Array  # [R, window * F]: the clips' windows, the "real" class
+    noise_std: jax.Array  # float32: the discriminator's input noise (disc_noise_target)
 
 
 class AmpExtension:
@@ -94,6 +102,7 @@ class AmpExtension:
             ),
             replay=replay_lib.empty(self.spec.replay_size, self.dim),
             reference=jnp.asarray(self.reference),
+            noise_std=jnp.zeros((), jnp.float32),
         )
 
     def trainable(self, state: AmpState) -> Any:
@@ -102,12 +111,21 @@ class AmpExtension:
     def _normalize(self, state: AmpState, x: jax.Array) -> jax.Array:
         return running_statistics.normalize(x, state.normalizer)
 
+    def _seen(self, state: AmpState, x: jax.Array, key: jax.Array) -> jax.Array:
+        """What the discriminator sees of windows x: normalized, plus Gaussian instance noise of
+        std state.noise_std (in normalized units; exactly x when it is 0). The same on both
+        classes, in training and in the style reward, so the accuracy and the reward are those of
+        one discriminator."""
+        x = self._normalize(state, x)
+        return x + state.noise_std * jax.random.normal(key, x.shape, x.dtype)
+
     def shape_reward(
         self, state: AmpState, data: brax_types.Transition, key: jax.Array
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         spec = self.spec
         windows = data.extras["state_extras"]["amp_window"]  # [B, T, D]
-        d = disc.logits(self.module, state.params, self._normalize(state, windows))
+        noise_key = jax.random.fold_in(key, NOISE_STREAM)
+        d = disc.logits(self.module, state.params, self._seen(state, windows, noise_key))
         style = disc.style_reward(d, spec.disc_loss)
         rewards = spec.task_weight * data.reward + spec.style_weight * style
         metrics = {
@@ -160,9 +178,20 @@ class AmpExtension:
             # An empty replay (the first iteration) gives its half to this rollout.
             old = jnp.where(state.replay.size > 0, old, now[half:])
             x_policy = jnp.concatenate([now[:half], old])
-            (_, metrics), grads = jax.value_and_grad(loss, has_aux=True)(
-                params, self._normalize(state, x_ref), self._normalize(state, x_policy)
+            k_noise_ref, k_noise_policy = jax.random.split(
+                jax.random.fold_in(step_key, NOISE_STREAM)
             )
+            (_, metrics), grads = jax.value_and_grad(loss, has_aux=True)(
+                params,
+                self._seen(state, x_ref, k_noise_ref),
+                self._seen(state, x_policy, k_noise_policy),
+            )
+            # How well the same discriminator tells the noiseless windows apart (equal to the
+            # accuracies above when there is no noise).
+            clean_ref = disc.logits(self.module, params, self._normalize(state, x_ref))
+            clean_policy = disc.logits(self.module, params, self._normalize(state, x_policy))
+            metrics["amp/accuracy_ref_noiseless"] = jnp.mean(clean_ref > 0)
+            metrics["amp/accuracy_policy_noiseless"] = jnp.mean(clean_policy < 0)
             grads = jax.lax.pmean(grads, AXIS)
             updates, opt_state = self.optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), metrics
@@ -173,9 +202,20 @@ class AmpExtension:
             jax.random.split(key_steps, spec.disc_updates_per_iteration),
         )
         metrics = {k: jax.lax.pmean(jnp.mean(v), AXIS) for k, v in metrics.items()}
+        metrics["amp/noise_std"] = state.noise_std
         new_state = state.replace(
             params=params,
             optimizer_state=opt_state,
             replay=replay_lib.insert(state.replay, windows),
+            noise_std=self._next_noise_std(state.noise_std, metrics),
         )
         return new_state, metrics
+
+    def _next_noise_std(self, noise_std: jax.Array, metrics: dict[str, jax.Array]) -> jax.Array:
+        """The accuracy controller (as StyleGAN2-ADA's for its augmentation strength): after each
+        iteration the noise grows by disc_noise_step when the discriminator's accuracy (the mean of
+        both classes over this iteration's steps, on what it saw) was above disc_noise_target, and
+        shrinks by as much when below, within [0, MAX_NOISE_STD]. A target of 1 never adds noise."""
+        accuracy = 0.5 * (metrics["amp/accuracy_ref"] + metrics["amp/accuracy_policy"])
+        step = self.spec.disc_noise_step * jnp.sign(accuracy - self.spec.disc_noise_target)
+        return jnp.clip(noise_std + step, 0.0, MAX_NOISE_STD).astype(noise_std.dtype)
