@@ -34,6 +34,7 @@ from tests.training.common import RecordingHooks
 from wildrobot.envs.motions.format import load_motion
 from wildrobot.envs.wildrobot.stand import WildRobotStand
 from wildrobot.specs import AmpSpec, PpoSpec
+from wildrobot.workers.amp.discriminator import mean_accuracy
 from wildrobot.workers.amp.evaluate import pose_tracking
 from wildrobot.workers.amp.train import train_amp
 from wildrobot.workers.training.ppo import train_ppo
@@ -112,7 +113,7 @@ def test_amp_holds_poses_closer_to_the_clip_than_ppo(
         )
     }
     # The accuracy the controller holds, per iteration, over the second half of training.
-    held = [0.5 * (m["amp/accuracy_ref"] + m["amp/accuracy_policy"]) for m in metrics]
+    held = [mean_accuracy(m) for m in metrics]
     held = held[len(held) // 2 :]
     band = (round(min(held), 3), round(max(held), 3))
     ratio = amp_pose["pose_distance"] / ppo_pose["pose_distance"]

@@ -1,6 +1,7 @@
 """The discriminator's input noise and its accuracy controller (AmpSpec.disc_noise_target,
 disc_noise_step): the noise std moves by exactly disc_noise_step per iteration towards holding the
-accuracy at the target, never below 0, and a target of 1 (the default) never adds noise.
+accuracy at the target, never below 0, and a target of 1 never adds noise (AmpSpec's default is
+0.7).
 
 AmpExtension.update runs as in training (under the named axis, here a vmap over one device) on
 policy windows made from the reference windows.
@@ -19,6 +20,7 @@ from brax.training import types as brax_types
 from wildrobot.envs import registry
 from wildrobot.envs.motions.format import load_motion
 from wildrobot.specs import AmpSpec
+from wildrobot.workers.amp.discriminator import mean_accuracy as accuracy
 from wildrobot.workers.amp.extension import AmpExtension
 from wildrobot.workers.training.iteration import AXIS
 
@@ -63,10 +65,6 @@ def run_updates(ext: AmpExtension, policy_windows: np.ndarray, iterations: int, 
         state, metrics = update(state, data, jax.random.PRNGKey(i + 1))
         history.append({k: float(v[0]) for k, v in metrics.items()})
     return history, float(state.noise_std[0])
-
-
-def accuracy(m: dict) -> float:
-    return 0.5 * (m["amp/accuracy_ref"] + m["amp/accuracy_policy"])
 
 
 @pytest.fixture(scope="module")

@@ -59,6 +59,12 @@ def class_losses(d_ref: jax.Array, d_policy: jax.Array, loss: str) -> jax.Array:
     return jnp.mean(jax.nn.softplus(-d_ref)) + jnp.mean(jax.nn.softplus(d_policy))
 
 
+def mean_accuracy(metrics: dict) -> Any:
+    """The accuracy the controller holds and the docs' band refers to: the mean of the two classes'
+    accuracies (`amp/accuracy_ref`, `amp/accuracy_policy`), from a metrics dict."""
+    return 0.5 * (metrics["amp/accuracy_ref"] + metrics["amp/accuracy_policy"])
+
+
 def loss_fn(
     params: Any,
     module: linen.Module,

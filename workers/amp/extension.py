@@ -216,6 +216,6 @@ class AmpExtension:
         iteration the noise grows by disc_noise_step when the discriminator's accuracy (the mean of
         both classes over this iteration's steps, on what it saw) was above disc_noise_target, and
         shrinks by as much when below, within [0, MAX_NOISE_STD]. A target of 1 never adds noise."""
-        accuracy = 0.5 * (metrics["amp/accuracy_ref"] + metrics["amp/accuracy_policy"])
+        accuracy = disc.mean_accuracy(metrics)
         step = self.spec.disc_noise_step * jnp.sign(accuracy - self.spec.disc_noise_target)
         return jnp.clip(noise_std + step, 0.0, MAX_NOISE_STD).astype(noise_std.dtype)
