@@ -1,6 +1,6 @@
 """Maps the top-level role folders onto one installed namespace.
 
-The repo keeps one folder per role (server/, workers/, envs/, clients/); installed, they are
+The repo keeps one folder per role (server/, workers/, envs/, clients/, ops/); installed, they are
 wildrobot.server, wildrobot.workers, ... so nothing lands in site-packages as a bare `server`.
 Everything else about the package is in pyproject.toml.
 """
@@ -13,6 +13,7 @@ ROLE_DIRS = {
     "wildrobot.workers": "workers",
     "wildrobot.envs": "envs",
     "wildrobot.clients": "clients",
+    "wildrobot.ops": "ops",
 }
 
 packages = []

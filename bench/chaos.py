@@ -49,7 +49,7 @@ from pathlib import Path
 import grpc
 import redis
 
-from wildrobot.stack import RedisServer, free_port, wait_for_port
+from wildrobot.ops.stack import RedisServer, free_port, wait_for_port
 from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
 
 TOKEN = "chaos-token"

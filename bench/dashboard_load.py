@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from wildrobot.stack import free_port, wait_for_port
+from wildrobot.ops.stack import free_port, wait_for_port
 
 TOKEN = "bench-token"
 SENT = "bench/sent_ms"

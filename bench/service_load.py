@@ -30,7 +30,7 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from wildrobot.stack import free_port, wait_for_port
+from wildrobot.ops.stack import free_port, wait_for_port
 from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
 
 TOKEN = "bench-token"

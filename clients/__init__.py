@@ -1,6 +1,6 @@
 """WildRobot Train clients: the Python SDK (`Client`) and the `wildrobot-client` CLI."""
 
-from wildrobot.clients.errors import (
+from .errors import (
     AuthError,
     CheckpointNotFound,
     ClientError,
@@ -16,8 +16,8 @@ from wildrobot.clients.errors import (
     ServerUnreachable,
     UnsafeArchive,
 )
-from wildrobot.clients.sdk import ArtifactDownload, Client, Download, RetryPolicy
-from wildrobot.clients.types import (
+from .sdk import ArtifactDownload, Client, Download, RetryPolicy
+from .types import (
     CheckpointInfo,
     CheckpointSaved,
     EventsTrimmed,

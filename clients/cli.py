@@ -11,11 +11,11 @@ import argparse
 import sys
 from typing import TextIO
 
-from wildrobot.clients import errors
-from wildrobot.clients.commands import COMMANDS, Context
-from wildrobot.clients.commands.base import connection_options
-from wildrobot.clients.config import ConfigError, config_path
-from wildrobot.clients.parsing import UsageError
+from . import errors
+from .commands import COMMANDS, Context
+from .commands.base import connection_options
+from .config import ConfigError, config_path
+from .parsing import UsageError
 
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3

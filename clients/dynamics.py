@@ -1,6 +1,6 @@
 """The InverseDynamics RPC from Python: request building and named results (used by the SDK).
 
-from wildrobot.clients import Client
+from . import Client
 
 with Client("localhost:50051", token) as client:
     result = client.inverse_dynamics(qpos, grf, cop, rate_hz=250.0)

@@ -9,9 +9,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from wildrobot.clients.parsing import format_count
-from wildrobot.clients.types import CheckpointInfo, Job
 from wildrobot.specs import JobState
+
+from .parsing import format_count
+from .types import CheckpointInfo, Job
 
 STATE_STYLE = {
     JobState.PENDING: "yellow",

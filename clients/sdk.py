@@ -1,6 +1,6 @@
 """The Python SDK: `Client(address, token)` over the JobService.
 
-    from wildrobot.clients import Client
+    from . import Client
 
     with Client("localhost:50051", token) as client:
         job = client.submit_ppo(task="walk", num_envs=4096).job
@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -31,16 +33,6 @@ import grpc
 from pydantic import ValidationError
 
 from wildrobot import presets
-from wildrobot.clients import dynamics, errors
-from wildrobot.clients.types import (
-    CheckpointInfo,
-    Job,
-    JobEvent,
-    Snapshot,
-    StateChanged,
-    SubmitResult,
-    event_from_proto,
-)
 from wildrobot.convert import (
     amp_spec_fields_to_proto,
     artifact_kind_to_proto,
@@ -52,6 +44,17 @@ from wildrobot.convert import (
 from wildrobot.exports import ArtifactKind
 from wildrobot.specs import AmpSpec, JobKind, JobState, PpoSpec, TtaEvalSpec
 from wildrobot.v1 import dynamics_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+
+from . import dynamics, errors
+from .types import (
+    CheckpointInfo,
+    Job,
+    JobEvent,
+    Snapshot,
+    StateChanged,
+    SubmitResult,
+    event_from_proto,
+)
 
 T = TypeVar("T")
 
@@ -472,14 +475,12 @@ class Client:
             return self.download_artifact(job_id, kind, out_path, step)
         except errors.ExportNotFound:
             pass
-        from wildrobot.workers.export.on_demand import EXPORT_ERRORS, make_export
-
         with tempfile.TemporaryDirectory(prefix="wildrobot-export-") as tmp:
             download = self.download_checkpoint(job_id, tmp, step)
             checkpoint_dir = Path(tmp) / f"{download.checkpoint.step:012d}"
             try:
-                path = make_export(checkpoint_dir, kind, out_path, job_id, video_seconds)
-            except EXPORT_ERRORS as exc:
+                path = _export_locally(checkpoint_dir, kind, Path(out_path), job_id, video_seconds)
+            except _LocalExportError as exc:
                 raise errors.ExportFailed(
                     f"{kind} of {job_id} at step {download.checkpoint.step}: {exc}"
                 ) from exc
@@ -678,3 +679,23 @@ def _check_member(member: tarfile.TarInfo) -> None:
         raise errors.UnsafeArchive(
             f"checkpoint archive has a link or special file: {member.name!r}"
         )
+
+
+class _LocalExportError(Exception):
+    """The exporter process refused the checkpoint (its reason is the message)."""
+
+
+def _export_locally(
+    checkpoint_dir: Path, kind: str, out_path: Path, job_id: str, video_seconds: float
+) -> Path:
+    """Runs the workers' exporter as a process (needs this package's JAX/MuJoCo install; video:
+    EGL). A process, not an import: the client package depends only on the core and the wire."""
+    command = [
+        sys.executable, "-m", "wildrobot.workers.export.on_demand",
+        str(checkpoint_dir), kind, str(out_path), job_id, repr(float(video_seconds)),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output"
+        raise _LocalExportError(reason)
+    return Path(done.stdout.strip().splitlines()[-1])

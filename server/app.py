@@ -27,25 +27,26 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from wildrobot.monitoring import MetricsEndpoint
-from wildrobot.server import dynamics
-from wildrobot.server.archive import JobArchive
-from wildrobot.server.artifacts import CheckpointService
-from wildrobot.server.auth import TokenAuth
-from wildrobot.server.config import ServerConfig
-from wildrobot.server.dashboard.api import DashboardServices, make_app
-from wildrobot.server.dashboard.serve import HttpServer, make_http_server
-from wildrobot.server.health import RedisHealth
-from wildrobot.server.history import HistoryService
-from wildrobot.server.interceptors import AuthInterceptor, ErrorInterceptor
-from wildrobot.server.jobs import JobService
-from wildrobot.server.metrics import MetricsInterceptor, ServerMetrics
-from wildrobot.server.reaper import Reaper, ensure_groups
-from wildrobot.server.reflection import enable_reflection
-from wildrobot.server.retention import Retention
-from wildrobot.server.servicer import JobServicer
-from wildrobot.server.uploads import UploadStore
-from wildrobot.server.watch import WatchHub
 from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
+
+from . import dynamics
+from .archive import JobArchive
+from .artifacts import CheckpointService
+from .auth import TokenAuth
+from .config import ServerConfig
+from .dashboard.api import DashboardServices, make_app
+from .dashboard.serve import HttpServer, make_http_server
+from .health import RedisHealth
+from .history import HistoryService
+from .interceptors import AuthInterceptor, ErrorInterceptor
+from .jobs import JobService
+from .metrics import MetricsInterceptor, ServerMetrics
+from .reaper import Reaper, ensure_groups
+from .reflection import enable_reflection
+from .retention import Retention
+from .servicer import JobServicer
+from .uploads import UploadStore
+from .watch import WatchHub
 
 log = logging.getLogger(__name__)
 

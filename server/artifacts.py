@@ -11,8 +11,9 @@ from pathlib import Path
 from wildrobot import exports
 from wildrobot.queue import keys
 from wildrobot.queue.records import CheckpointRecord
-from wildrobot.server import errors
-from wildrobot.server.jobs import JobService
+
+from . import errors
+from .jobs import JobService
 
 _BLOCK = tarfile.BLOCKSIZE  # 512
 _RECORD = tarfile.RECORDSIZE  # 10240

@@ -11,7 +11,7 @@ import hmac
 import re
 from collections.abc import Mapping
 
-from wildrobot.server import errors
+from . import errors
 
 # Tenant names end up inside Redis keys (`wr:idx:<tenant>:<kind>`, `wr:idem:<tenant>:<id>`); a
 # ':' would let one tenant's key equal another's, so names are checked when tokens are loaded.

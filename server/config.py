@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from wildrobot import costs
 from wildrobot.queue import keys
-from wildrobot.server import watch
-from wildrobot.server.auth import check_tenant_name
+
+from . import watch
+from .auth import check_tenant_name
 
 ENV_PREFIX = "WILDROBOT_"
 

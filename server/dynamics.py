@@ -24,8 +24,9 @@ from grpc import aio
 from grpc_health.v1 import health_pb2
 
 from wildrobot import arrays
-from wildrobot.server import errors
 from wildrobot.v1 import dynamics_pb2, dynamics_pb2_grpc
+
+from . import errors
 
 MAX_FRAMES = 10_000  # InverseDynamicsStream (and the unary call when its messages allow)
 RESPONSE_BYTES_PER_FRAME = 512

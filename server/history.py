@@ -13,8 +13,9 @@ from typing import Any
 
 from wildrobot.queue import keys
 from wildrobot.queue.records import JobEvent
-from wildrobot.server import errors
-from wildrobot.server.jobs import JobService
+
+from . import errors
+from .jobs import JobService
 
 MAX_POINTS_PER_PAGE = 10_000
 DEFAULT_POINTS_PER_PAGE = 5_000

@@ -11,9 +11,9 @@ import grpc
 import redis.exceptions
 from grpc import aio
 
-from wildrobot.server import errors
-from wildrobot.server.auth import TokenAuth
-from wildrobot.server.decoding import Undecodable, safe_deserializer
+from . import errors
+from .auth import TokenAuth
+from .decoding import Undecodable, safe_deserializer
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,11 @@ from pydantic import ValidationError
 from wildrobot import convert, costs, tenant_files
 from wildrobot.queue import keys, scripts
 from wildrobot.queue.records import CheckpointRecord, JobRecord
-from wildrobot.server import errors
-from wildrobot.server.archive import JobArchive
 from wildrobot.specs import AmpSpec, JobKind, JobState, PpoSpec, TtaEvalSpec
 from wildrobot.v1 import jobs_pb2
+
+from . import errors
+from .archive import JobArchive
 
 MAX_NAME_CHARS = 200
 MAX_REQUEST_ID_CHARS = 128

@@ -9,8 +9,9 @@ import sys
 from collections.abc import Sequence
 
 from wildrobot.logs import configure_logging
-from wildrobot.server.app import create_server
-from wildrobot.server.config import ServerConfig, load_config
+
+from .app import create_server
+from .config import ServerConfig, load_config
 
 log = logging.getLogger("wildrobot.server")
 

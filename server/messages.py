@@ -8,9 +8,10 @@ from google.protobuf import timestamp_pb2
 
 from wildrobot import convert
 from wildrobot.queue.records import CheckpointRecord, JobEvent, JobRecord
-from wildrobot.server import errors
 from wildrobot.specs import JobKind, JobState, spec_from_json
 from wildrobot.v1 import jobs_pb2
+
+from . import errors
 
 
 def timestamp(ms: int | None) -> timestamp_pb2.Timestamp | None:

@@ -29,8 +29,9 @@ from grpc import aio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from wildrobot.queue import keys
-from wildrobot.server.interceptors import wrap_handler
 from wildrobot.specs import JobKind, JobState
+
+from .interceptors import wrap_handler
 
 log = logging.getLogger(__name__)
 

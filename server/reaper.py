@@ -17,8 +17,9 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from wildrobot.queue import keys, scripts
-from wildrobot.server.retention import Retention
 from wildrobot.specs import JobKind
+
+from .retention import Retention
 
 log = logging.getLogger(__name__)
 

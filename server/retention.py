@@ -15,8 +15,9 @@ import logging
 import redis.asyncio as aioredis
 
 from wildrobot.queue import keys, scripts
-from wildrobot.server.archive import ArchivedJob, JobArchive
 from wildrobot.specs import TERMINAL_STATES
+
+from .archive import ArchivedJob, JobArchive
 
 log = logging.getLogger(__name__)
 

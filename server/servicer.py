@@ -9,19 +9,20 @@ from grpc import aio
 
 from wildrobot import convert
 from wildrobot.queue.records import JobRecord
-from wildrobot.server import errors, messages, watch
-from wildrobot.server.artifacts import CheckpointService
-from wildrobot.server.interceptors import current_tenant
-from wildrobot.server.jobs import JobService
-from wildrobot.server.uploads import (
+from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
+
+from . import errors, messages, watch
+from .artifacts import CheckpointService
+from .interceptors import current_tenant
+from .jobs import JobService
+from .uploads import (
     KIND_TO_PROTO,
     UploadStore,
     file_chunks,
     find_job_file,
     job_files,
 )
-from wildrobot.server.watch import WatchHub
-from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
+from .watch import WatchHub
 
 
 class JobServicer(jobs_pb2_grpc.JobServiceServicer):

@@ -18,10 +18,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from wildrobot import exports, tenant_files
-from wildrobot.server import errors
-from wildrobot.server.artifacts import CheckpointService
 from wildrobot.specs import MAX_ID_UPLOAD_BYTES, check_trial_name
 from wildrobot.v1 import jobs_pb2
+
+from . import errors
+from .artifacts import CheckpointService
 
 INLINE_PREFIX = "uploads"
 _ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive

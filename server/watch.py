@@ -26,9 +26,10 @@ import redis.exceptions
 
 from wildrobot.queue import keys
 from wildrobot.queue.records import JobEvent, JobRecord
-from wildrobot.server import errors
-from wildrobot.server.jobs import JobService
 from wildrobot.specs import TERMINAL_STATES
+
+from . import errors
+from .jobs import JobService
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from wildrobot.stack import RedisServer, free_port  # noqa: F401 - tests import them from here
+from wildrobot.ops.stack import RedisServer, free_port  # noqa: F401 - tests import them from here
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Compiled XLA programs are reused across test processes and runs (worker subprocesses too).
@@ -66,6 +66,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return LONGEST_FIRST.index(unit) if unit in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: collection order within each rank
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Names a failure the moment it happens (on the xdist controller too), so a CI log that is
+    cut short still says which test failed; the full list is in the summary and the JUnit file."""
+    if report.failed and (report.when == "call" or report.outcome == "failed"):
+        worker = getattr(report, "node", None)
+        where = f" [{worker.gateway.id}]" if worker is not None else ""
+        print(f"\nFAILED {report.nodeid} ({report.when}, {report.duration:.1f} s){where}", flush=True)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

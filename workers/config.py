@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from wildrobot.queue import keys
 from wildrobot.specs import JobKind
-from wildrobot.workers.handlers import HANDLERS
+
+from .handlers import HANDLERS
 
 ENV_PREFIX = "WILDROBOT_"
 

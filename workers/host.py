@@ -55,7 +55,8 @@ def _publisher(spec_json: str, run_dir: Path) -> object | None:
     if not all(k in env for k in ("WILDROBOT_REDIS_URL", "WILDROBOT_JOB_ID", "WILDROBOT_ATTEMPT")):
         return None
     from wildrobot.queue.client import Lease, QueueClient, connect
-    from wildrobot.workers.runner import FencedPublisher
+
+    from .runner import FencedPublisher
 
     lease = Lease(
         job_id=env["WILDROBOT_JOB_ID"],
@@ -65,7 +66,7 @@ def _publisher(spec_json: str, run_dir: Path) -> object | None:
         owner=env.get("WILDROBOT_LAUNCHED_BY", ""),
     )
     queue = QueueClient(connect(env["WILDROBOT_REDIS_URL"]))
-    from wildrobot.workers.layout import artifact_root
+    from .layout import artifact_root
 
     return FencedPublisher(queue, lease, artifact_root(run_dir))
 
@@ -85,14 +86,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from wildrobot.queue.client import LeaseLost
     from wildrobot.specs import PpoSpec
-    from wildrobot.workers.training import distributed
+
+    from .training import distributed
 
     multi = distributed.initialize_from_env()
     # Again: jax.distributed installs its own SIGTERM handler (preemption notices).
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     import jax
 
-    from wildrobot.workers.training.ppo import train_ppo
+    from .training.ppo import train_ppo
 
     spec_json = args.spec_file.read_text()
     spec = PpoSpec.model_validate_json(spec_json)

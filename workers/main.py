@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 from wildrobot.logs import configure_logging
 from wildrobot.monitoring import MetricsEndpoint
-from wildrobot.workers.config import load_config
-from wildrobot.workers.supervisor import Supervisor
+
+from .config import load_config
+from .supervisor import Supervisor
 
 
 def main(argv: Sequence[str] | None = None) -> int:

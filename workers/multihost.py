@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from wildrobot.specs import PpoSpec
-from wildrobot.workers.handlers import HandlerResult, JobContext, JobError
+
+from .handlers import HandlerResult, JobContext, JobError
 
 log = logging.getLogger(__name__)
 

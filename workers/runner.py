@@ -24,9 +24,10 @@ import redis.exceptions
 from wildrobot.logs import configure_logging
 from wildrobot.queue.client import Lease, LeaseLost, QueueClient, connect, finite_values
 from wildrobot.specs import spec_from_json
-from wildrobot.workers import layout
-from wildrobot.workers.handlers import JobContext, get_handler
-from wildrobot.workers.tensorboard import ScalarLog
+
+from . import layout
+from .handlers import JobContext, get_handler
+from .tensorboard import ScalarLog
 
 log = logging.getLogger("wildrobot.workers.runner")
 

@@ -25,9 +25,10 @@ from multiprocessing.connection import wait
 import redis.exceptions
 
 from wildrobot.queue.client import Lease, LeaseLost, QueueClient, connect
-from wildrobot.workers import runner
-from wildrobot.workers.config import WorkerConfig
-from wildrobot.workers.metrics import WorkerMetrics
+
+from . import runner
+from .config import WorkerConfig
+from .metrics import WorkerMetrics
 
 log = logging.getLogger("wildrobot.workers.supervisor")
 

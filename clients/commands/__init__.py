@@ -3,7 +3,7 @@
 Adding one: a module with a `Command` (name, help, configure(parser), run(ctx, args) -> exit
 code) and one line below."""
 
-from wildrobot.clients.commands import (
+from . import (
     checkpoints,
     dynamics,
     exports,
@@ -13,7 +13,7 @@ from wildrobot.clients.commands import (
     submit,
     watch,
 )
-from wildrobot.clients.commands.base import Command, Context
+from .base import Command, Context
 
 COMMANDS: tuple[Command, ...] = (
     submit.COMMAND,

@@ -13,10 +13,10 @@ from typing import Any
 
 from rich.console import Console
 
-from wildrobot.clients import config
-from wildrobot.clients.config import ADDRESS_ENV, TOKEN_ENV
-from wildrobot.clients.sdk import Client
-from wildrobot.clients.types import to_jsonable
+from .. import config
+from ..config import ADDRESS_ENV, TOKEN_ENV
+from ..sdk import Client
+from ..types import to_jsonable
 
 PIPED_WIDTH = 200  # piped output (scripts, logs) is not squeezed into 80 columns
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from wildrobot.clients import render
-from wildrobot.clients.commands.base import Command, Context
-from wildrobot.clients.parsing import UsageError, parse_count
+from .. import render
+from ..parsing import UsageError, parse_count
+from .base import Command, Context
 
 
 def _configure_list(parser: argparse.ArgumentParser) -> None:

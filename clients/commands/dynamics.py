@@ -6,8 +6,8 @@ import argparse
 
 import numpy as np
 
-from wildrobot.clients.commands.base import Command, Context
-from wildrobot.clients.parsing import UsageError
+from ..parsing import UsageError
+from .base import Command, Context
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from wildrobot.clients import render
-from wildrobot.clients.commands.base import Command, Context
-from wildrobot.clients.parsing import UsageError, parse_count
 from wildrobot.specs import MAX_VIDEO_SECONDS
+
+from .. import render
+from ..parsing import UsageError, parse_count
+from .base import Command, Context
 
 
 def parse_job_step(text: str) -> tuple[str, int | None]:

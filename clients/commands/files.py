@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wildrobot.clients.commands.base import Command, Context
-from wildrobot.clients.parsing import UsageError
+from ..parsing import UsageError
+from .base import Command, Context
 
 
 def _configure_list(parser: argparse.ArgumentParser) -> None:

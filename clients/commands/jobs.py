@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from wildrobot.clients import render
-from wildrobot.clients.commands.base import Command, Context
-from wildrobot.clients.parsing import UsageError
 from wildrobot.specs import JobKind, JobState
+
+from .. import render
+from ..parsing import UsageError
+from .base import Command, Context
 
 
 def _job_arg(parser: argparse.ArgumentParser) -> None:

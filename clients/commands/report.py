@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from wildrobot.clients.commands.base import Command, Context
 from wildrobot.tta_table import table
+
+from .base import Command, Context
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:

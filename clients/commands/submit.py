@@ -15,13 +15,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from wildrobot import presets
-from wildrobot.clients import render
-from wildrobot.clients.commands.base import Command, Context, connection_options
-from wildrobot.clients.commands.watch import follow
-from wildrobot.clients.parsing import UsageError, coerce_field, parse_assignments
-from wildrobot.clients.sdk import Client
-from wildrobot.clients.types import SubmitResult
 from wildrobot.specs import TASK_ALIASES, AmpSpec, PpoSpec, TtaEvalSpec
+
+from .. import render
+from ..parsing import UsageError, coerce_field, parse_assignments
+from ..sdk import Client
+from ..types import SubmitResult
+from .base import Command, Context, connection_options
+from .watch import follow
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,10 +16,11 @@ import time
 
 from rich.progress import BarColumn, Progress, TextColumn
 
-from wildrobot.clients import render
-from wildrobot.clients.commands.base import Command, Context
-from wildrobot.clients.parsing import format_count
-from wildrobot.clients.types import (
+from wildrobot.specs import JobState
+
+from .. import render
+from ..parsing import format_count
+from ..types import (
     CheckpointSaved,
     EventsTrimmed,
     JobEvent,
@@ -28,7 +29,7 @@ from wildrobot.clients.types import (
     Snapshot,
     StateChanged,
 )
-from wildrobot.specs import JobState
+from .base import Command, Context
 
 PLAIN_PROGRESS_EVERY_S = 2.0
 EXIT_NOT_SUCCEEDED = 1

@@ -2,7 +2,7 @@
 docs/inverse_dynamics.md): a pure JAX function over whole trials, the trial file format, and a
 generator of trials with known torques."""
 
-from wildrobot.envs.dynamics.inverse import (
+from .inverse import (
     Config,
     DynamicsModel,
     Foot,
@@ -11,7 +11,7 @@ from wildrobot.envs.dynamics.inverse import (
     inverse_dynamics,
     make_inverse_fn,
 )
-from wildrobot.envs.dynamics.trial import TrialData, TrialError
+from .trial import TrialData, TrialError
 
 __all__ = [
     "Config",

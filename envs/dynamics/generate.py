@@ -14,9 +14,9 @@ import copy
 import mujoco
 import numpy as np
 
-from wildrobot.envs.dynamics.inverse import Foot
-from wildrobot.envs.dynamics.trial import TrialData
-from wildrobot.envs.wildrobot import constants
+from ..wildrobot import constants
+from .inverse import Foot
+from .trial import TrialData
 
 
 def foot_wrenches(
@@ -76,7 +76,7 @@ def simulate_trial(
     sinusoids around `home`. frictionloss: keep the joints' dry friction (False zeroes it, so
     the true joint torque is exactly the actuator force).
     """
-    from wildrobot.envs.dynamics.wildrobot import FEET, load_mj_model
+    from .wildrobot import FEET, load_mj_model
 
     feet = feet or FEET
     model = copy.deepcopy(mj_model) if mj_model is not None else load_mj_model()

@@ -33,7 +33,8 @@ from mujoco.mjx._src import passive as mjx_passive
 from mujoco.mjx._src import smooth as mjx_smooth
 
 from wildrobot import dynamics_inputs
-from wildrobot.envs.dynamics import filters
+
+from . import filters
 
 
 @dataclasses.dataclass(frozen=True)

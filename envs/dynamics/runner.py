@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from wildrobot.dynamics_inputs import Limits, TrialData, validate
-from wildrobot.envs.dynamics.inverse import Config, DynamicsModel, Result, Trial, make_inverse_fn
+
+from .inverse import Config, DynamicsModel, Result, Trial, make_inverse_fn
 
 MIN_BUCKET = 256
 COMPILE_CACHE_SIZE = 16

@@ -6,8 +6,8 @@ import functools
 
 import mujoco
 
-from wildrobot.envs.dynamics.inverse import DynamicsModel, Foot
-from wildrobot.envs.wildrobot import constants
+from ..wildrobot import constants
+from .inverse import DynamicsModel, Foot
 
 # Ankle pitch and roll share one anchor at the foot body's origin: that point is the ankle.
 FEET = (

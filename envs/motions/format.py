@@ -29,7 +29,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from wildrobot.envs.wildrobot import constants
+from ..wildrobot import constants
 
 NUM_JOINTS = len(constants.JOINT_NAMES)
 ROOT_QPOS = 7  # free joint: xyz + quaternion wxyz

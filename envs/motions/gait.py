@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from wildrobot.envs.motions.format import load_model
-from wildrobot.envs.motions.library import quat_mul, yaw_quat
-from wildrobot.envs.wildrobot import constants
+from ..wildrobot import constants
+from .format import load_model
+from .library import quat_mul, yaw_quat
 
 GRAVITY = 9.81
 LEG_JOINTS = (

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from wildrobot.envs.motions.format import Motion, save_motion
-from wildrobot.envs.motions.gait import GaitConfig, solve_trajectory
-from wildrobot.envs.motions.realize import (
+from .format import Motion, save_motion
+from .gait import GaitConfig, solve_trajectory
+from .realize import (
     HELP_MAX_BOUND,
     HELP_MEAN_BOUND,
     Realization,
@@ -26,7 +26,7 @@ from wildrobot.envs.motions.realize import (
     passes,
     realize,
 )
-from wildrobot.envs.motions.validity import (
+from .validity import (
     PENETRATION_BOUND_MM,
     SLIP_MAX_BOUND_MM_S,
     SLIP_MEAN_BOUND_MM_S,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wildrobot.envs.motions.format import NQ, NV, ROOT_QPOS, Motion
+from .format import NQ, NV, ROOT_QPOS, Motion
 
 
 def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from wildrobot.envs.motions.format import load_model
-from wildrobot.envs.motions.library import quat_conj, quat_mul, quat_to_rotvec
-from wildrobot.envs.wildrobot import constants
+from ..wildrobot import constants
+from .format import load_model
+from .library import quat_conj, quat_mul, quat_to_rotvec
 
 HELP_MEAN_BOUND = 0.10  # mean |help force| / (m g)
 HELP_MAX_BOUND = 0.30  # max |help force| / (m g)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from wildrobot.envs.motions.format import Motion, load_model
-from wildrobot.envs.motions.realize import limit_violations
-from wildrobot.envs.wildrobot import constants
+from ..wildrobot import constants
+from .format import Motion, load_model
+from .realize import limit_violations
 
 PENETRATION_BOUND_MM = 5.0
 STANCE_HEIGHT = 0.003  # m

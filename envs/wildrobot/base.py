@@ -41,7 +41,8 @@ low-pass filtered.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jax
@@ -53,7 +54,8 @@ from flax import struct
 from mujoco import mjx
 
 from wildrobot import task_settings
-from wildrobot.envs.wildrobot import constants, randomization, rewards
+
+from . import constants, model_edits, randomization, rewards
 
 OBS_SIZE = 3 + 3 + 3 * constants.NUM_ACTUATORS + 3 + 4
 # (name, size) of each observation part, in the order `_observation` concatenates them.
@@ -247,6 +249,48 @@ class WildRobotEnv(Env, abc.ABC):
     @property
     def dt(self) -> float:
         return self._config.ctrl_dt
+
+    @property
+    def floor_geom_id(self) -> int:
+        """The floor geom's id in `sys` (its friction is what a friction shift edits)."""
+        return self._floor_geom
+
+    @property
+    def torso_body_id(self) -> int:
+        """The torso body's id in `sys` (pushes act on it; the IMU rides on it)."""
+        return self._torso_id
+
+    @property
+    def joint_qpos_addresses(self) -> jax.Array:
+        """[num_joints] addresses of the actuated joints in qpos, in actuator order."""
+        return self._qpos_adr
+
+    @property
+    def home_ctrl(self) -> jax.Array:
+        """[num_actuators] servo targets of the home pose (the zero action's targets)."""
+        return self._home_ctrl
+
+    def shifted_model(self, model: mjx.Model | None = None, **shift: Any) -> mjx.Model:
+        """`model` (default: this env's) under a dynamics shift; keywords as in
+        `model_edits.shifted_model` (floor_friction, mass_scale, kp_scale, com_offset,
+        gravity_scale). Traceable, unbatched."""
+        return model_edits.shifted_model(
+            self.sys if model is None else model,
+            floor_geom=self._floor_geom,
+            torso_body=self._torso_id,
+            **shift,
+        )
+
+    @contextlib.contextmanager
+    def using_model(self, model: mjx.Model) -> Iterator[None]:
+        """Steps and resets traced inside the block use `model` (Brax's
+        DomainRandomizationVmapWrapper swaps `sys` the same way while tracing)."""
+        saved = self.sys
+        self.sys = model
+        try:
+            yield
+        finally:
+            self.sys = saved
 
     @property
     def mj_model(self) -> mujoco.MjModel:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from wildrobot.envs.wildrobot import rewards
-from wildrobot.envs.wildrobot.base import Signals, WildRobotEnv
+from . import rewards
+from .base import Signals, WildRobotEnv
 
 
 class WildRobotStand(WildRobotEnv):

@@ -16,8 +16,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from wildrobot.envs.wildrobot import rewards
-from wildrobot.envs.wildrobot.base import Signals, WildRobotEnv
+from . import rewards
+from .base import Signals, WildRobotEnv
 
 
 class WildRobotWalk(WildRobotEnv):

@@ -34,14 +34,15 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wildrobot import exports
-from wildrobot.server import errors, watch
-from wildrobot.server.artifacts import CheckpointService
-from wildrobot.server.auth import TokenAuth
-from wildrobot.server.dashboard import payloads, sse
-from wildrobot.server.history import HistoryService
-from wildrobot.server.jobs import JobService
-from wildrobot.server.watch import WatchHub
 from wildrobot.specs import JobKind, JobState
+
+from .. import errors, watch
+from ..artifacts import CheckpointService
+from ..auth import TokenAuth
+from ..history import HistoryService
+from ..jobs import JobService
+from ..watch import WatchHub
+from . import payloads, sse
 
 log = logging.getLogger(__name__)
 

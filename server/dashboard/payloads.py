@@ -8,8 +8,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from wildrobot.queue.records import CheckpointRecord, JobEvent, JobRecord
-from wildrobot.server.history import MetricPoint
 from wildrobot.specs import JobState
+
+from ..history import MetricPoint
 
 
 @functools.lru_cache(maxsize=4096)

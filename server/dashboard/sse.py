@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from wildrobot.queue.records import JobEvent, JobRecord
-from wildrobot.server.dashboard import payloads
+
+from . import payloads
 
 RETRY_MS = 2000
 KEEPALIVE = b": keepalive\n\n"

@@ -56,7 +56,7 @@ def _run(delay=5, backlash=0.0, imu_lag=0.0, knee=0.0):
 
 def _joints(state) -> np.ndarray:
     env, _ = _env_and_steps()
-    return np.asarray(state.pipeline_state.qpos)[np.asarray(env._qpos_adr)]
+    return np.asarray(state.pipeline_state.qpos)[np.asarray(env.joint_qpos_addresses)]
 
 
 def test_a_full_control_step_of_delay_holds_the_old_targets() -> None:
@@ -74,11 +74,11 @@ def test_backlash_is_a_dead_band_on_the_servo_error() -> None:
     env, _ = _env_and_steps()
     band = 0.05
     _, first, _ = _run(backlash=band)
-    measured = np.asarray(first.pipeline_state.qpos)[np.asarray(env._qpos_adr)]
+    measured = np.asarray(first.pipeline_state.qpos)[np.asarray(env.joint_qpos_addresses)]
     measured = measured - np.asarray(
         env.sys.actuator_biasprm[:, 0] / env.sys.actuator_gainprm[:, 0]
     )
-    target = np.asarray(env._home_ctrl)
+    target = np.asarray(env.home_ctrl)
     error = target - measured
     # ctrl sent in the last substep: measured + sign(e) * max(|e| - band, 0) (same substep's
     # measurement, so compare loosely: within one substep of motion).

@@ -29,7 +29,7 @@ def test_up_runs_a_job_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "wildrobot.cli",
+            "wildrobot.ops.cli",
             "up",
             "--dir",
             str(tmp_path / "stack"),
@@ -75,7 +75,7 @@ class Launcher:
         if "--http-port" not in extra:  # never the default 8080: another stack may hold it
             extra = (*extra, "--http-port", "0")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wildrobot.cli", "up", "--dir", str(data_dir), "--port", "0",
+            [sys.executable, "-m", "wildrobot.ops.cli", "up", "--dir", str(data_dir), "--port", "0",
              *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -31,7 +31,7 @@ def test_names_are_the_specs():
 
 
 def test_clean_leaves_the_model_as_trained(env):
-    model = shifts.apply_to_model(env.sys, _one(env, "clean", 0), env._floor_geom, env._torso_id)
+    model = shifts.apply_to_model(env, _one(env, "clean", 0))
     for field in (*shifts.MODEL_FIELDS,):
         np.testing.assert_array_equal(getattr(model, field), getattr(env.sys, field), err_msg=field)
     np.testing.assert_array_equal(model.opt.gravity, env.sys.opt.gravity)
@@ -39,19 +39,17 @@ def test_clean_leaves_the_model_as_trained(env):
 
 def test_each_shift_changes_what_it_says(env):
     def model(name, level):
-        return shifts.apply_to_model(
-            env.sys, _one(env, name, level), env._floor_geom, env._torso_id
-        )
+        return shifts.apply_to_model(env, _one(env, name, level))
 
     g = model("gravity", 5)
     np.testing.assert_allclose(g.opt.gravity[2], -9.81 * 1.75, rtol=1e-6)
     f = model("friction", 5)
-    assert float(f.geom_friction[env._floor_geom, 0]) == pytest.approx(0.06)
+    assert float(f.geom_friction[env.floor_geom_id, 0]) == pytest.approx(0.06)
     assert np.allclose(np.asarray(f.pair_friction)[:, :2], 0.06)
     m = model("mass", 3)
     np.testing.assert_allclose(m.body_mass[1:], env.sys.body_mass[1:] * 1.4, rtol=1e-6)
     assert float(m.body_mass[0]) == float(env.sys.body_mass[0])  # the world
-    offset = np.asarray(m.body_ipos[env._torso_id] - env.sys.body_ipos[env._torso_id])
+    offset = np.asarray(m.body_ipos[env.torso_body_id] - env.sys.body_ipos[env.torso_body_id])
     assert np.linalg.norm(offset) == pytest.approx(0.02, rel=1e-5) and offset[2] == 0.0
     k = model("kp", 2)
     np.testing.assert_allclose(

@@ -27,7 +27,8 @@ import numpy as np
 def clip_frames(env: Any, motions: Sequence[Any]) -> np.ndarray:
     """Features of every clip frame resampled at the env's control step: [frames, F]."""
     from wildrobot.envs.motions.library import MotionLibrary
-    from wildrobot.workers.amp.reference import frame_features
+
+    from .reference import frame_features
 
     library = MotionLibrary(list(motions))
     out = []
@@ -52,10 +53,10 @@ def pose_tracking(
     steps: int = 300,
     seed: int = 0,
 ) -> dict[str, float]:
-    from wildrobot.workers.amp.features import feature_names, make_feature_fn
-    from wildrobot.workers.training import checkpoint as ckpt
-    from wildrobot.workers.training.ppo import load_policy
-    from wildrobot.workers.training.trainer import make_base_env
+    from ..training import checkpoint as ckpt
+    from ..training.ppo import load_policy
+    from ..training.trainer import make_base_env
+    from .features import feature_names, make_feature_fn
 
     spec = ckpt.read_spec(Path(checkpoint_dir))
     env = make_base_env(spec.task, spec.env_overrides)

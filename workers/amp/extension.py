@@ -34,9 +34,10 @@ from brax.training import types as brax_types
 from brax.training.acme import running_statistics, specs
 
 from wildrobot.specs import AmpSpec
-from wildrobot.workers.amp import discriminator as disc
-from wildrobot.workers.amp import replay as replay_lib
-from wildrobot.workers.training.iteration import AXIS
+
+from ..training.iteration import AXIS
+from . import discriminator as disc
+from . import replay as replay_lib
 
 NUM_REFERENCE_WINDOWS = 8192
 POSE_SAMPLES = 256  # policy windows per iteration scored against POSE_REFERENCES reference ones
@@ -60,8 +61,9 @@ class AmpExtension:
 
     def __init__(self, spec: AmpSpec, base_env: Env, motions: Sequence[Any]) -> None:
         from wildrobot.envs.motions.library import MotionLibrary
-        from wildrobot.workers.amp.features import feature_names
-        from wildrobot.workers.amp.reference import reference_windows
+
+        from .features import feature_names
+        from .reference import reference_windows
 
         self.spec = spec
         self.module = disc.make_discriminator(spec.disc_hidden_sizes)
@@ -88,7 +90,7 @@ class AmpExtension:
             raise ValueError("the features have no jpos_ (joint position) columns")
 
     def wrap_env(self, env: Env, episode_length: int, randomization_fn: Any) -> Env:
-        from wildrobot.workers.amp.wrapper import wrap_for_training
+        from .wrapper import wrap_for_training
 
         return wrap_for_training(env, self.spec.window, episode_length, randomization_fn)
 

@@ -19,7 +19,8 @@ from mujoco import mjx
 
 from wildrobot.envs.motions.format import load_motion
 from wildrobot.envs.motions.library import MotionLibrary
-from wildrobot.workers.amp import features
+
+from . import features
 
 CLIPS_DIR = Path(__file__).resolve().parents[2] / "envs" / "motions" / "clips"
 # Frames featurized per compiled call: big enough to amortize dispatch, small enough for memory.

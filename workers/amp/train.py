@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from wildrobot.specs import AmpSpec
-from wildrobot.workers.amp.extension import AmpExtension
-from wildrobot.workers.training.api import TrainHooks, TrainResult
-from wildrobot.workers.training.ppo import train_ppo
-from wildrobot.workers.training.trainer import Trainer, make_trainer
+
+from ..training.api import TrainHooks, TrainResult
+from ..training.ppo import train_ppo
+from ..training.trainer import Trainer, make_trainer
+from .extension import AmpExtension
 
 
 def make_amp_trainer(spec: AmpSpec, motions: Sequence[Any]) -> Trainer:

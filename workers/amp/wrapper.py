@@ -36,7 +36,7 @@ from brax.envs.base import Env, State, Wrapper
 from brax.envs.wrappers import training as brax_training
 from mujoco import mjx
 
-from wildrobot.workers.amp import features
+from . import features
 
 
 class AmpFeatureWrapper(Wrapper):

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from wildrobot.workers.training import checkpoint as ckpt
+from ..training import checkpoint as ckpt
 
 OPSET = 17
 IR_VERSION = 8  # readable by onnxruntime >= 1.10 (robot-side runtimes lag behind)
@@ -232,8 +232,8 @@ def export_policy(
     env (the task's unwrapped env, for the layout and action metadata) is made from the
     checkpoint's spec when not given.
     """
-    from wildrobot.workers.export.observation_layout import observation_layout
-    from wildrobot.workers.training.trainer import make_base_env
+    from ..training.trainer import make_base_env
+    from .observation_layout import observation_layout
 
     checkpoint_dir, out_path = Path(checkpoint_dir), Path(out_path)
     spec = ckpt.read_spec(checkpoint_dir)

@@ -79,10 +79,10 @@ def rollout(checkpoint_dir: Path, seconds: float, seed: int) -> tuple[Any, dict[
     """The task env and, per control step, qpos [T, nq], command [T, 3] (or absent), done [T]."""
     import jax
 
-    from wildrobot.workers.export.check import Stepper
-    from wildrobot.workers.training import checkpoint as ckpt
-    from wildrobot.workers.training.ppo import load_policy
-    from wildrobot.workers.training.trainer import make_base_env
+    from ..training import checkpoint as ckpt
+    from ..training.ppo import load_policy
+    from ..training.trainer import make_base_env
+    from .check import Stepper
 
     spec = ckpt.read_spec(checkpoint_dir)
     env = make_base_env(spec.task, spec.env_overrides)
@@ -124,7 +124,8 @@ def make_video(
     import mujoco
 
     from wildrobot.envs.wildrobot import constants
-    from wildrobot.workers.training import checkpoint as ckpt
+
+    from ..training import checkpoint as ckpt
 
     checkpoint_dir, out_path = Path(checkpoint_dir), Path(out_path)
     start = time.perf_counter()

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 from wildrobot import tenant_files
 from wildrobot.specs import AmpSpec
-from wildrobot.workers import layout
-from wildrobot.workers.handlers import HandlerResult, JobContext, JobError
-from wildrobot.workers.handlers.ppo import JobHooks, finish
+
+from .. import layout
+from . import HandlerResult, JobContext, JobError
+from .ppo import JobHooks, finish
 
 if TYPE_CHECKING:  # envs.motions imports MuJoCo: only the runner process loads it
     from wildrobot.envs.motions.format import Motion
@@ -54,7 +55,7 @@ def run(context: JobContext, spec: AmpSpec) -> HandlerResult:
     motions = load_motions(context, spec)
     names = ", ".join(f"{m.name} ({m.num_frames} frames)" for m in motions)
     context.publish.log("info", f"reference motions: {names}")
-    from wildrobot.workers.amp.train import train_amp  # JAX: only in the runner process
+    from ..amp.train import train_amp  # JAX: only in the runner process
 
     result = train_amp(
         spec, context.run_dir, JobHooks(context), motions, resume_from=context.resume_from

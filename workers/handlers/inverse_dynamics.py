@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 
 from wildrobot.specs import InverseDynamicsSpec
-from wildrobot.workers.handlers import HandlerResult, JobContext, JobError
+
+from . import HandlerResult, JobContext, JobError
 
 MAX_JOB_FRAMES = 1_000_000
 
@@ -54,7 +55,8 @@ def run(context: JobContext, spec: InverseDynamicsSpec) -> HandlerResult:
     out_dir = context.run_dir / "inverse_dynamics"  # run_dir is this attempt's own folder
     out_dir.mkdir(parents=True, exist_ok=True)
     from wildrobot.tenant_files import tenant_inputs
-    from wildrobot.workers import layout
+
+    from .. import layout
 
     inputs_dir = Path()
     if spec.trial_names:

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 
 from wildrobot import exports
 from wildrobot.specs import PpoSpec
-from wildrobot.workers.handlers import HandlerResult, JobContext
+
+from . import HandlerResult, JobContext
 
 if TYPE_CHECKING:  # the trainer's module imports JAX: only the runner process loads it
-    from wildrobot.workers.training.api import TrainResult
+    from ..training.api import TrainResult
 
 
 class JobHooks:
@@ -41,10 +42,10 @@ class JobHooks:
 
 def run(context: JobContext, spec: PpoSpec) -> HandlerResult:
     if spec.num_hosts > 1:  # launched on num_hosts hosts; this process only watches it
-        from wildrobot.workers.multihost import run_multi_host
+        from ..multihost import run_multi_host
 
         return run_multi_host(context, spec)
-    from wildrobot.workers.training.ppo import train_ppo  # JAX: only in the runner process
+    from ..training.ppo import train_ppo  # JAX: only in the runner process
 
     result = train_ppo(spec, context.run_dir, JobHooks(context), resume_from=context.resume_from)
     return finish(context, spec, result)
@@ -63,8 +64,8 @@ def wants_video(spec: PpoSpec) -> bool:
 
 def make_exports(context: JobContext, spec: PpoSpec, checkpoint_dir: Path) -> None:
     """Writes the ONNX policy and the video into `<checkpoint_dir>/exports/`, as the spec asks."""
-    from wildrobot.workers.export.onnx_policy import export_policy
-    from wildrobot.workers.export.video import render_video
+    from ..export.onnx_policy import export_policy
+    from ..export.video import render_video
 
     step = int(checkpoint_dir.name)
     if spec.export_onnx:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from wildrobot.specs import TtaEvalSpec
-from wildrobot.workers.handlers import HandlerResult, JobContext, JobError
+
+from . import HandlerResult, JobContext, JobError
 
 REPORT_DIR = "tta_report"
 
@@ -24,7 +25,8 @@ def resolve_checkpoint(context: JobContext, spec: TtaEvalSpec) -> Path:
 
     from wildrobot.queue import keys
     from wildrobot.queue.records import CheckpointRecord
-    from wildrobot.workers import layout
+
+    from .. import layout
 
     client = redis.Redis.from_url(context.redis_url, decode_responses=True)
     try:
@@ -52,7 +54,7 @@ def resolve_checkpoint(context: JobContext, spec: TtaEvalSpec) -> Path:
 
 
 def settings_of(spec: TtaEvalSpec):  # noqa: ANN201 - JAX-side type, imported lazily
-    from wildrobot.workers.tta.evaluate import TtaSettings
+    from ..tta.evaluate import TtaSettings
 
     return TtaSettings(
         shifts=tuple(spec.shifts),
@@ -74,8 +76,8 @@ def settings_of(spec: TtaEvalSpec):  # noqa: ANN201 - JAX-side type, imported la
 
 
 def run(context: JobContext, spec: TtaEvalSpec) -> HandlerResult:
-    from wildrobot.workers.tta.evaluate import evaluate_checkpoint
-    from wildrobot.workers.tta.report import write_report
+    from ..tta.evaluate import evaluate_checkpoint
+    from ..tta.report import write_report
 
     checkpoint = resolve_checkpoint(context, spec)
     context.publish.log("info", f"evaluating {checkpoint.name} of job {spec.checkpoint_job_id}")

@@ -27,10 +27,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from wildrobot.specs import AmpSpec, JobKind, PpoSpec
-from wildrobot.workers import layout
-from wildrobot.workers.training.api import checkpoint_path
-from wildrobot.workers.training.networks import NetworkConfig
-from wildrobot.workers.training.state import TrainingState
+
+from .. import layout
+from .api import checkpoint_path
+from .networks import NetworkConfig
+from .state import TrainingState
 
 STATE_DIR = "state"
 POLICY_DIR = "policy"

@@ -21,10 +21,11 @@ import jax
 import jax.numpy as jnp
 
 from wildrobot.specs import TASK_ALIASES
-from wildrobot.workers.training import checkpoint as ckpt
-from wildrobot.workers.training.ppo import load_policy
-from wildrobot.workers.training.rollout import evaluate_policy, make_evaluator
-from wildrobot.workers.training.trainer import make_base_env
+
+from . import checkpoint as ckpt
+from .ppo import load_policy
+from .rollout import evaluate_policy, make_evaluator
+from .trainer import make_base_env
 
 BASELINES = ("trained", "zero_action", "random")
 

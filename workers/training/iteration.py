@@ -19,8 +19,9 @@ from brax.training.acme import running_statistics
 from brax.training.agents.ppo import networks as ppo_networks
 
 from wildrobot.specs import PpoSpec
-from wildrobot.workers.training.loss import LossFn
-from wildrobot.workers.training.state import TrainingState
+
+from .loss import LossFn
+from .state import TrainingState
 
 AXIS = "devices"
 EXTENSION_STREAM = 0x616D70  # fold_in index of an extension's keys ("amp")

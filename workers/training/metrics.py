@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import jax
 import numpy as np
 
-from wildrobot.workers.training.api import NonFiniteError
+from .api import NonFiniteError
 
 # Checked in this order; the first non-finite one names the error.
 GUARDED = (

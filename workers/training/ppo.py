@@ -17,14 +17,15 @@ from brax.training.agents.ppo import networks as ppo_networks
 from jax.experimental import multihost_utils
 
 from wildrobot.specs import PpoSpec
-from wildrobot.workers.training import checkpoint as ckpt
-from wildrobot.workers.training import distributed
-from wildrobot.workers.training import networks as net
-from wildrobot.workers.training.api import TrainHooks, TrainResult, checkpoint_path
-from wildrobot.workers.training.metrics import EpisodeTracker, check_finite, to_host
-from wildrobot.workers.training.rollout import make_evaluator
-from wildrobot.workers.training.state import TrainingState
-from wildrobot.workers.training.trainer import Trainer, init_state, make_trainer
+
+from . import checkpoint as ckpt
+from . import distributed
+from . import networks as net
+from .api import TrainHooks, TrainResult, checkpoint_path
+from .metrics import EpisodeTracker, check_finite, to_host
+from .rollout import make_evaluator
+from .state import TrainingState
+from .trainer import Trainer, init_state, make_trainer
 
 # Spec fields that may change between a run and its resume; the rest must match exactly.
 RESUMABLE_CHANGES = frozenset(

@@ -17,9 +17,10 @@ from brax.training import types as brax_types
 from brax.training.agents.ppo import networks as ppo_networks
 
 from wildrobot.specs import PpoSpec
-from wildrobot.workers.training import distributed
-from wildrobot.workers.training import networks as net
-from wildrobot.workers.training.iteration import (
+
+from . import distributed
+from . import networks as net
+from .iteration import (
     AXIS,
     EXTENSION_STREAM,
     Extension,
@@ -27,8 +28,8 @@ from wildrobot.workers.training.iteration import (
     make_iteration_fn,
     make_optimizer,
 )
-from wildrobot.workers.training.loss import make_loss_fn
-from wildrobot.workers.training.state import TrainingState
+from .loss import make_loss_fn
+from .state import TrainingState
 
 RANDOMIZATION_STREAM = 1  # fold_in index of the domain-randomization key
 

@@ -350,7 +350,7 @@ class SysId:
 
     def predict_qvel(self, log_scale: jax.Array, before, action: jax.Array) -> jax.Array:
         """qvel after one control step from `before` under the estimate (unbatched)."""
-        from wildrobot.workers.tta import shifts as shift_lib
+        from . import shifts as shift_lib
 
         env = self.env
         base_sys = env.sys
@@ -359,11 +359,8 @@ class SysId:
         )
         info = dict(before.info)
         info["push_force"] = jnp.zeros_like(info["push_force"])
-        env.sys = shift_lib.apply_to_model(base_sys, shift, env._floor_geom, env._torso_id)
-        try:
+        with env.using_model(shift_lib.apply_to_model(env, shift, base_sys)):
             after = env.step(before.replace(info=info), action)
-        finally:
-            env.sys = base_sys
         return after.pipeline_state.qvel
 
     def observe(self, state: SysIdState, before, action: jax.Array, after) -> SysIdState:
@@ -404,7 +401,7 @@ class SysId:
 
     def model_estimate(self, state: SysIdState):
         """The estimate as a shift (one episode): the model best_of_n's lookahead plans under."""
-        from wildrobot.workers.tta import shifts as shift_lib
+        from . import shifts as shift_lib
 
         return shift_lib.ShiftParams(**self.estimates(state))
 

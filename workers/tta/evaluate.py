@@ -25,12 +25,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wildrobot.workers.training import checkpoint as ckpt
-from wildrobot.workers.training import networks as net
-from wildrobot.workers.training.trainer import make_base_env
-from wildrobot.workers.tta import shifts as shift_lib
-from wildrobot.workers.tta.adapters import Guards, Source, SourceParams, make_adapter
-from wildrobot.workers.tta.rollout import make_rollout
+from ..training import checkpoint as ckpt
+from ..training import networks as net
+from ..training.trainer import make_base_env
+from . import shifts as shift_lib
+from .adapters import Guards, Source, SourceParams, make_adapter
+from .rollout import make_rollout
 
 # A method is an adapter, or test-time compute: best_of_n on the unadapted policy planning with
 # the nominal model, sysid_best_of_n planning with sysid's online model estimate.

@@ -26,9 +26,10 @@ import jax.numpy as jnp
 from brax.envs.base import Env, State
 
 from wildrobot.envs.wildrobot import base
-from wildrobot.workers.training.rollout import velocity_report
-from wildrobot.workers.tta import shifts as shift_lib
-from wildrobot.workers.tta.adapters import Adapter, Source, SourceParams, deterministic_action
+
+from ..training.rollout import velocity_report
+from . import shifts as shift_lib
+from .adapters import Adapter, Source, SourceParams, deterministic_action
 
 RolloutFn = Callable[..., tuple[dict[str, jax.Array], Any]]
 
@@ -59,18 +60,14 @@ def make_rollout(
     )
 
     def model_of(params: shift_lib.ShiftParams):
-        model = shift_lib.apply_to_model(base_sys, params, env._floor_geom, env._torso_id)
+        model = shift_lib.apply_to_model(env, params, base_sys)
         fields = {name: getattr(model, name) for name in shift_lib.MODEL_FIELDS}
         return fields, model.opt.gravity
 
     def with_model(fields, gravity, fn, *args):
-        # Brax's DomainRandomizationVmapWrapper does the same: swap the env's model while tracing.
-        env.sys = base_sys.tree_replace(fields)
-        env.sys = env.sys.replace(opt=env.sys.opt.replace(gravity=gravity))
-        try:
+        model = base_sys.tree_replace(fields)
+        with env.using_model(model.replace(opt=model.opt.replace(gravity=gravity))):
             return fn(*args)
-        finally:
-            env.sys = base_sys
 
     def corrupt(obs, params: shift_lib.ShiftParams, key):
         """The IMU shift on one observation: bias plus extra uniform noise."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import flax
 import jax
@@ -159,33 +160,16 @@ def _as_arrays(params: ShiftParams) -> ShiftParams:
     return ShiftParams(**fields)
 
 
-def apply_to_model(
-    model: mjx.Model, params: ShiftParams, floor_geom: int, torso_body: int
-) -> mjx.Model:
-    """The MJX model under one episode's shift (unbatched; vmap it over episodes)."""
-    friction = params.floor_friction
-    pair = jnp.asarray(model.pair_friction)
-    pair = pair.at[:, :2].set(jnp.where(friction >= 0, friction, pair[:, :2]))
-    geom = jnp.asarray(model.geom_friction)
-    geom = geom.at[floor_geom, 0].set(jnp.where(friction >= 0, friction, geom[floor_geom, 0]))
-    scale = jnp.ones(model.nbody).at[1:].set(params.mass_scale)
-    gain = jnp.asarray(model.actuator_gainprm)
-    bias = jnp.asarray(model.actuator_biasprm)
-    # Position servo: force = kp * ctrl - kp * q (- kp * offset): every kp term scales.
-    gain = gain.at[:, 0].multiply(params.kp_scale)
-    bias = bias.at[:, 0].multiply(params.kp_scale).at[:, 1].multiply(params.kp_scale)
-    ipos = jnp.asarray(model.body_ipos).at[torso_body].add(params.com_offset)
-    opt = model.opt.replace(gravity=jnp.asarray(model.opt.gravity) * params.gravity_scale)
-    return model.replace(opt=opt).tree_replace(
-        {
-            "pair_friction": pair,
-            "geom_friction": geom,
-            "body_mass": jnp.asarray(model.body_mass) * scale,
-            "body_inertia": jnp.asarray(model.body_inertia) * scale[:, None],
-            "body_ipos": ipos,
-            "actuator_gainprm": gain,
-            "actuator_biasprm": bias,
-        }
+def apply_to_model(env: Any, params: ShiftParams, model: mjx.Model | None = None) -> mjx.Model:
+    """`model` (default: the env's nominal model) under one episode's shift (unbatched; vmap it
+    over episodes), through the env's public `shifted_model`."""
+    return env.shifted_model(
+        model,
+        floor_friction=params.floor_friction,
+        mass_scale=params.mass_scale,
+        kp_scale=params.kp_scale,
+        com_offset=params.com_offset,
+        gravity_scale=params.gravity_scale,
     )
 
 

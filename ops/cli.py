@@ -8,7 +8,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["up"]:
-        from wildrobot.stack import up
+        from .stack import up
 
         return up(args[1:])
     print(
