@@ -36,7 +36,7 @@ class InverseDynamicsResult(Mapping):
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]
 
-    def __iter__(self):  # noqa: ANN204
+    def __iter__(self):
         return iter(self.arrays)
 
     def __len__(self) -> int:

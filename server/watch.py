@@ -86,7 +86,7 @@ class WatchHub:
         return sum(len(subs) for subs in self._subs.values())
 
     @contextlib.contextmanager
-    def slot(self, tenant: str):  # noqa: ANN201 - a context manager
+    def slot(self, tenant: str):
         """One open watch of `tenant`; RESOURCE_EXHAUSTED past max_watches_per_tenant."""
         if self._open.get(tenant, 0) >= self.max_watches_per_tenant:
             raise errors.ResourceExhausted(

@@ -38,6 +38,11 @@ class ScalarLog:
             writer.add_event(Event(step=self._purge_step, session_log=start))
         return writer
 
+    @property
+    def enabled(self) -> bool:
+        """False once an I/O error turned the log off for this attempt."""
+        return not self._broken
+
     def write(self, step: int, values: Mapping[str, float], wall_time: float) -> None:
         """Every metric at `step` in one event; an I/O error turns the log off, never the job."""
         if self._broken:

@@ -33,7 +33,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(path: str):  # noqa: ANN202 - a TrialData
+def _load(path: str):
     """The trial as its file declares it: unknown arrays/columns rejected, names kept."""
     from wildrobot.dynamics_inputs import TrialError, load_csv, load_npz
 

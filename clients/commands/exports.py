@@ -24,7 +24,7 @@ def parse_job_step(text: str) -> tuple[str, int | None]:
         raise UsageError(f"{text!r}: step {exc} (or 'latest')") from None
 
 
-def _configure(default_out: str, video: bool):  # noqa: ANN202
+def _configure(default_out: str, video: bool):
     def configure(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("job", metavar="JOB[:STEP]", help="job id, optionally :env step")
         parser.add_argument(
@@ -43,7 +43,7 @@ def _configure(default_out: str, video: bool):  # noqa: ANN202
     return configure
 
 
-def _run(kind: str):  # noqa: ANN202
+def _run(kind: str):
     def run(ctx: Context, args: argparse.Namespace) -> int:
         job_id, step = parse_job_step(args.job)
         seconds = getattr(args, "seconds", 4.0)

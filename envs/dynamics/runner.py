@@ -239,7 +239,7 @@ def name_outputs(model: DynamicsModel, result: Result, num_frames: int) -> list[
     ]
 
 
-def save_outputs(outputs: list[Output], path) -> None:  # noqa: ANN001 - path or file object
+def save_outputs(outputs: list[Output], path) -> None:
     """An .npz with each output plus `<name>__columns` and `<name>__unit`."""
     arrays: dict[str, np.ndarray] = {}
     for out in outputs:

@@ -31,7 +31,7 @@ AMP = next(kind for kind in KINDS if kind.name == "amp")
 TINY = ["--num-envs", "64", "--set", "batch_size=64", "--set", "num_minibatches=4"]
 
 
-def needs_service(test):  # noqa: ANN001, ANN201
+def needs_service(test):
     return pytest.mark.redis(pytest.mark.integration(test))
 
 
@@ -208,7 +208,7 @@ def test_run_hands_motions_hooks_and_resume_point_to_train_amp(monkeypatch, tmp_
 
     seen: dict = {}
 
-    def fake_train_amp(spec, run_dir, hooks, motions, resume_from=None):  # noqa: ANN001, ANN202
+    def fake_train_amp(spec, run_dir, hooks, motions, resume_from=None):
         seen.update(spec=spec, run_dir=run_dir, motions=motions, resume_from=resume_from)
         hooks.on_metrics(128, {"amp/disc_loss": 0.25})
         return TrainResult(final_step=128, iterations=1, stopped=True, checkpoint_dir=None)

@@ -92,7 +92,7 @@ def test_unreachable_server_names_the_address() -> None:
     assert "Traceback" not in err
 
 
-def test_unknown_job(service: Service) -> None:
+def test_every_job_command_exits_6_naming_an_unknown_job(service: Service) -> None:
     for command in ("status", "cancel", "watch", "checkpoints"):
         code, _, err = run_cli(service.address, command, "no-such-job")
         assert code == 6 and "no-such-job" in err, (command, err)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import pytest
 
 from tests.dashboard.tensorboard_files import read_events, read_scalars
 from wildrobot.workers.tensorboard import ScalarLog
@@ -26,10 +29,18 @@ def test_attempts_write_their_own_files_and_a_resume_purges(tmp_path: Path) -> N
     assert [s for s, _ in scalars["loss/total"]] == [10, 20, 30]
 
 
-def test_an_unwritable_directory_turns_the_log_off_not_the_job(tmp_path: Path) -> None:
+def test_an_unwritable_directory_turns_the_log_off_not_the_job(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     log = ScalarLog(blocker / "tensorboard", attempt=1)
-    log.write(1, {"x": 1.0}, 0.0)  # no exception
-    log.write(2, {"x": 2.0}, 0.0)
+    assert log.enabled
+    with caplog.at_level(logging.WARNING, logger="wildrobot.workers.tensorboard"):
+        log.write(1, {"x": 1.0}, 0.0)  # no exception: the job goes on
+        log.write(2, {"x": 2.0}, 0.0)  # off: not tried again, not warned again
     log.close()
+    assert not log.enabled
+    warnings = [r for r in caplog.records if "tensorboard log off" in r.getMessage()]
+    assert len(warnings) == 1
+    assert not (blocker / "tensorboard").exists() and blocker.read_text() == "not a directory"

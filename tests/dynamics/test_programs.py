@@ -80,7 +80,7 @@ def test_a_compile_does_not_hold_up_a_ready_call(model, trial, programs, monkeyp
     release = threading.Event()
     real = runner._compile
 
-    def slow_compile(model, config, key):  # noqa: ANN001, ANN202
+    def slow_compile(model, config, key):
         if config.smooth_window == 3:
             assert release.wait(60)
             return object()  # never run; skips a real 15 s compile after the test

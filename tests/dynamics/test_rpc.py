@@ -77,7 +77,7 @@ def test_rpc_returns_the_library_numbers(service, trial) -> None:  # noqa: F811
     np.testing.assert_array_equal(valid, expected.valid)
 
 
-def test_buckets() -> None:
+def test_frame_counts_round_up_to_power_of_two_buckets_capped_at_the_limit() -> None:
     assert bucket_for(10, 10_000) == 256
     assert bucket_for(1000, 10_000) == 1024
     assert bucket_for(1025, 10_000) == 2048

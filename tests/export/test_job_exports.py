@@ -35,7 +35,7 @@ def test_the_video_child_runs_jax_on_the_cpu_with_egl(monkeypatch, tmp_path: Pat
 
     seen: dict = {}
 
-    def fake_run(command, env, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def fake_run(command, env, **kwargs):
         seen.update(command=command, env=env)
         return subprocess.CompletedProcess(command, 0, stdout='{"frames": 3}\n', stderr="")
 

@@ -25,7 +25,7 @@ ACTION_TOLERANCE = 1e-5
 FOLLOW_STEPS, OBS_TOLERANCE, SEEDS = 40, 1e-3, 3
 
 
-def _policies(checkpoint: Path, model_path: Path):  # noqa: ANN202
+def _policies(checkpoint: Path, model_path: Path):
     session = onnx_policy.onnx_session(model_path)
     jax_policy = load_policy(checkpoint)
     return (
@@ -108,7 +108,7 @@ def test_normalizer_is_in_the_graph(point_mass_checkpoint: Path, tmp_path: Path)
     config = ckpt.read_network_config(point_mass_checkpoint)
     obs = np.random.default_rng(0).normal(size=(8, 6)).astype(np.float32)
 
-    def actions(p):  # noqa: ANN001, ANN202
+    def actions(p):
         model = onnx_policy.build_model(p, 2, config.activation, True, {"wildrobot.task": "x"})
         return onnx_policy.run_onnx(onnx_policy.onnx_session(model.SerializeToString()), obs)
 

@@ -127,7 +127,9 @@ def test_job_error_fails_without_retry(redis_url: str, queue: QueueClient) -> No
     assert queue.take(["ppo"], "w1", LEASE_S, block_ms=50) is None
 
 
-def test_cancel_flows(redis_url: str, queue: QueueClient) -> None:
+def test_cancel_ends_a_pending_job_at_once_and_a_running_one_through_its_worker(
+    redis_url: str, queue: QueueClient
+) -> None:
     pending, running = submit(redis_url), submit(redis_url)
 
     async def go(jobs: JobService, _: Reaper) -> None:

@@ -22,7 +22,7 @@ from . import HandlerResult, JobContext, JobError
 MAX_JOB_FRAMES = 1_000_000
 
 
-def _load(spec: InverseDynamicsSpec, inputs_dir: Path, index: int, joint_names, foot_names):  # noqa: ANN001, ANN202
+def _load(spec: InverseDynamicsSpec, inputs_dir: Path, index: int, joint_names, foot_names):
     from wildrobot.envs.dynamics import trial as trial_io
 
     if spec.trials_npz:

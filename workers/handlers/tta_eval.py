@@ -53,7 +53,7 @@ def resolve_checkpoint(context: JobContext, spec: TtaEvalSpec) -> Path:
     return path
 
 
-def settings_of(spec: TtaEvalSpec):  # noqa: ANN201 - JAX-side type, imported lazily
+def settings_of(spec: TtaEvalSpec):
     from ..tta.evaluate import TtaSettings
 
     return TtaSettings(
