@@ -11,6 +11,12 @@ up, with the same figure for the clips' own frames against themselves as 0 and, 
 much the policy's joints move (std over time, averaged over joints) against how much the clips'
 do. A policy that stands still in one pose far from the clip's scores its distance every step;
 one that moves through the clip's poses scores low.
+
+The pose distance alone does not tell a statue from a gait (a statue near the clip's mean pose
+scores well), so the report also has the gait's outcome metrics against the first clip
+(workers/amp/style_outcomes.py: stride frequency, joint amplitudes per group, foot clearance and
+the phase-aligned cycle distance), averaged over the episodes that stayed up at least
+MIN_OUTCOME_STEPS steps.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+MIN_OUTCOME_STEPS = 50
 
-def clip_frames(env: Any, motions: Sequence[Any]) -> np.ndarray:
-    """Features of every clip frame resampled at the env's control step: [frames, F]."""
+
+def clip_frames(env: Any, motions: Sequence[Any], first_only: bool = False) -> np.ndarray:
+    """Features of every clip frame (or the first clip's) at the env's control step: [frames, F]."""
     from wildrobot.envs.motions.library import MotionLibrary
 
     from .reference import frame_features
@@ -37,6 +45,8 @@ def clip_frames(env: Any, motions: Sequence[Any]) -> np.ndarray:
         out.append(
             frame_features(env, library.qpos_at(index, times), library.qvel_at(index, times))
         )
+        if first_only:
+            break
     return np.concatenate(out)
 
 
@@ -86,7 +96,11 @@ def pose_tracking(
     policy_motion = float(
         np.mean([feats[up[:, e], e][:, jcols].std(axis=0).mean() for e in range(episodes)])
     )
+    outcomes = episode_outcomes(
+        feats, up, clip_frames(env, motions, first_only=True), names, env.dt
+    )
     return {
+        **outcomes,
         "pose_distance": float(distances.mean()),
         "pose_distance_median": float(np.median(distances)),
         "fall_rate": float(np.mean(alive[-1] == 0)),
@@ -94,3 +108,23 @@ def pose_tracking(
         "clip_joint_motion_std": float(clip[:, jcols].std(axis=0).mean()),
         "frames": int(up.sum()),
     }
+
+
+def episode_outcomes(
+    feats: np.ndarray, up: np.ndarray, clip: np.ndarray, names: Sequence[str], dt: float
+) -> dict[str, float]:
+    """style_outcomes per episode (its frames while up, [T, E, F] with up [T, E]), averaged over
+    the episodes up for at least MIN_OUTCOME_STEPS steps; `outcome_episodes` counts them."""
+    from .style_outcomes import style_outcomes
+
+    per_episode = [
+        style_outcomes(feats[up[:, e], e], clip, names, dt)
+        for e in range(feats.shape[1])
+        if up[:, e].sum() >= MIN_OUTCOME_STEPS
+    ]
+    if not per_episode:
+        return {"outcome_episodes": 0}
+    out = {key: float(np.mean([o[key] for o in per_episode])) for key in per_episode[0]}
+    out["stride_detected"] = float(np.mean([o["stride_hz"] > 0 for o in per_episode]))
+    out["outcome_episodes"] = len(per_episode)
+    return out
