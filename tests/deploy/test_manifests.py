@@ -17,8 +17,8 @@ from tests.deploy.kustomize import render, strategic_merge
 from wildrobot.server.config import ServerConfig
 from wildrobot.server.metrics import ServerMetrics
 from wildrobot.workers.config import WorkerConfig
+from wildrobot.workers.launch import LAUNCHER_ENV, KubernetesSettings
 from wildrobot.workers.metrics import WorkerMetrics
-from wildrobot.workers.multihost import LAUNCHER_ENV, KubernetesSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
