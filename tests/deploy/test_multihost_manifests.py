@@ -313,7 +313,7 @@ def test_run_multi_host_fails_the_job_with_the_timeout_reason(tmp_path: Path, mo
 
 def test_the_launchers_role_grants_exactly_what_it_uses() -> None:
     """Every API call of a whole lifecycle (start, poll, stop, kill, timeout) is allowed by the
-    worker's Role in deploy/k8s, and the Role allows nothing else."""
+    launcher's Role in deploy/k8s, and the Role allows nothing else."""
     cluster, clock = FakeCluster(), Clock()
     group = launcher(cluster, clock, schedule_timeout_s=1).start(plan())
     group.poll()
@@ -325,7 +325,7 @@ def test_the_launchers_role_grants_exactly_what_it_uses() -> None:
     with pytest.raises(LaunchFailed):
         timed_out.poll()
     used = {(group_, resource, verb) for verb, group_, resource, *_ in cluster.requests}
-    role = by_kind(render(DEPLOY / "k8s" / "base"))[("Role", "wildrobot-worker")]
+    role = by_kind(render(DEPLOY / "k8s" / "base"))[("Role", "wildrobot-launcher")]
     granted = {
         (g, r, v)
         for rule in role["rules"]
