@@ -211,7 +211,11 @@ def test_start_creates_the_job_then_a_service_it_owns() -> None:
     cluster = FakeCluster()
     launcher(cluster).start(plan())
     name = plan().name
-    assert cluster.calls() == [("create", "jobs", name), ("create", "services", name)]
+    assert cluster.calls() == [
+        ("delete", "jobs", plan(attempt=1).name),  # an earlier attempt's Job, if any (404 here)
+        ("create", "jobs", name),
+        ("create", "services", name),
+    ]
     job, service = cluster.objects[("jobs", name)], cluster.objects[("services", name)]
     assert job["spec"]["completionMode"] == "Indexed"  # what the client sent, parsed back
     assert service["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
@@ -237,6 +241,32 @@ def test_poll_stop_and_kill_follow_the_job_status() -> None:
     assert group.poll() == EXIT_STOPPED  # the Job is gone (404) after a stop: stopped
     group.kill()  # already gone: fine
     assert cluster.requests[-1][4]["gracePeriodSeconds"] == ["0"]
+
+
+def test_a_new_attempt_deletes_the_jobs_of_earlier_ones() -> None:
+    """A launcher that died leaves its attempt's Job behind (maybe Pending, holding the GPUs of
+    the pods that were scheduled); the next attempt deletes it by name."""
+    cluster = FakeCluster()
+    launcher(cluster).start(plan(attempt=1))
+    launcher(cluster).start(plan(attempt=2))
+    names = {name for _, name in cluster.objects}
+    assert names == {plan(attempt=2).name}  # attempt 1's Job and Service are gone
+    assert ("delete", "jobs", plan(attempt=1).name) in cluster.calls()
+
+
+def test_the_job_is_owned_by_the_launchers_pod() -> None:
+    settings = KubernetesSettings(owner_pod_name="wildrobot-launcher-7d9f", owner_pod_uid="u-1")
+    job = indexed_job(plan(), settings)
+    k8s.validate(job, K8S_VERSIONS[-1], strict=True)
+    assert job["metadata"]["ownerReferences"] == [
+        {"apiVersion": "v1", "kind": "Pod", "name": "wildrobot-launcher-7d9f", "uid": "u-1"}
+    ]
+    assert "ownerReferences" not in indexed_job(plan(), KubernetesSettings())["metadata"]
+    base = by_kind(render(DEPLOY / "k8s" / "base"))
+    launcher_pod = base[("Deployment", "wildrobot-launcher")]["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("valueFrom") for e in launcher_pod["containers"][0]["env"]}
+    assert env["WILDROBOT_K8S_OWNER_POD_UID"] == {"fieldRef": {"fieldPath": "metadata.uid"}}
+    assert env["WILDROBOT_K8S_OWNER_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
 
 
 def test_a_job_deleted_from_outside_fails_the_attempt() -> None:

@@ -2,7 +2,7 @@
 created, watched and deleted through the official `kubernetes` client with the worker pod's
 service account.
 
-What the launcher's Role needs (deploy/k8s/base/worker.yaml): jobs create/get/delete and
+What the launcher's Role needs (deploy/k8s/base/multihost.yaml): jobs create/get/delete and
 services create. Nothing else: the Service and the pods are owned by the Job, so the garbage
 collector deletes them with it; the pods' progress is read from the Job's status (ready,
 succeeded, failed), never from the pods.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from .manifests import KubernetesSettings, headless_service, indexed_job
@@ -21,6 +22,7 @@ from .plan import EXIT_STOPPED, STOP_GRACE_S, LaunchFailed, LaunchPlan
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_S = 30
+STALE_ATTEMPTS = 16  # how many earlier attempts' Jobs a new attempt deletes (by name)
 
 
 def in_cluster_client() -> Any:
@@ -140,6 +142,10 @@ class KubernetesHostLauncher:
         batch = client.BatchV1Api(self._api_client)
         core = client.CoreV1Api(self._api_client)
         namespace = self.k8s.namespace
+        # Earlier attempts of this job are stale (their lease is gone): a Job of one whose
+        # launcher died would hold its scheduled pods' GPUs with no one to time it out.
+        for attempt in range(max(1, plan.attempt - STALE_ATTEMPTS), plan.attempt):
+            KubernetesHostGroup(batch, replace(plan, attempt=attempt), self.k8s).kill()
         job = batch.create_namespaced_job(
             namespace, indexed_job(plan, self.k8s), _request_timeout=REQUEST_TIMEOUT_S
         )

@@ -33,6 +33,10 @@ class KubernetesSettings:
     # created, or the attempt fails with a reason naming this limit and the Job is deleted: a
     # GPU pool without room for num_hosts pods never holds a launcher forever.
     schedule_timeout_s: float = 600.0
+    # The launcher's own pod (downward API): the Job is owned by it, so a launcher pod that is
+    # deleted (node lost, evicted, scaled down) takes its Jobs, their pods and GPUs with it.
+    owner_pod_name: str = ""
+    owner_pod_uid: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | os._Environ) -> KubernetesSettings:
@@ -116,10 +120,20 @@ def indexed_job(plan: LaunchPlan, k8s: KubernetesSettings) -> dict[str, Any]:
         pod_spec["tolerations"] = [
             {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
         ]
+    metadata: dict[str, Any] = {"name": name, "namespace": k8s.namespace, "labels": labels(plan)}
+    if k8s.owner_pod_name and k8s.owner_pod_uid:
+        metadata["ownerReferences"] = [
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": k8s.owner_pod_name,
+                "uid": k8s.owner_pod_uid,
+            }
+        ]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "namespace": k8s.namespace, "labels": labels(plan)},
+        "metadata": metadata,
         "spec": {
             "completionMode": "Indexed",
             "completions": plan.num_hosts,
