@@ -320,6 +320,9 @@ def test_compose_publishes_on_loopback_unless_tls_is_on() -> None:
     assert ports[50051] == ports[8080] == ""  # every interface, with TLS
     assert ports[9464] == "127.0.0.1"  # metrics carry no token but stay local
     assert "ports: !override" in (DEPLOY / "compose.tls.yaml").read_text()  # replace, not append
+    # The plaintext health check cannot talk to a TLS port.
+    assert "wildrobot.server.healthcheck" not in " ".join(tls_server["healthcheck"]["test"])
+    assert "50051" in " ".join(tls_server["healthcheck"]["test"])
 
 
 def test_compose_workers_have_a_health_check_and_images_are_pinned() -> None:
