@@ -99,10 +99,19 @@ def test_every_container_is_locked_down(overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_only_the_launcher_gets_a_service_account_token(overlay: str) -> None:
-    """The worker launches multi-host jobs through the Kubernetes API; nothing else may."""
+    """The pod that launches multi-host jobs through the Kubernetes API gets a token (from its
+    own service account); no other pod does, whether the pod or its account says so."""
+    objects = render(DEPLOY / "k8s" / overlay)
+    objs = by_kind(objects)
     launchers = 0
-    for obj in workloads(render(DEPLOY / "k8s" / overlay)):
+    for obj in workloads(objects):
         pod = obj["spec"]["template"]["spec"]
+        account = pod.get("serviceAccountName", "default")
+        mounted = pod.get("automountServiceAccountToken")
+        if mounted is None:  # the pod defers to its service account, which defaults to true
+            mounted = objs.get(("ServiceAccount", account), {}).get(
+                "automountServiceAccountToken", True
+            )
         launches = any(
             env_of(c).get("WILDROBOT_MULTIHOST_LAUNCHER", {}).get("value") == "kubernetes"
             for c in pod["containers"]
@@ -110,10 +119,9 @@ def test_only_the_launcher_gets_a_service_account_token(overlay: str) -> None:
         name = obj["metadata"]["name"]
         if launches:
             launchers += 1
-            assert pod.get("automountServiceAccountToken") is True, name
-            assert pod.get("serviceAccountName", "default") != "default", name
+            assert mounted is True and account != "default", name
         else:
-            assert pod.get("automountServiceAccountToken") is False, name
+            assert mounted is False, name
     assert launchers == 1
 
 
@@ -200,8 +208,15 @@ def test_images_are_pinned_and_named_once(overlay: str) -> None:
                 assert image.endswith(f":{VERSION}"), image  # the release's version
             else:
                 assert re.search(r":\d+\.\d+\.\d+", image), image  # an exact upstream release
+    # The multi-host pods run the worker's image: whoever launches them is told exactly that.
     worker = container(by_kind(objects)[("Deployment", "wildrobot-worker")], "worker")
-    assert env_of(worker)["WILDROBOT_K8S_IMAGE"]["value"] == worker["image"]
+    told = [
+        env_of(c)["WILDROBOT_K8S_IMAGE"]["value"]
+        for obj in workloads(objects)
+        for c in pod_containers(obj)
+        if "WILDROBOT_K8S_IMAGE" in env_of(c)
+    ]
+    assert told and set(told) == {worker["image"]}
     # The images' tags are written only in the kustomizations, never in a workload.
     for path in (DEPLOY / "k8s").rglob("*.yaml"):
         if path.name != "kustomization.yaml":

@@ -161,6 +161,14 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def assert_no_secret_in_argv(pids: list[int], *secrets: str) -> None:
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            for secret in secrets:
+                assert secret not in argv, f"pid {pid} shows a secret: {argv!r}"
+
+
 def test_up_survives_a_worker_sigkill_and_keeps_tokens_off_argv(tmp_path: Path) -> None:
     """With two workers, SIGKILL the one running a job: the launcher restarts it (logged), the
     server and Redis stay up, and the job ends SUCCEEDED on attempt 2 through the lease. No process's argv holds the
@@ -186,11 +194,7 @@ def test_up_survives_a_worker_sigkill_and_keeps_tokens_off_argv(tmp_path: Path) 
         assert len(password) >= 24
         pids = descendants(up.proc.pid)
         assert {*workers, server_pid, redis_pid} <= set(pids)
-        for pid in [up.proc.pid, *pids]:
-            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-                assert token not in argv, f"pid {pid} shows the token: {argv!r}"
-                assert password not in argv, f"pid {pid} shows the Redis password: {argv!r}"
+        assert_no_secret_in_argv([up.proc.pid, *pids], token, password)
         redis_url = up.wait_for(r"redis (redis://\S+)").group(1)
         with pytest.raises(redis.exceptions.AuthenticationError):
             redis.Redis.from_url(redis_url).ping()  # no password: refused
@@ -203,6 +207,8 @@ def test_up_survives_a_worker_sigkill_and_keeps_tokens_off_argv(tmp_path: Path) 
             stub = AuthedStub(channel, token)
             job = submit(stub, tiny_ppo(30, checkpoint_every=5))
             wait_for(stub, job.job_id, lambda j: j.progress.steps_done > 0, timeout=240)
+            # The job's runner process exists now: it too gets the URL without the password in argv.
+            assert_no_secret_in_argv(descendants(up.proc.pid), token, password)
             running = Path(data_dir / "logs").glob("worker-*.log")
             name = next(p.stem for p in running if job.job_id in p.read_text())
             worker_pid = workers[int(name[-1]) - 1]
