@@ -232,10 +232,10 @@ def test_dashboard_is_served_and_probes_split_liveness_from_readiness(overlay: s
     service_ports = {p["name"]: p for p in objs[("Service", "wildrobot-server")]["spec"]["ports"]}
     assert service_ports["http"]["targetPort"] == "http"
     # Liveness must not follow Redis (an outage would restart every front end); readiness does.
+    # The health service's "" goes NOT_SERVING without Redis: liveness names `liveness`.
     live, ready = server["livenessProbe"], server["readinessProbe"]
-    assert "grpc" not in live  # the gRPC health service goes NOT_SERVING without Redis
-    assert "--live" in live["exec"]["command"] if "exec" in live else live["tcpSocket"]
-    assert "--ready" in ready["exec"]["command"] if "exec" in ready else ready["grpc"]
+    assert live["grpc"] == {"port": 50051, "service": "liveness"}
+    assert ready["grpc"] == {"port": 50051, "service": "readiness"}
     worker = container(objs[("Deployment", "wildrobot-worker")], "worker")
     probe = worker["livenessProbe"]["httpGet"]
     assert probe["port"] == "metrics" and probe["path"] == "/metrics"
@@ -342,6 +342,7 @@ def test_compose_publishes_on_loopback_unless_tls_is_on() -> None:
 
 def test_compose_workers_have_a_health_check_and_images_are_pinned() -> None:
     services = compose()["services"]
+    assert services["server"]["healthcheck"]["test"][4:] == ["--ready", "127.0.0.1:50051"]
     workers = {n: s for n, s in services.items() if n.startswith("worker")}
     for name, w in workers.items():
         test = " ".join(w["healthcheck"]["test"])
