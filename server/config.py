@@ -65,6 +65,8 @@ class ServerConfig(BaseModel):
     max_env_steps_per_iteration: int = Field(costs.DEFAULT_MAX_ENV_STEPS_PER_ITERATION, ge=1)
     max_eval_env_steps: int = Field(costs.DEFAULT_MAX_EVAL_ENV_STEPS, ge=1)
     max_substeps: int = Field(costs.DEFAULT_MAX_SUBSTEPS, ge=1)
+    # Hosts (spec.num_hosts) one job may start; raise it only with the GPU pool for them.
+    max_hosts: int = Field(costs.DEFAULT_MAX_HOSTS, ge=1, le=costs.MAX_HOSTS)
     # The dashboard (HTTP/JSON API, Server-Sent Events and the page) on `host`, in this process.
     http_port: int = Field(8080, ge=0, le=65535)
     dashboard: bool = True
@@ -97,6 +99,7 @@ class ServerConfig(BaseModel):
             max_env_steps_per_iteration=self.max_env_steps_per_iteration,
             max_eval_env_steps=self.max_eval_env_steps,
             max_substeps=self.max_substeps,
+            max_hosts=self.max_hosts,
         )
 
     @model_validator(mode="after")

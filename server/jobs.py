@@ -87,16 +87,16 @@ def validate_submission(
         raise errors.InvalidArgument.from_validation(exc, f"spec.{which}") from None
     except ValueError as exc:
         raise errors.InvalidArgument(str(exc), ("spec",)) from None
+    if isinstance(spec, AmpSpec) and spec.num_hosts > 1:
+        # Multi-host launches run the PPO trainer (workers.host); AMP has no such path yet.
+        field = "spec.amp.num_hosts"
+        raise errors.InvalidArgument(f"{field}: amp jobs run on one host (1)", (field,))
     if isinstance(spec, PpoSpec):  # amp too: an AmpSpec is a PpoSpec
         try:
             costs.check_cost(spec, cost_limits)
         except costs.CostLimitExceeded as exc:
             field = f"spec.{which}.{exc.field}"
             raise errors.InvalidArgument(f"{field}: {exc}", (field,)) from None
-    if isinstance(spec, AmpSpec) and spec.num_hosts > 1:
-        # Multi-host launches run the PPO trainer (workers.host); AMP has no such path yet.
-        field = "spec.amp.num_hosts"
-        raise errors.InvalidArgument(f"{field}: amp jobs run on one host (1)", (field,))
     return spec
 
 

@@ -15,8 +15,11 @@ from wildrobot import arrays, convert, costs
 from wildrobot.server import errors
 from wildrobot.server.decoding import Undecodable, safe_deserializer
 from wildrobot.server.jobs import validate_submission
-from wildrobot.specs import InverseDynamicsSpec, PpoSpec
+from wildrobot.specs import MAX_HOSTS, InverseDynamicsSpec, PpoSpec
 from wildrobot.v1 import dynamics_pb2, jobs_pb2
+
+# The specs here span 1 to 4 hosts: a deployment allowing every host count the wire does.
+LIMITS = costs.CostLimits(max_hosts=MAX_HOSTS)
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -166,7 +169,7 @@ def test_any_field_value_is_accepted_or_refused_by_name(case) -> None:
     naming that field (never a raw exception, never a message about something else)."""
     field, msg = case
     try:
-        spec = validate_submission(msg, "", "", costs.CostLimits())
+        spec = validate_submission(msg, "", "", LIMITS)
     except errors.InvalidArgument as exc:
         # A batch-shape rule names the spec itself (it is about several fields at once).
         named = [f for f in exc.fields if f == "spec.ppo" or f.startswith(f"spec.ppo.{field}")]
@@ -250,6 +253,6 @@ def test_nan_override_names_the_setting_and_rule() -> None:
     msg = jobs_pb2.PpoSpec(task="PointMass")
     msg.env_overrides["reward_weights.alive"].number_value = float("nan")
     with pytest.raises(errors.InvalidArgument) as err:
-        validate_submission(jobs_pb2.JobSpec(ppo=msg), "", "", costs.CostLimits())
+        validate_submission(jobs_pb2.JobSpec(ppo=msg), "", "", LIMITS)
     assert "spec.ppo.env_overrides" in err.value.fields
     assert "reward_weights.alive: must be finite" in str(err.value)

@@ -2,7 +2,8 @@
 
 A spec's fields each have a sane range (wildrobot.specs); these bound their products, which is
 where cost hides: env steps per training iteration (the rollout and SGD buffers), the evaluation
-buffer, and physics substeps per control step. The front end checks every submitted job (dry-runs
+buffer, physics substeps per control step, and the hosts (processes, one GPU each on Kubernetes)
+a job starts at once. The front end checks every submitted job (dry-runs
 too) against its configured limits (`wildrobot-server --max-env-steps-per-iteration ...`, or
 WILDROBOT_MAX_* variables) and refuses the rest with INVALID_ARGUMENT naming the rule.
 """
@@ -12,12 +13,15 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from wildrobot import task_settings
-from wildrobot.specs import PpoSpec
+from wildrobot.specs import MAX_HOSTS, PpoSpec
 
 # 2^24: e.g. 8192 envs x 32 minibatches x 64-step unrolls; 4096 eval envs x 4096 steps.
 DEFAULT_MAX_ENV_STEPS_PER_ITERATION = 16_777_216
 DEFAULT_MAX_EVAL_ENV_STEPS = 16_777_216
 DEFAULT_MAX_SUBSTEPS = 20  # 1 ms physics at 50 Hz control
+# Hosts one job may start at once (spec.num_hosts): one unless the deployment has the pool for
+# more (deploy/README "Sizing the pool for multi-host jobs").
+DEFAULT_MAX_HOSTS = 1
 
 
 class CostLimits(BaseModel):
@@ -26,6 +30,7 @@ class CostLimits(BaseModel):
     max_env_steps_per_iteration: int = Field(DEFAULT_MAX_ENV_STEPS_PER_ITERATION, ge=1)
     max_eval_env_steps: int = Field(DEFAULT_MAX_EVAL_ENV_STEPS, ge=1)
     max_substeps: int = Field(DEFAULT_MAX_SUBSTEPS, ge=1)
+    max_hosts: int = Field(DEFAULT_MAX_HOSTS, ge=1, le=MAX_HOSTS)
 
 
 class CostLimitExceeded(ValueError):
@@ -38,6 +43,12 @@ class CostLimitExceeded(ValueError):
 
 def check_cost(spec: PpoSpec, limits: CostLimits) -> None:
     """Raises CostLimitExceeded for the first limit the spec exceeds."""
+    if spec.num_hosts > limits.max_hosts:
+        raise CostLimitExceeded(
+            "num_hosts",
+            f"num_hosts {spec.num_hosts} is above the limit {limits.max_hosts} hosts per job "
+            "on this deployment (max_hosts)",
+        )
     per_iteration = spec.env_steps_per_iteration
     if per_iteration > limits.max_env_steps_per_iteration:
         raise CostLimitExceeded(

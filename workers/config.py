@@ -32,6 +32,9 @@ class WorkerConfig(BaseModel):
     jax_cache_dir: Path | None = None
     # Default: every kind this worker has a handler for.
     kinds: tuple[JobKind, ...] = Field(default_factory=lambda: tuple(HANDLERS))
+    # Jobs by host count: "take" any; "skip" num_hosts > 1 (GPU workers, when a launcher with
+    # no GPU takes those); "only" num_hosts > 1 (that launcher: deploy/k8s/base/multihost.yaml).
+    multihost: Literal["take", "skip", "only"] = "take"
     worker_id: str = Field(default_factory=default_worker_id)
     lease_s: float = Field(keys.DEFAULT_LEASE_S, gt=0)
     heartbeat_s: float = Field(keys.DEFAULT_HEARTBEAT_S, gt=0)

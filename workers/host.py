@@ -1,5 +1,5 @@
 """`wildrobot-host`: one process (host) of a multi-host PPO run, as started in each pod of the
-Kubernetes Indexed Job a worker launches (wildrobot.workers.multihost), or as N local processes.
+Kubernetes Indexed Job a worker launches (wildrobot.workers.launch), or as N local processes.
 
     wildrobot-host --spec-file spec.json --run-dir /artifacts/<job_id> [--resume-from DIR]
 

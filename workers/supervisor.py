@@ -50,7 +50,11 @@ class Supervisor:
     def run(self) -> int:
         cfg = self.config
         log.info(
-            "worker %s: kinds %s, artifacts in %s", cfg.worker_id, self._kinds, cfg.artifact_dir
+            "worker %s: kinds %s (multihost: %s), artifacts in %s",
+            cfg.worker_id,
+            self._kinds,
+            cfg.multihost,
+            cfg.artifact_dir,
         )
         groups_ready = False
         while not self._shutdown.is_set():
@@ -58,7 +62,9 @@ class Supervisor:
                 if not groups_ready:
                     self.queue.ensure_groups(self._kinds)
                     groups_ready = True
-                lease = self.queue.take(self._kinds, cfg.worker_id, cfg.lease_s, cfg.poll_ms)
+                lease = self.queue.take(
+                    self._kinds, cfg.worker_id, cfg.lease_s, cfg.poll_ms, cfg.multihost
+                )
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 log.warning("redis unavailable (%s)", exc)
                 self._shutdown.wait(1.0)

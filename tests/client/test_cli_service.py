@@ -46,6 +46,7 @@ def test_dry_run_with_4096_envs_validates_and_queues_nothing(service: Service) -
         ),
         (["--set", "env_overrides.push.enable=2"], ["push.enable: must be true or false"]),
         (["--set", "env_overrides.sim_dt=0.0005"], ["40 physics substeps", "max_substeps"]),
+        (["--set", "num_hosts=64"], ["num_hosts 64 is above the limit 1", "max_hosts"]),
     ],
 )
 def test_invalid_spec_names_field_and_rule(service: Service, argv, expected) -> None:

@@ -18,8 +18,8 @@ from tests.deploy.kustomize import render, strategic_merge
 from wildrobot.server.config import ServerConfig
 from wildrobot.server.metrics import ServerMetrics
 from wildrobot.workers.config import WorkerConfig
+from wildrobot.workers.launch import LAUNCHER_ENV, KubernetesSettings
 from wildrobot.workers.metrics import WorkerMetrics
-from wildrobot.workers.multihost import LAUNCHER_ENV, KubernetesSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -103,11 +103,30 @@ def test_kustomizations_render_and_validate(overlay: str) -> None:
         assert gpus == 1 and w["resources"]["requests"]["nvidia.com/gpu"] == 1
         assert w["image"] == f"wildrobot-train-worker:{VERSION}"
         assert w["command"] == ["wildrobot-worker"]  # the base's fields survive the patch
-        env = {e["name"]: e.get("value") for e in w["env"]}
-        assert env["WILDROBOT_K8S_GPUS_PER_HOST"] == "1"  # merged by name into the base's env
-        assert env["WILDROBOT_MULTIHOST_LAUNCHER"] == "kubernetes"
     else:
         assert gpus is None
+    # Multi-host jobs: the GPU workers leave them to a launcher with no GPU and no Role of
+    # their own; only the launcher has a token and the rights to create the hosts' Job.
+    launcher = objs[("Deployment", "wildrobot-launcher")]
+    lc = container(launcher, "launcher")
+    assert env_names(lc) <= WORKER_ENV, env_names(lc) - WORKER_ENV
+    env = {e["name"]: e.get("value") for e in lc["env"]}
+    assert env["WILDROBOT_MULTIHOST"] == "only" and env["WILDROBOT_KINDS"] == "ppo"
+    assert env["WILDROBOT_MULTIHOST_LAUNCHER"] == "kubernetes"
+    assert {e["name"]: e.get("value") for e in w["env"]}["WILDROBOT_MULTIHOST"] == "skip"
+    for limits in lc["resources"].values():
+        assert "nvidia.com/gpu" not in limits
+    # merged by name into the base's env
+    assert env["WILDROBOT_K8S_GPUS_PER_HOST"] == ("1" if overlay == "overlays/gpu" else "0")
+    accounts = {
+        name: objs[("ServiceAccount", d["spec"]["template"]["spec"]["serviceAccountName"])]
+        for name, d in (("worker", worker), ("launcher", launcher))
+    }
+    assert accounts["worker"].get("automountServiceAccountToken") is False
+    assert accounts["launcher"]["automountServiceAccountToken"] is True
+    bindings = [o for (kind, _), o in objs.items() if kind in ("RoleBinding", "ClusterRoleBinding")]
+    assert {s["name"] for b in bindings for s in b["subjects"]} == {"wildrobot-launcher"}
+    assert allowed.items() <= launcher["spec"]["template"]["metadata"]["labels"].items()
 
 
 def test_strategic_merge_merges_named_lists_and_replaces_others() -> None:

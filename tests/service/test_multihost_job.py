@@ -4,13 +4,30 @@ on CPU) and holds the lease while they train; process 0 publishes and checkpoint
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
+from tests.service_fixtures import ServerThread, Service, server_config
 from wildrobot.v1 import jobs_pb2
 
 from .helpers import STEPS_PER_ITERATION, state_is, submit, tiny_ppo, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def service(redis_url: str, tmp_path: Path) -> Iterator[Service]:
+    """A front end that allows two hosts per job (the default deployment allows one)."""
+    artifact_dir = tmp_path / "artifacts"
+    artifact_dir.mkdir()
+    thread = ServerThread(server_config(redis_url, artifact_dir, max_hosts=2)).start()
+    svc = Service(thread, redis_url, artifact_dir)
+    yield svc
+    svc.close()
+    thread.stop()
+
 # Nothing here needs a lease to expire; a long one keeps a loaded machine from adding attempts.
 LONG_LEASE = ("--lease-s", "60", "--heartbeat-s", "2")
 

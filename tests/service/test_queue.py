@@ -9,6 +9,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from wildrobot import costs
 from wildrobot.queue import keys
 from wildrobot.queue.client import Lease, LeaseLost, QueueClient
 from wildrobot.server import errors
@@ -150,6 +151,33 @@ def test_release_of_cancelling_job_ends_cancelled(redis_url: str, queue: QueueCl
     lease = take(queue)
     run(_with_service(redis_url, lambda jobs, _: jobs.cancel("alice", job_id)))
     assert queue.finish(lease, "RELEASE", "shutting down", 3) == "CANCELLED"
+
+
+def test_workers_take_jobs_by_host_count(redis_url: str, queue: QueueClient) -> None:
+    """GPU workers ("skip") leave num_hosts > 1 jobs queued for a launcher ("only") that needs no
+    GPU, and the launcher leaves single-host jobs to them; being passed over uses no attempt."""
+    two_hosts = jobs_pb2.JobSpec()
+    two_hosts.CopyFrom(SPEC)
+    two_hosts.ppo.num_hosts = 2
+
+    async def go(jobs: JobService, _: Reaper) -> list[str]:
+        jobs = JobService(jobs.redis, cost_limits=costs.CostLimits(max_hosts=2))
+        return [(await jobs.submit("alice", s)).record.job_id for s in (two_hosts, SPEC, SPEC)]
+
+    multi, single, other = run(_with_service(redis_url, go))
+    assert queue.take(["ppo"], "gpu", LEASE_S, block_ms=100, multihost="skip") is None
+    assert take_as(queue, "gpu", "skip").job_id == single  # the 2-host job went to the tail
+    assert queue.take(["ppo"], "launcher", LEASE_S, block_ms=100, multihost="only") is None
+    launched = take_as(queue, "launcher", "only")
+    assert (launched.job_id, launched.attempt) == (multi, 1)
+    assert take_as(queue, "any", "take").job_id == other
+    assert state(redis_url, multi)["state"] == "RUNNING"
+
+
+def take_as(queue: QueueClient, owner: str, multihost: str) -> Lease:
+    lease = queue.take(["ppo"], owner, LEASE_S, block_ms=100, multihost=multihost)
+    assert lease is not None
+    return lease
 
 
 def test_orphaned_queue_entry_is_requeued(redis_url: str, queue: QueueClient) -> None:

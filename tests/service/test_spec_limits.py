@@ -79,6 +79,12 @@ def test_good_overrides_round_trip_in_their_types(service) -> None:
             "env steps per evaluation is above the limit 16777216",
         ),
         ({}, {"sim_dt": 0.0005}, "spec.ppo.env_overrides", "40 physics substeps"),
+        (
+            {"num_hosts": 2},
+            {},
+            "spec.ppo.num_hosts",
+            "num_hosts 2 is above the limit 1 hosts per job on this deployment (max_hosts)",
+        ),
     ],
 )
 def test_cost_limits_name_the_rule(service, fields, overrides, field, rule) -> None:
@@ -95,12 +101,21 @@ def test_cost_limits_name_the_rule(service, fields, overrides, field, rule) -> N
 def test_a_deployment_can_raise_the_limits(redis_url: str, tmp_path: Path) -> None:
     artifact_dir = tmp_path / "artifacts"
     artifact_dir.mkdir()
-    config = server_config(redis_url, artifact_dir, max_substeps=40)
+    config = server_config(redis_url, artifact_dir, max_substeps=40, max_hosts=2)
     thread = ServerThread(config).start()
     service = Service(thread, redis_url, artifact_dir)
     try:
         response = submit(service.stub("alice"), spec=walk_with(sim_dt=0.0005), validate_only=True)
         assert response.job.spec.ppo.env_overrides["sim_dt"].number_value == 0.0005
+        two_hosts = walk_with()
+        two_hosts.num_hosts = 2
+        response = submit(service.stub("alice"), spec=two_hosts, validate_only=True)
+        assert response.job.spec.ppo.num_hosts == 2
+        two_hosts.num_hosts = 4
+        with pytest.raises(grpc.RpcError) as err:
+            submit(service.stub("alice"), spec=two_hosts)
+        assert code_of(err) == grpc.StatusCode.INVALID_ARGUMENT
+        assert "spec.ppo.num_hosts: num_hosts 4 is above the limit 2" in err.value.details()
     finally:
         service.close()
         thread.stop()

@@ -30,6 +30,8 @@ T = TypeVar("T")
 
 
 _AT_QUOTA = object()  # _take_entry: the job stays queued (its tenant's running quota)
+_ELSEWHERE = object()  # _take_entry: the job stays queued for a worker that takes its hosts
+MULTIHOST_MODES = ("take", "skip", "only")  # which jobs by num_hosts a worker takes (TAKE)
 
 
 class LeaseLost(RuntimeError):
@@ -112,13 +114,24 @@ class QueueClient:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    def take(self, kinds: Sequence[str], owner: str, lease_s: float, block_ms: int) -> Lease | None:
+    def take(
+        self,
+        kinds: Sequence[str],
+        owner: str,
+        lease_s: float,
+        block_ms: int,
+        multihost: str = "take",
+    ) -> Lease | None:
         """Reads queue entries (any of `kinds`) until one leases its job; None when none is ready.
 
         Entries of jobs that no longer wait (cancelled while queued) are acknowledged and skipped.
-        A job whose tenant is at its running quota goes back to the tail of the queue; after
-        one such, this returns None (having waited up to block_ms) rather than spin on it.
+        A job whose tenant is at its running quota goes back to the tail of the queue; so does
+        one this worker does not take by its host count (`multihost`: "take" any job, "skip"
+        num_hosts > 1, "only" num_hosts > 1). After one such, this returns None (having waited
+        up to block_ms) rather than spin on it.
         """
+        if multihost not in MULTIHOST_MODES:
+            raise ValueError(f"multihost: {multihost!r} is not one of {MULTIHOST_MODES}")
         streams = {keys.queue(k): ">" for k in kinds}
         block: int | None = block_ms
         while True:
@@ -128,9 +141,9 @@ class QueueClient:
             for stream, entries in reply:
                 for msg_id, fields in entries:
                     lease = self._take_entry(
-                        stream, msg_id, fields.get("job_id", ""), owner, lease_s
+                        stream, msg_id, fields.get("job_id", ""), owner, lease_s, multihost
                     )
-                    if lease is _AT_QUOTA:
+                    if lease is _AT_QUOTA or lease is _ELSEWHERE:
                         time.sleep(min(block_ms, 1000) / 1000)
                         return None
                     if lease is not None:
@@ -138,7 +151,7 @@ class QueueClient:
             block = None  # skipped an entry: look at the next one without waiting
 
     def _take_entry(
-        self, stream: str, msg_id: str, job_id: str, owner: str, lease_s: float
+        self, stream: str, msg_id: str, job_id: str, owner: str, lease_s: float, multihost: str
     ) -> Lease | object | None:
         result = self._take(
             keys=[keys.job(job_id), keys.events(job_id), keys.LEASES, stream],
@@ -151,8 +164,12 @@ class QueueClient:
                 self._events_maxlen,
                 self.max_running_per_tenant,
                 keys.QUEUE_MAXLEN,
+                multihost,
             ],
         )
+        if result[0] == "elsewhere":
+            log.debug("job %s (%s hosts) left for another worker", job_id, result[1])
+            return _ELSEWHERE
         if result[0] == "quota":
             log.info("job %s waits: tenant %s is at its running quota", job_id, result[1])
             return _AT_QUOTA

@@ -100,10 +100,12 @@ return {'created', ARGV[1]}
 )
 
 # The entry is acknowledged and deleted (XDEL) whatever happens: the stream holds only waiting
-# work. A tenant at its running quota keeps its job queued: a fresh entry at the tail.
+# work. A tenant at its running quota keeps its job queued: a fresh entry at the tail. So does a
+# job this worker does not take by its host count (ARGV[9], workers.config `multihost`: 'take'
+# any, 'skip' num_hosts > 1, take 'only' num_hosts > 1), for another worker to take.
 # KEYS: job, events, leases, queue
 # ARGV: job_id, owner, lease_ms, msg_id, group, events_maxlen, max_running (0: none),
-#       queue_maxlen
+#       queue_maxlen, multihost
 TAKE = (
     _PRELUDE
     + """
@@ -113,6 +115,14 @@ local v = redis.call('HMGET', KEYS[1], 'state', 'started_at', 'tenant', 'queue_m
 if not v[1] then return {'gone'} end
 if v[1] ~= 'PENDING' and v[1] ~= 'RECOVERING' then return {'skip', v[1]} end
 if v[4] ~= ARGV[4] then return {'skip', 'superseded entry'} end
+if ARGV[9] ~= 'take' then
+  local ok, spec = pcall(cjson.decode, redis.call('HGET', KEYS[1], 'spec') or '{}')
+  local hosts = ok and type(spec) == 'table' and tonumber(spec['num_hosts']) or 1
+  if (ARGV[9] == 'skip') == (hosts > 1) then
+    enqueue(KEYS[1], KEYS[4], ARGV[8], ARGV[1])
+    return {'elsewhere', tostring(hosts)}
+  end
+end
 local cap = tonumber(ARGV[7])
 if cap > 0 and redis.call('SCARD', TENANT_PREFIX .. v[3] .. ':running') >= cap then
   enqueue(KEYS[1], KEYS[4], ARGV[8], ARGV[1])

@@ -42,7 +42,7 @@ class JobHooks:
 
 def run(context: JobContext, spec: PpoSpec) -> HandlerResult:
     if spec.num_hosts > 1:  # launched on num_hosts hosts; this process only watches it
-        from ..multihost import run_multi_host
+        from ..launch.run import run_multi_host
 
         return run_multi_host(context, spec)
     from ..training.ppo import train_ppo  # JAX: only in the runner process
