@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import stat
 import subprocess
 from pathlib import Path
@@ -91,8 +92,9 @@ def test_redis_config_file_sets_the_password_and_a_bounded_noeviction(tmp_path: 
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     try:
         stack.wait_for_port(port, proc, 20, "redis-server")
-        with pytest.raises(redis.exceptions.AuthenticationError):
-            redis.Redis(port=port).ping()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"PING\r\n")  # no password: refused (raw RESP, no client retries)
+            assert sock.recv(64).startswith(b"-NOAUTH")
         with redis.Redis(port=port, password="s3cret-pass", decode_responses=True) as client:
             assert client.config_get("maxmemory")["maxmemory"] == str(16 << 20)
             assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
