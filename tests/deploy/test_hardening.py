@@ -283,6 +283,10 @@ def test_compose_redis_has_a_password_from_the_env_file_and_bounded_memory() -> 
     assert 0 < maxmemory <= 0.8 * size(redis_service["mem_limit"])
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
     assert "grep -q PONG" in redis_service["healthcheck"]["test"][1]
+    assert redis_service["user"] == "999:999"  # its entrypoint is replaced: never root
+    for name, service in services.items():
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
     for name, service in services.items():
         assert "WILDROBOT_REDIS_URL" not in service.get("environment", {}), name
         if name != "redis":
