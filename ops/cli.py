@@ -12,7 +12,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return up(args[1:])
     print(
-        "usage: wildrobot up [--dir DIR] [--port PORT] [--redis-port PORT] [--workers N] [--log-format text|json]",
+        "usage: wildrobot up [--dir DIR] [--port PORT] [--http-port PORT] [--redis-port PORT] "
+        "[--redis-maxmemory SIZE] [--workers N] [--log-format text|json]",
         file=sys.stderr,
     )
     return 2

@@ -3,7 +3,12 @@
 Redis keeps its data (AOF on) in <dir>/redis, checkpoints go to <dir>/artifacts, compiled XLA
 programs to <dir>/jax_cache, and the local token in <dir>/token (created once, mode 0600 before
 any byte is written). The server reads its `token:tenant` list from <dir>/tokens (same mode),
-never from its command line, so `ps` shows no secret. Each child runs in its own session, so
+never from its command line, so `ps` shows no secret. Redis asks for a password, generated once
+into <dir>/redis-password (0600); redis-server reads it from <dir>/redis.conf (0600), the server
+and workers from WILDROBOT_REDIS_URL in their environment (which only their user can read), so
+no command line holds it. Redis refuses writes beyond `--redis-maxmemory` (noeviction) instead of
+growing until the machine kills it. Every child runs under umask 077: the data, logs and
+artifacts it writes are 0700 directories and 0600 files. Each child runs in its own session, so
 Ctrl-C reaches only this launcher, which stops them in order: the workers first (each
 checkpoints and re-queues its job), then the server, then Redis.
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -53,11 +59,68 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout_s: float, what: str
     raise RuntimeError(f"{what} did not listen on port {port} within {timeout_s:.0f} s")
 
 
-def redis_argv(binary: str, port: int, data_dir: Path, appendfsync: str) -> list[str]:
-    """redis-server on loopback `port`, AOF on (`appendfsync` always|everysec), no RDB snapshots."""
-    return [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+def redis_argv(
+    binary: str, port: int, data_dir: Path, appendfsync: str, config: Path | None = None
+) -> list[str]:
+    """redis-server on loopback `port`, AOF on (`appendfsync` always|everysec), no RDB snapshots;
+    `config` (a file) comes first, so secrets such as `requirepass` stay off the command line."""
+    head = [binary] if config is None else [binary, str(config)]
+    return [*head, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
             "--appendonly", "yes", "--appendfsync", appendfsync, "--save", "",
             "--protected-mode", "yes"]  # fmt: skip
+
+
+PRIVATE_UMASK = 0o077  # children create 0700 directories and 0600 files
+MIN_REDIS_MAXMEMORY = 16 << 20
+# Redis's own memory units: k/m/g are powers of 1000, kb/mb/gb powers of 1024.
+UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 1 << 10,
+    "m": 10**6,
+    "mb": 1 << 20,
+    "g": 10**9,
+    "gb": 1 << 30,
+}
+
+
+def memory_limit() -> int:
+    """Bytes this process may use: the smaller of the machine's memory and its cgroup's limit."""
+    limits = []
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                limits.append(int(line.split()[1]) * 1024)
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        with contextlib.suppress(OSError, ValueError):
+            limits.append(int(Path(path).read_text().strip()))  # "max": no limit (ValueError)
+    if not limits:
+        raise RuntimeError("cannot tell how much memory this machine has: set --redis-maxmemory")
+    return min(limits)
+
+
+def parse_memory(text: str, limit: int) -> int:
+    """`--redis-maxmemory` in Redis's units (512mb, 2gb, bytes), at least 16mb and below `limit`."""
+    match = re.fullmatch(r"\s*(\d+)\s*([kmg]?b?)\s*", text.lower())
+    if match is None:
+        raise ValueError(f"--redis-maxmemory: {text!r} is not a size like 512mb or 2gb")
+    value = int(match.group(1)) * UNITS[match.group(2)]
+    if not MIN_REDIS_MAXMEMORY <= value < limit:
+        raise ValueError(
+            f"--redis-maxmemory must be at least {MIN_REDIS_MAXMEMORY >> 20}mb and below the "
+            f"{limit >> 20}mb this machine allows; got {value >> 20}mb"
+        )
+    return value
+
+
+def default_redis_maxmemory(limit: int) -> int:
+    """A quarter of what the machine (or container) allows: the workers need the rest."""
+    return max(MIN_REDIS_MAXMEMORY, limit // 4)
+
+
+def redis_config(password: str, maxmemory: int) -> str:
+    return f"requirepass {password}\nmaxmemory {maxmemory}\nmaxmemory-policy noeviction\n"
 
 
 class RedisServer:
@@ -116,11 +179,26 @@ def write_private(path: Path, text: str) -> None:
         os.close(fd)
 
 
-def local_token(data_dir: Path) -> str:
-    path = data_dir / "token"
+def local_secret(path: Path) -> str:
+    """The secret in `path`, created once (mode 0600) with 24 random URL-safe bytes."""
     if not path.exists():
         write_private(path, secrets.token_urlsafe(24) + "\n")
     return path.read_text().strip()
+
+
+def local_token(data_dir: Path) -> str:
+    return local_secret(data_dir / "token")
+
+
+def redis_password(data_dir: Path) -> str:
+    return local_secret(data_dir / "redis-password")
+
+
+def make_private_dirs(*paths: Path) -> None:
+    """Creates each directory (and parents) as 0700, and tightens an existing one to 0700."""
+    for path in paths:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
 
 
 def worker_env(index: int, workers: int, environ: dict[str, str]) -> dict[str, str] | None:
@@ -157,6 +235,7 @@ class Stack:
         workers: int = 1,
         log_format: str = "text",
         http_port: int = 8080,
+        redis_maxmemory: int = 1 << 30,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
@@ -165,19 +244,34 @@ class Stack:
         self.host = host
         self.workers = workers
         self.log_format = log_format
+        self.redis_maxmemory = redis_maxmemory
         self.children: list[Child] = []
 
     @property
     def redis_url(self) -> str:
+        """Without the password: for messages."""
         return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def redis_env(self) -> dict[str, str]:
+        """The environment of the server and workers: the Redis URL with its password, which
+        only their own user can read (/proc/<pid>/environ is 0400), unlike their command line."""
+        password = redis_password(self.data_dir)
+        url = f"redis://:{password}@127.0.0.1:{self.redis_port}/0"
+        return dict(os.environ, WILDROBOT_REDIS_URL=url)
 
     def _popen(
         self, name: str, args: list[str], env: dict[str, str] | None = None
     ) -> subprocess.Popen:
-        log = (self.data_dir / "logs" / f"{name}.log").open("ab")
+        path = self.data_dir / "logs" / f"{name}.log"
+        log = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         try:
             return subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+                umask=PRIVATE_UMASK,
             )
         finally:
             log.close()
@@ -192,14 +286,21 @@ class Stack:
 
     def start(self, token: str) -> None:
         redis_dir = self.data_dir / "redis"
-        for sub in (redis_dir, self.data_dir / "logs", self.data_dir / "artifacts"):
-            sub.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(
+            self.data_dir,
+            redis_dir,
+            self.data_dir / "logs",
+            self.data_dir / "artifacts",
+            self.data_dir / "jax_cache",
+        )
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not on PATH (scripts/setup installs it)")
+        config = self.data_dir / "redis.conf"
+        write_private(config, redis_config(redis_password(self.data_dir), self.redis_maxmemory))
         redis = self._spawn(
             "redis",
-            redis_argv(binary, self.redis_port, redis_dir, "everysec"),
+            redis_argv(binary, self.redis_port, redis_dir, "everysec", config),
         )
         wait_for_port(self.redis_port, redis, 20, "redis-server")
         tokens_file = self.data_dir / "tokens"
@@ -207,22 +308,24 @@ class Stack:
         server = self._spawn(
             "server",
             [sys.executable, "-m", "wildrobot.server.main", "--host", self.host,
-             "--port", str(self.port), "--redis-url", self.redis_url,
+             "--port", str(self.port),
              "--tokens-file", str(tokens_file), "--log-format", self.log_format,
              "--http-port", str(self.http_port),
              "--artifact-dir", str(self.data_dir / "artifacts")],
+            self.redis_env(),
         )  # fmt: skip
         wait_for_port(self.port, server, 60, "wildrobot-server")
         wait_for_port(self.http_port, server, 30, "the dashboard (wildrobot-server)")
+        env = self.redis_env()
         for index in range(1, self.workers + 1):
             self._spawn(
                 f"worker-{index}",
-                [sys.executable, "-m", "wildrobot.workers.main", "--redis-url", self.redis_url,
+                [sys.executable, "-m", "wildrobot.workers.main",
                  "--worker-id", f"{socket.gethostname()}-up-worker-{index}",
                  "--log-format", self.log_format,
                  "--artifact-dir", str(self.data_dir / "artifacts"),
                  "--jax-cache-dir", str(self.data_dir / "jax_cache")],
-                worker_env(index, self.workers, dict(os.environ)),
+                worker_env(index, self.workers, env) or env,
             )  # fmt: skip
 
     def check(self) -> tuple[str, int] | None:
@@ -296,10 +399,25 @@ def up(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--http-port", type=int, default=8080, help="the dashboard's port (0: a free one)"
     )
+    parser.add_argument(
+        "--redis-maxmemory",
+        help="Redis refuses new writes (noeviction) beyond this, e.g. 512mb or 2gb; "
+        "default: a quarter of the memory this machine or container allows",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-    args.dir.mkdir(parents=True, exist_ok=True)
+    limit = memory_limit()
+    try:
+        maxmemory = (
+            default_redis_maxmemory(limit)
+            if args.redis_maxmemory is None
+            else parse_memory(args.redis_maxmemory, limit)
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    os.umask(PRIVATE_UMASK)
+    make_private_dirs(args.dir)
     port = args.port or free_port()
     stack = Stack(
         args.dir,
@@ -309,6 +427,7 @@ def up(argv: Sequence[str]) -> int:
         args.workers,
         args.log_format,
         args.http_port or free_port(),
+        maxmemory,
     )
     stopping = False
 
@@ -326,7 +445,8 @@ def up(argv: Sequence[str]) -> int:
         stack.stop()
         return 1
     print(
-        f"WildRobot Train is up: server {args.host}:{port}, redis {stack.redis_url}, "
+        f"WildRobot Train is up: server {args.host}:{port}, redis {stack.redis_url} "
+        f"(password in {stack.data_dir / 'redis-password'}, maxmemory {maxmemory >> 20}mb), "
         f"{args.workers} worker(s), data in {stack.data_dir}\n"
         f"  dashboard: http://{args.host}:{stack.http_port}/  (sign in with the token below)\n"
         f"  export WILDROBOT_ADDRESS={args.host}:{port}\n"

@@ -1,22 +1,27 @@
 """A small kustomize renderer for the features deploy/k8s uses (test-side; no kustomize binary).
 
 Implemented: `resources` (files and directories holding a kustomization.yaml, depth first),
-`namespace` (set on every namespaced object, and on RoleBinding subjects that name none), and
+`namespace` (set on every namespaced object, and on RoleBinding subjects that name none),
 `patches` with `path` + optional `target` {kind, name}: strategic merge as kubectl does it for
 these objects (maps merge recursively; lists of maps that all carry `name` merge by name; any
-other list or value is replaced). Anything else in a kustomization is refused, so a manifest
-that starts using another feature fails this test instead of being rendered wrongly.
+other list or value is replaced), `images` (name -> newName/newTag/digest on every container and
+init container) and `replacements` (source {kind, name, fieldPath} copied to targets' fieldPaths;
+paths of keys and `[name=x]` list selectors), applied in kustomize's order: patches, namespace,
+images, replacements. Anything else in a kustomization is refused, so a manifest that starts
+using another feature fails this test instead of being rendered wrongly. When kubectl is on PATH,
+tests/deploy compares this renderer with `kubectl kustomize`.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-SUPPORTED = {"apiVersion", "kind", "resources", "namespace", "patches"}
+SUPPORTED = {"apiVersion", "kind", "resources", "namespace", "patches", "images", "replacements"}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume"}
 
 
@@ -53,6 +58,76 @@ def _matches(obj: dict[str, Any], target: dict[str, Any]) -> bool:
     )
 
 
+def _pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
+    spec = obj.get("spec", {})
+    if obj.get("kind") == "Pod":
+        return spec
+    if obj.get("kind") == "CronJob":
+        return spec.get("jobTemplate", {}).get("spec", {}).get("template", {}).get("spec")
+    return spec.get("template", {}).get("spec")
+
+
+def set_images(objects: list[dict[str, Any]], images: list[dict[str, str]]) -> None:
+    """kustomize's `images`: a container image whose name (before `:tag`/`@digest`) matches
+    gets newName, and newTag or digest (a digest wins)."""
+    for obj in objects:
+        pod = _pod_spec(obj)
+        if not pod:
+            continue
+        for c in pod.get("containers", []) + pod.get("initContainers", []):
+            name = c["image"].split("@")[0]
+            if ":" in name.rsplit("/", 1)[-1]:
+                name = name.rsplit(":", 1)[0]
+            for image in images:
+                if image["name"] != name:
+                    continue
+                new = image.get("newName", name)
+                if "digest" in image:
+                    c["image"] = f"{new}@{image['digest']}"
+                elif "newTag" in image:
+                    c["image"] = f"{new}:{image['newTag']}"
+                else:
+                    c["image"] = new + c["image"][len(name) :]
+
+
+def _steps(field_path: str) -> list[str]:
+    return re.findall(r"\[[^\]]*\]|[^.\[\]]+", field_path)
+
+
+def _walk(node: Any, steps: list[str]) -> tuple[Any, str | int]:
+    """The parent of the last step and the key (or index) to read or write there."""
+    for i, step in enumerate(steps):
+        if step.startswith("["):
+            key, value = step[1:-1].split("=", 1)
+            index = next((j for j, x in enumerate(node) if x.get(key) == value), None)
+            if index is None:
+                raise ValueError(f"replacements: nothing matches {step}")
+            if i == len(steps) - 1:
+                return node, index
+            node = node[index]
+        else:
+            if i == len(steps) - 1:
+                return node, step
+            node = node[step]
+    raise ValueError("replacements: empty fieldPath")
+
+
+def apply_replacements(objects: list[dict[str, Any]], replacements: list[dict[str, Any]]) -> None:
+    for replacement in replacements:
+        source = replacement["source"]
+        (obj,) = [o for o in objects if _matches(o, {k: source[k] for k in ("kind", "name")})]
+        parent, key = _walk(obj, _steps(source["fieldPath"]))
+        value = parent[key]
+        for target in replacement["targets"]:
+            hits = [o for o in objects if _matches(o, target["select"])]
+            if not hits:
+                raise ValueError(f"replacements: {target['select']} matches nothing")
+            for hit in hits:
+                for field_path in target["fieldPaths"]:
+                    parent, key = _walk(hit, _steps(field_path))
+                    parent[key] = copy.deepcopy(value)
+
+
 def render(directory: Path) -> list[dict[str, Any]]:
     directory = Path(directory)
     kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
@@ -81,4 +156,6 @@ def render(directory: Path) -> list[dict[str, Any]]:
                 obj["metadata"]["namespace"] = namespace
             for subject in obj.get("subjects", []):
                 subject.setdefault("namespace", namespace)
+    set_images(objects, kustomization.get("images", []))
+    apply_replacements(objects, kustomization.get("replacements", []))
     return objects

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +24,17 @@ from wildrobot.workers.metrics import WorkerMetrics
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S_VERSIONS = ("1.29.0", "1.33.0")  # oldest with native gRPC probes GA + a current one
+# REDIS_PASSWORD: from the Secret, only to build WILDROBOT_REDIS_URL (`$(REDIS_PASSWORD)`).
 SERVER_ENV = {f"WILDROBOT_{n.upper()}" for n in ServerConfig.model_fields} | {
-    "WILDROBOT_TOKENS_FILE"
+    "WILDROBOT_TOKENS_FILE",
+    "REDIS_PASSWORD",
 }
 WORKER_ENV = (
     {f"WILDROBOT_{n.upper()}" for n in WorkerConfig.model_fields}
     | {f"WILDROBOT_K8S_{n.upper()}" for n in KubernetesSettings.__dataclass_fields__}
-    | {LAUNCHER_ENV}
+    | {LAUNCHER_ENV, "REDIS_PASSWORD", "HOME"}
 )
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
 def by_kind(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -57,18 +61,21 @@ def test_kustomizations_render_and_validate(overlay: str) -> None:
     objects = render(DEPLOY / "k8s" / overlay)
     validate_all(objects)
     objs = by_kind(objects)
-    assert {o["metadata"].get("namespace") for o in objects} == {"wildrobot"}
+    assert {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"} == {
+        "wildrobot"
+    }
 
     redis = objs[("StatefulSet", "wildrobot-redis")]
     args = container(redis, "redis")["args"]
     assert args[args.index("--appendonly") + 1] == "yes"
     assert args[args.index("--appendfsync") + 1] == "everysec"
     assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
+    assert args[args.index("--dir") + 1] == "/data"
     assert redis["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
 
     server = objs[("Deployment", "wildrobot-server")]
     s = container(server, "server")
-    assert s["readinessProbe"]["grpc"]["port"] == s["livenessProbe"]["grpc"]["port"] == 50051
+    assert s["readinessProbe"]["grpc"]["port"] == 50051
     assert env_names(s) <= SERVER_ENV, env_names(s) - SERVER_ENV
     assert "WILDROBOT_TOKENS" not in env_names(s)  # tokens come from the mounted Secret
     volumes = {v["name"]: v for v in server["spec"]["template"]["spec"]["volumes"]}
@@ -94,7 +101,7 @@ def test_kustomizations_render_and_validate(overlay: str) -> None:
     gpus = w["resources"]["limits"].get("nvidia.com/gpu")
     if overlay == "overlays/gpu":
         assert gpus == 1 and w["resources"]["requests"]["nvidia.com/gpu"] == 1
-        assert w["image"] == "wildrobot-train-worker:latest"
+        assert w["image"] == f"wildrobot-train-worker:{VERSION}"
         assert w["command"] == ["wildrobot-worker"]  # the base's fields survive the patch
     else:
         assert gpus is None
@@ -165,7 +172,7 @@ def test_compose_file() -> None:
     gpus = []
     for name, w in workers.items():
         assert set(w["environment"]) <= WORKER_ENV, name
-        assert w["environment"]["WILDROBOT_REDIS_URL"].startswith("redis://redis:")
+        assert w["env_file"] == server["env_file"] == "./secrets/redis.env"  # the Redis URL
         devices = w["deploy"]["resources"]["reservations"]["devices"]
         assert len(devices) == 1 and devices[0]["capabilities"] == ["gpu"]
         gpus += devices[0]["device_ids"]
@@ -200,7 +207,7 @@ def test_dashboard_and_scrape_config_name_real_series() -> None:
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     used = {name for e in exprs for name in re.findall(r"\bwildrobot_\w+", e)}
     assert used and used <= served, used - served
-    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "compose.yml").read_text())
     jobs = {c["job_name"]: c for c in scrape["scrape_configs"]}
     targets = jobs["wildrobot-server"]["static_configs"][0]["targets"]
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())

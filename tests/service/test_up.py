@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -14,9 +15,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+import redis
 
 from tests.dashboard.http_client import call
 from tests.service_fixtures import AuthedStub
+from wildrobot.ops import stack
 from wildrobot.v1 import jobs_pb2
 
 from .helpers import state_is, submit, tiny_ppo, wait_for
@@ -66,6 +69,23 @@ def test_up_runs_a_job_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             proc.kill()
     assert list((tmp_path / "stack" / "redis").rglob("*.aof*"))
     assert (tmp_path / "stack" / "artifacts" / job.job_id / "attempt-1" / "checkpoints").is_dir()
+    assert_private_tree(tmp_path / "stack")
+
+
+def assert_private_tree(root: Path) -> None:
+    """Nothing under the stack's directory is readable by another user: directories 0700,
+    files 0600 (Redis's AOF, checkpoints, logs, the compile cache, secrets)."""
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    seen = {"dirs": 0, "files": 0}
+    for path in root.rglob("*"):
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if path.is_dir():
+            seen["dirs"] += 1
+            assert mode == 0o700, f"{path} is {mode:o}"
+        elif path.is_file():
+            seen["files"] += 1
+            assert mode == 0o600, f"{path} is {mode:o}"
+    assert seen["dirs"] >= 5 and seen["files"] >= 5, seen  # redis, logs, artifacts, ...
 
 
 class Launcher:
@@ -141,6 +161,14 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def assert_no_secret_in_argv(pids: list[int], *secrets: str) -> None:
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            for secret in secrets:
+                assert secret not in argv, f"pid {pid} shows a secret: {argv!r}"
+
+
 def test_up_survives_a_worker_sigkill_and_keeps_tokens_off_argv(tmp_path: Path) -> None:
     """With two workers, SIGKILL the one running a job: the launcher restarts it (logged), the
     server and Redis stay up, and the job ends SUCCEEDED on attempt 2 through the lease. No process's argv holds the
@@ -160,19 +188,27 @@ def test_up_survives_a_worker_sigkill_and_keeps_tokens_off_argv(tmp_path: Path) 
         workers = [int(up.wait_for(rf"worker-{i} started \(pid (\d+)\)").group(1)) for i in (1, 2)]
         server_pid = int(up.wait_for(r"server started \(pid (\d+)\)").group(1))
         redis_pid = int(up.wait_for(r"redis started \(pid (\d+)\)").group(1))
-        for name in ("token", "tokens"):
+        for name in ("token", "tokens", "redis-password", "redis.conf"):
             assert (data_dir / name).stat().st_mode & 0o777 == 0o600, name
+        password = (data_dir / "redis-password").read_text().strip()
+        assert len(password) >= 24
         pids = descendants(up.proc.pid)
         assert {*workers, server_pid, redis_pid} <= set(pids)
-        for pid in [up.proc.pid, *pids]:
-            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-                assert token not in argv, f"pid {pid} shows the token: {argv!r}"
+        assert_no_secret_in_argv([up.proc.pid, *pids], token, password)
+        redis_url = up.wait_for(r"redis (redis://\S+)").group(1)
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis.Redis.from_url(redis_url).ping()  # no password: refused
+        with redis.Redis.from_url(redis_url, password=password, decode_responses=True) as r:
+            config = r.config_get("maxmemory*")
+            assert 0 < int(config["maxmemory"]) < stack.memory_limit()
+            assert config["maxmemory-policy"] == "noeviction"
 
         with grpc.insecure_channel(address) as channel:
             stub = AuthedStub(channel, token)
             job = submit(stub, tiny_ppo(30, checkpoint_every=5))
             wait_for(stub, job.job_id, lambda j: j.progress.steps_done > 0, timeout=240)
+            # The job's runner process exists now: it too gets the URL without the password in argv.
+            assert_no_secret_in_argv(descendants(up.proc.pid), token, password)
             running = Path(data_dir / "logs").glob("worker-*.log")
             name = next(p.stem for p in running if job.job_id in p.read_text())
             worker_pid = workers[int(name[-1]) - 1]
