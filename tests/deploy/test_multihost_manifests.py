@@ -393,3 +393,22 @@ def test_settings_from_env() -> None:
         KubernetesSettings.from_env({"WILDROBOT_K8S_SCHEDULE_TIMEOUT_S": "0"})
     chosen = launch.launcher_from_env({"WILDROBOT_MULTIHOST_LAUNCHER": "kubernetes"})
     assert isinstance(chosen, KubernetesHostLauncher)
+
+
+def test_the_host_pods_read_the_redis_password_from_the_secret_not_the_spec() -> None:
+    from wildrobot.workers.launch.manifests import KubernetesSettings, host_env_vars
+
+    values = {"WILDROBOT_REDIS_URL": "redis://:s3cret-pw@wildrobot-redis:6379/0", "X": "1"}
+    env = host_env_vars(values, KubernetesSettings())
+    assert "s3cret-pw" not in repr(env)
+    assert env[0] == {
+        "name": "REDIS_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "wildrobot-redis", "key": "password"}},
+    }
+    url = next(item["value"] for item in env if item["name"] == "WILDROBOT_REDIS_URL")
+    assert url == "redis://:$(REDIS_PASSWORD)@wildrobot-redis:6379/0"
+    # No password: the URL goes as it is, no Secret is read.
+    plain = host_env_vars({"WILDROBOT_REDIS_URL": "redis://r:6379/0"}, KubernetesSettings())
+    assert plain == [{"name": "WILDROBOT_REDIS_URL", "value": "redis://r:6379/0"}]
+    with pytest.raises(ValueError, match="REDIS_PASSWORD_SECRET"):
+        host_env_vars(values, KubernetesSettings(redis_password_secret=""))

@@ -8,6 +8,7 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .plan import COORDINATOR_PORT, STOP_GRACE_S, LaunchPlan
 
@@ -37,6 +38,10 @@ class KubernetesSettings:
     # deleted (node lost, evicted, scaled down) takes its Jobs, their pods and GPUs with it.
     owner_pod_name: str = ""
     owner_pod_uid: str = ""
+    # The Secret (key `password`) the host pods read Redis's password from: the pod spec carries
+    # `$(REDIS_PASSWORD)` in the URL, never the password itself (anyone who may read Jobs would
+    # read it there).
+    redis_password_secret: str = "wildrobot-redis"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | os._Environ) -> KubernetesSettings:
@@ -61,6 +66,31 @@ def labels(plan: LaunchPlan) -> dict[str, str]:
     }
 
 
+def host_env_vars(values: dict[str, str], k8s: KubernetesSettings) -> list[dict[str, Any]]:
+    """The host container's env: the Redis URL's password replaced by `$(REDIS_PASSWORD)`, which
+    Kubernetes expands from the Secret (declared first, so the expansion sees it)."""
+    env: list[dict[str, Any]] = []
+    url = urlsplit(values.get("WILDROBOT_REDIS_URL", ""))
+    if url.password is not None:
+        if not k8s.redis_password_secret:
+            raise ValueError(
+                "the Redis URL has a password but WILDROBOT_K8S_REDIS_PASSWORD_SECRET is empty: "
+                "the host pods would carry the password in their spec"
+            )
+        host = url.hostname or ""
+        netloc = f":$(REDIS_PASSWORD)@{host}" + (f":{url.port}" if url.port else "")
+        values = dict(values, WILDROBOT_REDIS_URL=urlunsplit(url._replace(netloc=netloc)))
+        env.append(
+            {
+                "name": "REDIS_PASSWORD",
+                "valueFrom": {
+                    "secretKeyRef": {"name": k8s.redis_password_secret, "key": "password"}
+                },
+            }
+        )
+    return env + [{"name": k, "value": v} for k, v in values.items()]
+
+
 def indexed_job(plan: LaunchPlan, k8s: KubernetesSettings) -> dict[str, Any]:
     """An Indexed Job of plan.num_hosts pods, one GPU host each.
 
@@ -71,7 +101,7 @@ def indexed_job(plan: LaunchPlan, k8s: KubernetesSettings) -> dict[str, Any]:
     """
     name = plan.name
     coordinator = f"{name}-0.{name}.{k8s.namespace}.svc:{COORDINATOR_PORT}"
-    env = [{"name": k, "value": v} for k, v in plan.host_env(coordinator).items()]
+    env = host_env_vars(plan.host_env(coordinator), k8s)
     env.append({"name": "WILDROBOT_LOG_FORMAT", "value": "json"})
     resources: dict[str, dict[str, Any]] = {
         "requests": {"cpu": k8s.cpu, "memory": k8s.memory},
