@@ -127,6 +127,12 @@ def test_job_page_at_the_live_stream_cap(capped: Service, driver) -> None:
     assert "kept line" in log
     assert driver.find_element("css selector", chart).get_attribute("data-points") == "13"
 
+    # The metric filter hides charts, and a section left with none.
+    driver.find_element("id", "metric-filter").send_keys("episode/")
+    until("filtered", lambda: not driver.find_element(
+        "css selector", '[data-section="Throughput"]').is_displayed())  # fmt: skip
+    assert driver.find_element("css selector", '[data-section="Episode"]').is_displayed()
+
     # The backoff the stream uses: 2 s doubling to 60 s, never under a Retry-After.
     waits = driver.execute_script(
         "const b = window.wildrobot.backoffMs;"

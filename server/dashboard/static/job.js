@@ -168,6 +168,10 @@ export function jobView(root, jobId, ctx) {
       chart.update(series, job?.started_at_ms);
     }
     for (const [name, chart] of charts) chart.card.hidden = !visible(name);
+    // A section whose charts the filter hides all goes too (its title alone says nothing).
+    for (const block of sections.children) {
+      block.hidden = ![...block.querySelectorAll("figure.chart")].some((card) => !card.hidden);
+    }
     constants.hidden = !flat.length;
     constants.textContent = flat.length
       ? "Constant so far (no chart): " + flat.map((n) => `${n} = ${number(series.latest(n))}`).join(" · ")
