@@ -1,7 +1,7 @@
 """`wildrobot-client`: submit, follow and fetch WildRobot training jobs.
 
 Exit codes: 0 ok; 1 the watched job did not succeed; 2 usage; 3 server unreachable or too slow;
-4 token refused; 5 invalid spec; 6 unknown job or checkpoint; 7 any other server error.
+4 token refused; 5 invalid spec or request; 6 unknown job or checkpoint; 7 any other server error.
 Errors print one line a person can act on, never a traceback.
 """
 
@@ -29,6 +29,7 @@ _EXIT_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (errors.DeadlineExceeded, EXIT_UNREACHABLE),
     (errors.AuthError, EXIT_AUTH),
     (errors.InvalidSpec, EXIT_INVALID),
+    (errors.InvalidRequest, EXIT_INVALID),
     (errors.JobNotFound, EXIT_NOT_FOUND),
     (errors.CheckpointNotFound, EXIT_NOT_FOUND),
     (errors.ExportNotFound, EXIT_NOT_FOUND),
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             f'config file: {config_path()} (address = "...", token = "..."). Exit codes: '
             "0 ok, 1 watched job did not succeed, 2 usage, 3 server unreachable, 4 token refused, "
-            "5 invalid spec, 6 unknown job or checkpoint, 7 other server error."
+            "5 invalid spec or request, 6 unknown job or checkpoint, 7 other server error."
         ),
         parents=[connection_options(suppress=False)],
     )

@@ -52,6 +52,21 @@ class InvalidSpec(ClientError):
         self.field, self.rule = self.violations[0]
 
 
+class InvalidRequest(ClientError):
+    """The server rejected an argument of a call that carries no spec (ListJobs' page_size or
+    page_token, an InverseDynamics input, an upload's name or data, ...). `field` and `rule` come
+    from the first violation; `violations` holds all (field, rule) pairs."""
+
+    def __init__(self, message: str, violations: list[tuple[str | None, str]] | None = None):
+        super().__init__(message)
+        self.violations = violations or [(None, message)]
+        self.field, self.rule = self.violations[0]
+
+
+# The calls whose INVALID_ARGUMENT is about a job spec (SubmitJob, dry runs included).
+SPEC_METHODS = frozenset({"SubmitJob"})
+
+
 class JobNotFound(ClientError):
     def __init__(self, job_id: str, detail: str = "") -> None:
         super().__init__(detail or f"no job {job_id!r}")
@@ -91,12 +106,13 @@ class UnsafeArchive(ClientError):
 
 
 # The server sends "invalid argument: spec.ppo.num_envs: Input should be ...; spec.ppo.seed: ...";
-# the "invalid argument:" / "spec." / "ppo." (or "amp.", "tta_eval.") prefixes are optional here.
+# the "invalid argument:" / "spec." / "ppo." (or "amp.", "tta_eval.", "inverse_dynamics.")
+# prefixes are optional here.
 _VIOLATION = re.compile(
-    r"^\s*(?:invalid (?:argument|spec|request):\s*)?(?P<field>[A-Za-z_][\w.]*)\s*:\s*(?P<rule>.+?)\s*$",
+    r"^\s*(?:invalid (?:argument|spec|request):\s*)?(?P<field>[A-Za-z_][\w.\[\]]*)\s*:\s*(?P<rule>.+?)\s*$",
     re.IGNORECASE,
 )
-_SPEC_PREFIXES = ("spec.", "ppo.", "amp.", "tta_eval.")
+_SPEC_PREFIXES = ("spec.", "ppo.", "amp.", "tta_eval.", "inverse_dynamics.")
 
 
 def _field_name(raw: str) -> str | None:
@@ -104,7 +120,7 @@ def _field_name(raw: str) -> str | None:
     for prefix in _SPEC_PREFIXES:
         if raw.startswith(prefix):
             raw = raw[len(prefix) :]
-    return None if raw in ("spec", "ppo", "amp", "tta_eval") else raw
+    return None if raw in ("spec", "ppo", "amp", "tta_eval", "inverse_dynamics") else raw
 
 
 def parse_violations(message: str) -> list[tuple[str | None, str]]:
@@ -135,8 +151,13 @@ def from_rpc_error(
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return PermissionDenied(f"permission denied: {detail}")
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return InvalidSpec(detail, parse_violations(detail))
+        if method in SPEC_METHODS:
+            return InvalidSpec(detail, parse_violations(detail))
+        return InvalidRequest(f"{method}: {detail}", parse_violations(detail))
     if code == grpc.StatusCode.NOT_FOUND:
+        if method in SPEC_METHODS and detail.startswith("spec."):
+            # A spec field names something that is not there (an uploaded trial, a motion).
+            return InvalidSpec(detail, parse_violations(detail))
         if method == "DownloadArtifact" and " export for " in detail:
             return ExportNotFound(detail)
         if (

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from wildrobot import presets
-from wildrobot.specs import TASK_ALIASES, AmpSpec, PpoSpec, TtaEvalSpec
+from wildrobot.specs import TASK_ALIASES, AmpSpec, InverseDynamicsSpec, PpoSpec, TtaEvalSpec
 
 from .. import render
 from ..parsing import UsageError, coerce_field, parse_assignments
@@ -33,6 +33,7 @@ class SubmitKind:
     submit: Callable[..., SubmitResult]  # bound to a Client: submit(client, name=..., **fields)
     presets: tuple[str, ...] = ()  # named recipes (wildrobot.presets) for --preset
     checkpoint: bool = False  # --checkpoint JOB[:STEP] (required) sets checkpoint_job_id/_step
+    trials: bool = False  # TRIAL... positional local trial files (uploaded by the SDK)
 
 
 def _submit_ppo(client: Client, **kwargs: Any) -> SubmitResult:
@@ -45,6 +46,12 @@ def _submit_amp(client: Client, **kwargs: Any) -> SubmitResult:
 
 def _submit_tta(client: Client, **kwargs: Any) -> SubmitResult:
     return client.submit_tta(**kwargs)
+
+
+def _submit_inverse_dynamics(client: Client, **kwargs: Any) -> SubmitResult:
+    if "trials_npz" in kwargs:
+        raise UsageError("trials_npz: give trial files as arguments (TRIAL...) instead")
+    return client.submit_inverse_dynamics(**kwargs)
 
 
 def parse_checkpoint(text: str) -> dict[str, Any]:
@@ -98,6 +105,17 @@ KINDS = (
         _submit_tta,
         checkpoint=True,
     ),
+    SubmitKind(
+        "inverse-dynamics",
+        InverseDynamicsSpec,
+        {
+            "--trial-names": "trial_names",
+            "--smooth-window": "smooth_window",
+            "--cop-threshold": "cop_threshold",
+        },
+        _submit_inverse_dynamics,
+        trials=True,
+    ),
 )
 
 
@@ -109,6 +127,8 @@ def _field_help(spec_cls: type[BaseModel], field: str) -> str:
         allowed = typing.get_args(info.annotation)
         short = [alias for alias, task in TASK_ALIASES.items() if task in allowed]
         text += "; short forms: " + ", ".join(short)
+    if field == "trial_names":
+        text = "comma-separated names of trial files you uploaded before (`upload`)"
     if field == "motions":
         text += "; comma-separated shipped clip names or .npz names among your uploads"
     return text
@@ -136,6 +156,14 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                 required=True,
                 metavar="JOB[:STEP]",
                 help="a PPO job of yours, at STEP (default: its latest checkpoint)",
+            )
+        if kind.trials:
+            sub.add_argument(
+                "trials",
+                nargs="*",
+                metavar="TRIAL",
+                help="local .npz/.csv trial files (each at most 16 MiB; checked here, then "
+                "uploaded into your inputs as trials/sha256-<digest>/<file name>)",
             )
         if kind.presets:
             sub.add_argument(
@@ -171,6 +199,10 @@ def spec_fields(kind: SubmitKind, args: argparse.Namespace) -> dict[str, Any]:
             if key in fields:
                 raise UsageError(f"{key} given twice (--checkpoint and --set {key}=...)")
             fields[key] = value
+    if kind.trials:
+        if not args.trials and "trial_names" not in fields and args.field_trial_names is None:
+            raise UsageError("give trial files (TRIAL...) or --trial-names of uploaded ones")
+        fields["trials"] = list(args.trials)
     for flag, field in kind.flags.items():
         raw = getattr(args, f"field_{field}")
         if raw is None:

@@ -76,3 +76,87 @@ def test_point_mass_has_no_video_and_a_bad_checkpoint_fails_cleanly(
     with pytest.raises(VideoError, match="no MuJoCo model"):
         render_video(point_mass_checkpoint, tmp_path / "x.mp4", seconds=1.0)
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_the_render_model_changes_how_the_floor_looks_not_the_physics():
+    """The checker floor lives in a render-only copy: the training model has no texture, and
+    the two step identically (same state, same controls, 200 steps, bit for bit)."""
+    import mujoco
+
+    from wildrobot.envs.registry import make
+    from wildrobot.envs.wildrobot import constants
+    from wildrobot.workers.export.render_scene import FLOOR_TEXTURE, render_model
+
+    trained = make("WildRobotWalk").mj_model  # what training builds, as training builds it
+    shown = render_model(constants.XML_PATH, constants.FLOOR_GEOM)
+    floor = mujoco.mj_name2id(shown, mujoco.mjtObj.mjOBJ_GEOM, constants.FLOOR_GEOM)
+    assert (trained.ntex, trained.nmat, trained.geom_matid[floor]) == (0, 0, -1)
+    assert shown.ntex == 1 and shown.mat(FLOOR_TEXTURE).id == shown.geom_matid[floor]
+    plain = mujoco.MjModel.from_xml_path(str(constants.XML_PATH))
+    shown.opt.timestep = plain.opt.timestep
+    runs = []
+    for model in (plain, shown):
+        data = mujoco.MjData(model)
+        mujoco.mj_resetData(model, data)
+        rng = np.random.default_rng(0)
+        for _ in range(200):
+            data.ctrl[:] = rng.uniform(-0.3, 0.3, model.nu)
+            mujoco.mj_step(model, data)
+        runs.append(np.concatenate([data.qpos, data.qvel]))
+    assert np.array_equal(runs[0], runs[1]) and np.abs(runs[0]).max() > 0.01
+
+
+_RENDER_PROBE = """
+import json, mujoco, numpy as np
+from wildrobot.envs.wildrobot import constants
+from wildrobot.workers.export import render_scene as rs
+plain = mujoco.MjModel.from_xml_path(str(constants.XML_PATH))
+shown = rs.render_model(constants.XML_PATH, constants.FLOOR_GEOM)
+camera = mujoco.MjvCamera()
+camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+camera.trackbodyid = mujoco.mj_name2id(plain, mujoco.mjtObj.mjOBJ_BODY, constants.ROOT_BODY)
+camera.distance, camera.azimuth, camera.elevation = 1.4, 135.0, -12.0
+def frame(model, x, command=None, velocity=(0.0, 0.0)):
+    data = mujoco.MjData(model)
+    data.qpos[0] = x
+    mujoco.mj_forward(model, data)
+    renderer = mujoco.Renderer(model, 240, 320)
+    renderer.update_scene(data, camera)
+    rs.add_velocity_arrows(renderer.scene, data.qpos.copy(), command, np.array(velocity))
+    image = renderer.render().astype(np.int16)
+    renderer.close()
+    return image
+def floor_shift(model):  # the robot stays put under the tracking camera; the floor slides
+    return float(np.abs(frame(model, 0.0)[160:] - frame(model, 0.05)[160:]).mean())
+def green(image):
+    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    return int(((g > 150) & (r < 110) & (b < 110)).sum())
+def orange(image):
+    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    return int(((r > 200) & (g > 90) & (g < 190) & (b < 80)).sum())
+forward = frame(shown, 0.0, np.array([0.5, 0.0, 0.0]), (0.0, -0.3))
+still = frame(shown, 0.0, np.array([0.0, 0.0, 0.0]), (0.0, 0.0))
+print(json.dumps({"plain": floor_shift(plain), "checker": floor_shift(shown),
+                  "green": [green(forward), green(still)], "orange": [orange(forward), orange(still)]}))
+"""
+
+
+def test_a_checker_floor_shows_motion_and_arrows_show_the_velocities():
+    """Rendered (EGL, in a child process as the exporter does): under the tracking camera a
+    5 cm move changes the plain floor's pixels by nothing and the checker's clearly; the command
+    (green) and actual velocity (orange) arrows are drawn, and not when both are zero."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, MUJOCO_GL="egl", PYOPENGL_PLATFORM="egl", JAX_PLATFORMS="cpu")
+    done = subprocess.run(
+        [sys.executable, "-c", _RENDER_PROBE], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    print(probe)
+    assert probe["plain"] < 0.5 < 5.0 < probe["checker"], probe
+    assert probe["green"][0] > 30 and probe["green"][1] == 0, probe
+    assert probe["orange"][0] > 30 and probe["orange"][1] == 0, probe

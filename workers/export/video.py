@@ -4,9 +4,12 @@
 
 The deterministic policy (`load_policy`) drives the task's env (the training config, pushes
 included, no domain randomization) for `seconds`; every other control step becomes a frame
-(25 fps at the 50 Hz control rate) seen by a camera that tracks the pelvis, with an overlay: the
-task, time, step of the checkpoint, the command (walk) and a mark once the robot has fallen.
-The env keeps simulating after a fall, so the video shows what happens next.
+(25 fps at the 50 Hz control rate) seen by a camera that tracks the pelvis, over a checker floor
+(render_scene.py: added to a render-only copy of the model, so a walk reads as motion), with
+arrows on the floor for the commanded (green, walk) and actual (orange) planar velocity, and an
+overlay: the task, time, step of the checkpoint, the command and the actual velocity (walk) and
+a mark once the robot has fallen. The env keeps simulating after a fall, so the video shows what
+happens next.
 
 Rendering needs an OpenGL that works without a display: Mesa's EGL (llvmpipe, software) from
 Debian's packages, which scripts/setup installs. MuJoCo picks its GL backend when it is first
@@ -126,6 +129,7 @@ def make_video(
     from wildrobot.envs.wildrobot import constants
 
     from ..training import checkpoint as ckpt
+    from . import render_scene
 
     checkpoint_dir, out_path = Path(checkpoint_dir), Path(out_path)
     start = time.perf_counter()
@@ -135,7 +139,14 @@ def make_video(
     stride = max(1, round(1.0 / (FPS * env.dt)))
     fps = 1.0 / (stride * env.dt)
 
-    model = env.mj_model
+    model = render_scene.render_model(constants.XML_PATH, constants.FLOOR_GEOM)
+    if (model.nq, model.nbody, model.ngeom) != (
+        env.mj_model.nq,
+        env.mj_model.nbody,
+        env.mj_model.ngeom,
+    ):
+        model = env.mj_model  # not the WildRobot MJCF: render it as it is
+    velocity = render_scene.planar_velocity(traj["qpos"], env.dt)
     data = mujoco.MjData(model)
     camera = mujoco.MjvCamera()
     camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
@@ -161,10 +172,21 @@ def make_video(
             data.qpos[:] = traj["qpos"][t]
             mujoco.mj_forward(model, data)
             renderer.update_scene(data, camera)
+            qpos = traj["qpos"][t]
+            command = traj["command"][t] if walk else None
+            render_scene.add_velocity_arrows(renderer.scene, qpos, command, velocity[t])
             lines = [f"{spec.task}   t = {t * env.dt:5.2f} s   checkpoint step {step:,}"]
+            yaw = render_scene.heading(qpos)
+            c, s = np.cos(yaw), np.sin(yaw)
+            ax, ay = velocity[t]
+            actual = (c * ax + s * ay, -s * ax + c * ay)  # in the heading frame, as commanded
             if walk:
-                vx, vy, yaw = traj["command"][t]
-                lines.append(f"command  vx {vx:+.2f} m/s  vy {vy:+.2f} m/s  yaw {yaw:+.2f} rad/s")
+                vx, vy, wz = command
+                lines.append(f"command  vx {vx:+.2f} m/s  vy {vy:+.2f} m/s  yaw {wz:+.2f} rad/s")
+            lines.append(
+                f"actual   vx {actual[0]:+.2f} m/s  vy {actual[1]:+.2f} m/s"
+                + ("   arrows: green command, orange actual (1 s)" if walk else "   arrow: 1 s")
+            )
             alert = (
                 f"fell at t = {fell_at:.2f} s"
                 if fell_at is not None and t * env.dt >= fell_at

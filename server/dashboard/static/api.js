@@ -78,27 +78,51 @@ function parseFrame(block) {
   return hasData ? { ...frame, data: JSON.parse(frame.data) } : null;
 }
 
+// Wait before reconnect number `failures` (1-based): 2 s doubling to 60 s, +-20% jitter, and
+// never sooner than a Retry-After the server sent.
+export const RETRY_BASE_MS = 2000;
+export const RETRY_MAX_MS = 60_000;
+export function backoffMs(failures, retryAfterMs = 0, jitter = Math.random()) {
+  const base = Math.min(RETRY_BASE_MS * 2 ** Math.max(0, failures - 1), RETRY_MAX_MS);
+  return Math.max(Math.round(base * (0.8 + 0.4 * jitter)), retryAfterMs);
+}
+
+function retryAfterMs(res) {
+  const value = Number(res.headers.get("retry-after"));
+  return Number.isFinite(value) && value > 0 ? value * 1000 : 0;
+}
+
 // Follows a job's events from `since` (a seq): calls on.event(kind, data) for each, reconnects
 // with Last-Event-ID after a drop, and calls on.end() after the job's terminal state.
+// on.status(state, info) tells the page how the stream stands: "live", "limited" (HTTP 429: the
+// server's live-stream cap; info.message is its reason) or "offline" (any other failure), with
+// info.retryMs, the wait before the next try (exponential backoff, reset once a stream opens).
 export function followEvents(jobId, since, on) {
   let lastId = since;
   let stopped = false;
   let controller = null;
-  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  let failures = 0;
+  let wake = null;
+  const sleep = (ms) => new Promise((resolve) => { wake = resolve; setTimeout(resolve, ms); });
   (async () => {
     while (!stopped) {
       controller = new AbortController();
+      let state = "offline";
+      let message = "connection lost";
+      let wait = 0;
       try {
         const res = await fetch(`/api/jobs/${jobId}/events`, {
           headers: authHeaders({ "last-event-id": String(lastId), accept: "text/event-stream" }),
           signal: controller.signal,
         });
         if (!res.ok) {
+          wait = retryAfterMs(res);
           const err = await failure(res);
           if (res.status === 401 || res.status === 404) { on.error?.(err); return; }
           throw err;
         }
-        on.status?.("live");
+        failures = 0;
+        on.status?.("live", {});
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = "";
         for (;;) {
@@ -122,15 +146,26 @@ export function followEvents(jobId, since, on) {
         }
       } catch (err) {
         if (stopped) return;
+        if (err instanceof ApiError) {
+          state = err.status === 429 ? "limited" : "offline";
+          message = err.message || `HTTP ${err.status}`;
+        } else {
+          message = err?.message || message;
+        }
       }
-      on.status?.("reconnecting");
-      await sleep(2000);
+      failures += 1;
+      const retryMs = backoffMs(failures, wait);
+      on.status?.(state, { message, retryMs, failures });
+      await sleep(retryMs);
     }
   })();
   return {
     close() {
       stopped = true;
       controller?.abort();
+      wake?.();
     },
+    // Tries again now instead of waiting out the backoff (a "retry now" button).
+    retry() { wake?.(); },
   };
 }

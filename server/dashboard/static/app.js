@@ -1,9 +1,9 @@
 // The dashboard's entry point: sign-in, hash routes (#/ jobs, #/job/<id>, #/compare?ids=...).
-import { api, token, onUnauthorized } from "./api.js";
+import { api, backoffMs, token, onUnauthorized } from "./api.js";
 import { jobsView } from "./table.js";
 import { jobView } from "./job.js";
 import { compareView } from "./compare.js";
-import { ema, MetricSeries } from "./series.js";
+import { ema, MetricSeries, RateEstimate } from "./series.js";
 import { el } from "./format.js";
 
 const view = document.getElementById("view");
@@ -12,9 +12,13 @@ const liveDot = document.getElementById("live");
 let teardown = null;
 
 const ctx = {
-  live(ok) {
-    liveDot.className = ok ? "live on" : "live off";
-    liveDot.textContent = ok ? "live" : "offline";
+  // true / "live", "limited" (the server's live-stream cap), "ended" (the job is over),
+  // false / "offline".
+  live(state) {
+    const name = state === true ? "live" : state === false ? "offline" : state;
+    liveDot.className = `live ${{ live: "on", limited: "limited", ended: "ended" }[name] ?? "off"}`;
+    liveDot.textContent = name;
+    liveDot.dataset.state = name;
   },
   toast(message) {
     const note = el("div", { class: "toast" }, message);
@@ -85,6 +89,6 @@ onUnauthorized((message) => { token.clear(); showLogin(message); });
 window.addEventListener("hashchange", () => { if (token.get()) route(); });
 
 // For tests and the curious: the smoothing and series logic the charts use.
-window.wildrobot = { ema, MetricSeries };
+window.wildrobot = { ema, MetricSeries, RateEstimate, backoffMs };
 
 if (token.get()) signIn(); else showLogin("");

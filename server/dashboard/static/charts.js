@@ -7,12 +7,15 @@ import { el, compact, duration, steps as fmtSteps } from "./format.js";
 export const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f"];
 const SYNC_KEY = "wildrobot";
 
+const X_LABELS = { steps: "env steps", time: "wall time", fraction: "fraction of run" };
+const X_TICKS = {
+  steps: fmtSteps,
+  time: duration,
+  fraction: (t) => `${Number((t * 100).toPrecision(3))}%`,
+};
+
 function xAxis(mode) {
-  return {
-    label: mode === "time" ? "wall time" : "env steps",
-    values: (u, ticks) => ticks.map((t) => (mode === "time" ? duration(t) : fmtSteps(t))),
-    size: 40,
-  };
+  return { label: X_LABELS[mode], values: (u, ticks) => ticks.map(X_TICKS[mode]), size: 40 };
 }
 
 function logSafe(values, logY) {
@@ -51,7 +54,7 @@ class BaseChart {
       cursor: { sync: { key: SYNC_KEY }, drag: { x: true, y: false } },
       scales: { x: { time: false }, y: { distr: this.options.logY ? 3 : 1 } },
       axes: [xAxis(this.options.xMode), { size: 52, values: (u, ticks) => ticks.map(compact) }],
-      series: [{ label: this.options.xMode === "time" ? "time" : "step" }, ...series],
+      series: [{ label: { time: "time", fraction: "fraction" }[this.options.xMode] ?? "step" }, ...series],
       hooks: { setSelect: [(u) => { if (u.select.width > 0) self.zoomed = true; }] },
     }, data, this.body);
     this.card.uplot = this.plot; // for tests and the browser console
@@ -112,9 +115,10 @@ export class CompareChart extends BaseChart {
   }
 
   // uPlot wants one shared x array: take the union of the jobs' x values, nulls elsewhere.
-  update(seriesList, startsMs) {
+  // totals: each job's steps_total (x as a fraction of its run).
+  update(seriesList, startsMs, totals = []) {
     const perJob = seriesList.map((s, i) => {
-      const xs = s.xs(this.options.xMode, startsMs[i]);
+      const xs = s.xs(this.options.xMode, startsMs[i], totals[i]);
       const ys = ema(logSafe(s.values.get(this.name) ?? [], this.options.logY), this.options.smoothing);
       return new Map(xs.map((x, j) => [x, ys[j]]));
     });
@@ -123,8 +127,9 @@ export class CompareChart extends BaseChart {
   }
 }
 
-// Smoothing slider, log-y toggle and x-axis choice; `onChange(options)` after each change.
-export function chartControls(options, onChange, extra = []) {
+// Smoothing slider, log-y toggle and x-axis choice (`xModes`: those offered, of steps, time,
+// fraction); `onChange(options)` after each change.
+export function chartControls(options, onChange, extra = [], xModes = ["steps", "time"]) {
   const value = el("output", {}, options.smoothing.toFixed(2));
   const slider = el("input", {
     type: "range", min: "0", max: "0.99", step: "0.01", value: String(options.smoothing),
@@ -138,8 +143,7 @@ export function chartControls(options, onChange, extra = []) {
   const xMode = el("select", {
     id: "x-mode",
     onchange: (e) => { options.xMode = e.target.value; onChange(options, true); },
-  }, el("option", { value: "steps", selected: options.xMode === "steps" }, "env steps"),
-  el("option", { value: "time", selected: options.xMode === "time" }, "wall time"));
+  }, xModes.map((mode) => el("option", { value: mode, selected: options.xMode === mode }, X_LABELS[mode])));
   return el("div", { class: "controls" },
     el("label", {}, "Smoothing ", slider, value),
     el("label", {}, logY, " log y"),

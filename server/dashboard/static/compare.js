@@ -1,4 +1,5 @@
-// Compare: pick two or more jobs and overlay one metric, live.
+// Compare: pick two or more jobs and overlay one metric, live. Jobs load in parallel; x can be
+// the fraction of each run done, so a short run is not squashed against a long one.
 import { api, followEvents } from "./api.js";
 import { CompareChart, PALETTE, chartControls } from "./charts.js";
 import { MetricSeries, charted } from "./series.js";
@@ -7,7 +8,8 @@ import { el, stateBadge, jobLabel, when } from "./format.js";
 
 export function compareView(root, params, ctx) {
   const ids = (params.get("ids") || "").split(",").filter(Boolean);
-  const options = { smoothing: 0.6, logY: false, xMode: "steps" };
+  const X_MODES = ["steps", "fraction", "time"];
+  const options = { smoothing: 0.6, logY: false, xMode: X_MODES.includes(params.get("x")) ? params.get("x") : "steps" };
   let metric = params.get("metric") || "episode/reward";
   let chart = null;
   let stopped = false;
@@ -18,26 +20,31 @@ export function compareView(root, params, ctx) {
   const metricSelect = el("select", { id: "compare-metric", onchange: (e) => { metric = e.target.value; save(); rebuild(); } });
   const legend = el("div", { class: "legend", id: "compare-legend" });
   const plotBox = el("div", { class: "grid single", id: "compare-chart" });
+  const hint = el("p", { class: "muted", id: "compare-hint" });
 
   root.append(
     el("section", { class: "card" }, el("h3", {}, "Jobs to compare"), picker),
     el("section", { class: "card" },
-      chartControls(options, () => rebuild(), [el("label", {}, "metric: ", metricSelect)]),
-      legend, plotBox),
+      chartControls(options, () => { save(); rebuild(); }, [el("label", {}, "metric: ", metricSelect)], X_MODES),
+      hint, legend, plotBox),
   );
 
   function save() {
     const query = new URLSearchParams({ ids: ids.join(","), metric });
+    if (options.xMode !== "steps") query.set("x", options.xMode);
     history.replaceState(null, "", `#/compare?${query}`);
   }
 
   function rebuild() {
     chart?.destroy();
     chart = null;
-    if (loaded.length < 1) {
-      plotBox.replaceChildren(el("p", { class: "muted" }, "Pick two or more jobs above."));
-      return;
-    }
+    // What the chart shows, said once: nothing picked, one job (drawn alone), or a comparison.
+    hint.hidden = loaded.length >= 2;
+    hint.textContent = !ids.length ? "Pick two or more jobs above."
+      : !loaded.length ? "None of the picked jobs could be loaded."
+      : loaded.length === 1 ? `Showing ${jobLabel(loaded[0].job)} alone: pick another job above to compare.`
+      : "";
+    if (!loaded.length) { plotBox.replaceChildren(); return; }
     plotBox.replaceChildren();
     chart = new CompareChart(plotBox, metric, loaded.map(({ job }) => jobLabel(job)), options);
     redraw();
@@ -49,7 +56,8 @@ export function compareView(root, params, ctx) {
   }
 
   function redraw() {
-    chart?.update(loaded.map((l) => l.series), loaded.map((l) => l.job.started_at_ms));
+    chart?.update(loaded.map((l) => l.series), loaded.map((l) => l.job.started_at_ms),
+      loaded.map((l) => l.job.steps_total));
   }
 
   function refreshMetrics() {
@@ -76,29 +84,33 @@ export function compareView(root, params, ctx) {
       ` ${jobLabel(job)} `, stateBadge(job.state), el("span", { class: "muted small" }, ` ${job.kind} · ${when(job.created_at_ms)}`))));
   }
 
+  // One job's record and history; null when it is gone or not this tenant's (a toast says so).
+  async function load(id) {
+    const series = new MetricSeries();
+    try {
+      const [job, until] = await Promise.all([api(`/api/jobs/${id}`), loadHistory(id, series)]);
+      return { job, series, until };
+    } catch (err) {
+      ctx.toast(`${id.slice(0, 8)}: ${err.message}`);
+      return null;
+    }
+  }
+
   (async () => {
-    await renderPicker();
-    for (const id of ids) {
-      let job;
-      let until;
-      const series = new MetricSeries();
-      try {
-        job = await api(`/api/jobs/${id}`);
-        until = await loadHistory(id, series);
-      } catch (err) {
-        ctx.toast(`${id.slice(0, 8)}: ${err.message}`); // gone, or not this tenant's: skip it
-        continue;
-      }
-      if (stopped) return;
-      const entry = { job, series };
+    // The picker and every job's history at once; the chart keeps the order the ids were picked.
+    const [, ...entries] = await Promise.all([renderPicker(), ...ids.map(load)]);
+    if (stopped) return;
+    for (const [i, entry] of entries.entries()) {
+      if (!entry) continue;
       loaded.push(entry);
-      streams.push(followEvents(id, until, {
+      const { series } = entry;
+      streams.push(followEvents(ids[i], entry.until, {
         event: (kind, data) => {
           if (kind === "snapshot") { entry.job = data; refreshMetrics(); }
           else if (kind === "metrics" && series.add(data)) { scheduleRedraw(); }
           else if (kind === "state") { entry.job.state = data.state; refreshMetrics(); }
         },
-        status: (s) => ctx.live(s === "live"),
+        status: (s) => ctx.live(s),
       }));
     }
     refreshMetrics();

@@ -2,17 +2,18 @@
 // event log, spec.
 import { api, blobUrl, download, followEvents } from "./api.js";
 import { MetricChart, PALETTE, chartControls } from "./charts.js";
-import { MetricSeries, SECTIONS, sectionOf, charted } from "./series.js";
+import { MetricSeries, RateEstimate, SECTIONS, sectionOf, charted, chartedIn } from "./series.js";
 import { el, stateBadge, progressBar, number, duration, when, steps, bytes, jobLabel, TERMINAL } from "./format.js";
 
-export async function loadHistory(jobId, series) {
-  let after = 0;
+// Metric points after seq `after` (all of them by default) into `series` (and `onPoint` for
+// each one it took); returns the job's last seq when the history was read.
+export async function loadHistory(jobId, series, onPoint = null, after = 0) {
   let lastSeq = 0;
   for (;;) {
     const page = await api(`/api/jobs/${jobId}/metrics?after=${after}&limit=5000`);
-    for (const point of page.points) series.add(point);
+    for (const point of page.points) if (series.add(point)) onPoint?.(point);
     lastSeq = page.last_seq;
-    if (!page.more) return lastSeq;
+    if (!page.more || !page.points.length) return lastSeq;
     after = page.points[page.points.length - 1].seq;
   }
 }
@@ -22,6 +23,8 @@ function describe(event) {
     case "state": return `${event.state}${event.reason ? " · " + event.reason : ""}`;
     case "checkpoint": return `checkpoint at step ${event.step.toLocaleString("en-US")} (${bytes(event.size_bytes)})`;
     case "log": return event.message;
+    case "trimmed": return `events ${event.first_seq}–${event.last_seq} are no longer kept by the server `
+      + "(trimmed), so this log skips them; the curves are refilled from the metric history";
     default: return JSON.stringify(event);
   }
 }
@@ -29,7 +32,9 @@ function describe(event) {
 export function jobView(root, jobId, ctx) {
   const options = { smoothing: 0.6, logY: false, xMode: "steps", filter: "" };
   const series = new MetricSeries();
+  const rate = new RateEstimate(); // steps/s and ETA over recent iterations, not the last one
   const charts = new Map(); // metric -> MetricChart
+  let live = false;
   let job = null;
   let stream = null;
   let timer = 0;
@@ -37,6 +42,7 @@ export function jobView(root, jobId, ctx) {
 
   const header = el("section", { class: "job-header", id: "job-header" });
   const sections = el("div", { class: "sections", id: "charts" });
+  const constants = el("p", { class: "muted small constants", id: "constant-metrics", hidden: true });
   const logList = el("ol", { class: "log", id: "event-log", reversed: true });
   const ckptBody = el("tbody", {});
   const specBox = el("pre", { class: "spec", id: "spec" });
@@ -52,7 +58,7 @@ export function jobView(root, jobId, ctx) {
     header,
     el("section", { class: "card" },
       chartControls(options, (_, rebuild) => (rebuild ? rebuildCharts() : redraw()), [filterBox]),
-      sections),
+      sections, constants),
     videoCard,
     el("div", { class: "columns" },
       el("section", { class: "card" }, el("h3", {}, "Checkpoints"),
@@ -72,9 +78,32 @@ export function jobView(root, jobId, ctx) {
   const compareLink = el("a", { class: "button", href: `#/compare?ids=${jobId}` }, "Compare…");
   const stats = el("div", { class: "stats" });
   const errorLine = el("p", { hidden: true });
-  header.append(el("div", { class: "title-row" }, title, badge, meta, el("span", { class: "spacer" }), compareLink, cancelButton), stats, errorLine);
+  // Why the page is not live (the server's live-stream cap, a lost connection) and when it tries again.
+  const noticeText = el("span", {});
+  const retryButton = el("button", { class: "small", id: "stream-retry", onclick: () => stream?.retry() }, "Retry now");
+  const notice = el("div", { class: "notice", id: "stream-notice", role: "status", hidden: true }, noticeText, " ", retryButton);
+  header.append(el("div", { class: "title-row" }, title, badge, meta, el("span", { class: "spacer" }), compareLink, cancelButton), notice, stats, errorLine);
+
+  function streamStatus(state, info) {
+    live = state === "live";
+    ctx.live(state);
+    notice.hidden = live;
+    notice.dataset.state = state;
+    if (live) return;
+    const wait = duration(info.retryMs / 1000);
+    noticeText.textContent = state === "limited"
+      ? `Live updates paused: the server is at its limit of live streams (${info.message}). `
+        + `New points are fetched every 5 s meanwhile; live updates are tried again in ${wait}.`
+      : `Live stream lost (${info.message}). New points are fetched every 5 s meanwhile; `
+        + `reconnecting in ${wait}.`;
+    catchUp();
+  }
 
   function renderHeader() {
+    // Throughput and ETA over recent iterations when the page has points; else the server's.
+    const estimated = rate.stepsPerSecond();
+    const sps = estimated ?? job.steps_per_second;
+    const eta = job.state === "RUNNING" && estimated > 0 ? rate.eta(job.steps_done, job.steps_total) : job.eta_s;
     header.dataset.state = job.state;
     title.textContent = jobLabel(job);
     badge.replaceChildren(stateBadge(job.state));
@@ -83,8 +112,8 @@ export function jobView(root, jobId, ctx) {
     stats.replaceChildren(...[
       el("div", { class: "wide" }, progressBar(job.progress, job.state),
         el("div", { class: "muted small" }, `${steps(job.steps_done)} of ${steps(job.steps_total)} env steps`)),
-      stat("steps/s", job.steps_per_second ? number(job.steps_per_second) : "–"),
-      stat("ETA", duration(job.eta_s)),
+      stat("steps/s", sps ? number(sps) : "–", "steps-per-second"),
+      stat("ETA", duration(eta), "eta"),
       stat("attempt", `${job.attempt}${job.lost ? ` (${job.lost} lost)` : ""}`),
       stat("latest reward", number(job.last_metrics?.["episode/reward"])),
       stat("created", when(job.created_at_ms)),
@@ -96,8 +125,9 @@ export function jobView(root, jobId, ctx) {
     errorLine.textContent = job.error || "";
   }
 
-  function stat(label, value) {
-    return el("div", { class: "stat" }, el("div", { class: "muted small" }, label), el("div", { class: "value" }, value));
+  function stat(label, value, id) {
+    return el("div", { class: "stat", id: id ? `stat-${id}` : undefined },
+      el("div", { class: "muted small" }, label), el("div", { class: "value" }, value));
   }
 
   async function cancel() {
@@ -113,13 +143,15 @@ export function jobView(root, jobId, ctx) {
   }
 
   function visible(name) {
-    return charted(name) && (!options.filter || name.toLowerCase().includes(options.filter));
+    return charts.has(name) && (!options.filter || name.toLowerCase().includes(options.filter));
   }
 
   // Creates charts for new metrics, grouped in sections, and hides filtered-out ones.
   function layout() {
+    const flat = [];
     for (const name of series.names()) {
       if (charts.has(name) || !charted(name)) continue;
+      if (!chartedIn(series, name)) { flat.push(name); continue; }
       const section = sectionOf(name);
       let box = sections.querySelector(`[data-section="${section}"] .grid`);
       if (!box) {
@@ -136,6 +168,14 @@ export function jobView(root, jobId, ctx) {
       chart.update(series, job?.started_at_ms);
     }
     for (const [name, chart] of charts) chart.card.hidden = !visible(name);
+    // A section whose charts the filter hides all goes too (its title alone says nothing).
+    for (const block of sections.children) {
+      block.hidden = ![...block.querySelectorAll("figure.chart")].some((card) => !card.hidden);
+    }
+    constants.hidden = !flat.length;
+    constants.textContent = flat.length
+      ? "Constant so far (no chart): " + flat.map((n) => `${n} = ${number(series.latest(n))}`).join(" · ")
+      : "";
   }
 
   // Fast jobs report hundreds of points a second: draw at most once per animation frame.
@@ -234,20 +274,35 @@ export function jobView(root, jobId, ctx) {
     if (withVideo) await showVideo(withVideo.step);
   }
 
+  function tookPoint(point) {
+    rate.add(point);
+    if (!job) return;
+    job.steps_done = Math.max(job.steps_done, point.step);
+    job.progress = job.steps_total ? Math.min(1, job.steps_done / job.steps_total) : 0;
+    if (point.values["episode/reward"] !== undefined) job.last_metrics = point.values;
+  }
+
+  // Points the stream did not bring (it is down, or events were trimmed) from the history.
+  let catching = false;
+  async function catchUp() {
+    if (catching || stopped) return;
+    catching = true;
+    try {
+      const before = series.length;
+      await loadHistory(jobId, series, tookPoint, series.lastSeq);
+      if (series.length !== before) scheduleRedraw();
+    } catch (_) { /* the notice already says the server is hard to reach */ }
+    finally { catching = false; }
+  }
+
   function onEvent(kind, data) {
     if (kind === "snapshot") { job = data; renderHeader(); return; }
     if (kind === "metrics") {
-      if (series.add(data)) {
-        job.steps_done = Math.max(job.steps_done, data.step);
-        job.progress = job.steps_total ? Math.min(1, job.steps_done / job.steps_total) : 0;
-        if (data.values.env_steps_per_s) job.steps_per_second = data.values.env_steps_per_s;
-        if (data.values["episode/reward"] !== undefined) job.last_metrics = data.values;
-        if (job.steps_per_second > 0 && job.state === "RUNNING") job.eta_s = (job.steps_total - job.steps_done) / job.steps_per_second;
-        scheduleRedraw();
-      }
+      if (series.add(data)) { tookPoint(data); scheduleRedraw(); }
       return;
     }
     addLog(data);
+    if (kind === "trimmed") catchUp();
     if (kind === "checkpoint") addCheckpoint(data);
     if (kind === "log" && /^(video|onnx export) of step/.test(data.message || "")) refreshCheckpoints();
     if (kind === "state") { job.state = data.state; job.attempt = data.attempt ?? job.attempt; renderHeader(); }
@@ -258,6 +313,7 @@ export function jobView(root, jobId, ctx) {
       job = await api(`/api/jobs/${jobId}`);
       if (!stopped) renderHeader();
     } catch (_) { /* the stream reports problems */ }
+    if (!live && !stopped) await catchUp();
     if (!stopped && !TERMINAL.has(job?.state)) timer = setTimeout(refreshJob, 5000);
   }
 
@@ -271,8 +327,9 @@ export function jobView(root, jobId, ctx) {
     renderHeader();
     specBox.textContent = JSON.stringify(job.spec, null, 2);
     // History up to `until`, then live events after it: nothing missed, nothing twice.
-    const until = await loadHistory(jobId, series);
+    const until = await loadHistory(jobId, series, tookPoint);
     if (stopped) return;
+    renderHeader(); // steps/s and ETA from the history's recent iterations
     layout();
     redraw();
     const [log, ckpts] = await Promise.all([
@@ -286,8 +343,8 @@ export function jobView(root, jobId, ctx) {
     if (withVideo) showVideo(withVideo.step);
     stream = followEvents(jobId, until, {
       event: onEvent,
-      status: (s) => ctx.live(s === "live"),
-      end: () => { ctx.live(false); refreshJob(); refreshCheckpoints(); },
+      status: streamStatus,
+      end: () => { live = false; notice.hidden = true; ctx.live("ended"); refreshJob(); refreshCheckpoints(); },
       error: (err) => ctx.toast(err.message),
     });
     timer = setTimeout(refreshJob, 5000);
