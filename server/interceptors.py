@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -49,7 +50,16 @@ def wrap_handler(
     """A copy of `handler` whose behavior is wrapped. Every kind of RPC: a client-streaming
     one gets its request iterator where a unary one gets its request (an unwrapped kind would
     skip authentication and error mapping). `wrap_deserializer` applies to unary requests; the
-    streaming-request handlers reject undecodable chunks themselves."""
+    streaming-request handlers reject undecodable chunks themselves.
+
+    A streaming-response behavior comes in grpcio's two styles: an async generator (yields its
+    responses; `wrap_stream`) or a coroutine that writes them with `context.write` and returns
+    None (grpc_health's Watch; `wrap_unary`, which awaits it). Each keeps its style through the
+    wrapper, since grpcio picks how to drive a handler by whether it is an async generator."""
+
+    def streaming(behavior: Callable) -> Callable:
+        return (wrap_stream if inspect.isasyncgenfunction(behavior) else wrap_unary)(behavior)
+
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             wrap_unary(handler.unary_unary),
@@ -58,7 +68,7 @@ def wrap_handler(
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
-            wrap_stream(handler.unary_stream),
+            streaming(handler.unary_stream),
             request_deserializer=wrap_deserializer(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
@@ -70,7 +80,7 @@ def wrap_handler(
         )
     if handler.stream_stream is not None:
         return grpc.stream_stream_rpc_method_handler(
-            wrap_stream(handler.stream_stream),
+            streaming(handler.stream_stream),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )

@@ -144,6 +144,9 @@ class MetricsInterceptor(aio.ServerInterceptor):
                 start = time.perf_counter()
                 try:
                     response = await behavior(request, context)
+                except asyncio.CancelledError:  # the client went away (a coroutine-style stream)
+                    self._record(method, grpc.StatusCode.CANCELLED.name, start)
+                    raise
                 except BaseException:
                     self._record(method, _code_name(context, grpc.StatusCode.UNKNOWN), start)
                     raise
