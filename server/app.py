@@ -36,6 +36,7 @@ from .auth import TokenAuth
 from .config import ServerConfig
 from .dashboard.api import DashboardServices, make_app
 from .dashboard.serve import HttpServer, make_http_server
+from .errors import PortUnavailable
 from .health import RedisHealth
 from .history import HistoryService
 from .interceptors import AuthInterceptor, ErrorInterceptor
@@ -205,14 +206,19 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
     enable_reflection(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name], grpc_server
     )
-    address = f"{config.host}:{config.port}"
-    if config.tls_cert_file is not None and config.tls_key_file is not None:
-        credentials = grpc.ssl_server_credentials(
-            [(config.tls_key_file.read_bytes(), config.tls_cert_file.read_bytes())]
-        )
-        port = grpc_server.add_secure_port(address, credentials)
-    else:
-        port = grpc_server.add_insecure_port(address)
+    # Both ports are bound before anything serves: a taken one stops the start with a message
+    # naming it, instead of a gRPC port that answers and then resets when the dashboard fails.
+    try:
+        if config.dashboard:
+            server.http = _make_dashboard(services)
+        port = _bind_grpc(grpc_server, config)
+    except PortUnavailable:
+        if server.http is not None:
+            server.http.close()
+        for each in (client, hub_client):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(each.aclose(), 2)
+        raise
     try:
         await ensure_groups(client)
     except Exception as exc:  # noqa: BLE001 - the reaper retries; health says NOT_SERVING
@@ -226,8 +232,6 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
     )
     redis_health = RedisHealth(server.health, client, names)
     await redis_health.check(timeout_s=2.0)
-    if config.dashboard:
-        server.http = _make_dashboard(services)
     await grpc_server.start()
     if server.http is not None:
         await server.http.start()
@@ -245,6 +249,24 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
     if server.http is not None:
         log.info("dashboard on http%s://%s:%d/", "s" * _tls(config), config.host, server.http_port)
     return server, port
+
+
+def _bind_grpc(grpc_server: aio.Server, config: ServerConfig) -> int:
+    address = f"{config.host}:{config.port}"
+    try:
+        if _tls(config):
+            assert config.tls_cert_file is not None and config.tls_key_file is not None
+            credentials = grpc.ssl_server_credentials(
+                [(config.tls_key_file.read_bytes(), config.tls_cert_file.read_bytes())]
+            )
+            port = grpc_server.add_secure_port(address, credentials)
+        else:
+            port = grpc_server.add_insecure_port(address)
+    except RuntimeError as exc:  # grpcio: "Failed to bind to address ..."
+        raise PortUnavailable(f"gRPC: cannot listen on {address} ({exc}); see --port") from exc
+    if port == 0 and config.port != 0:  # older grpcio reports a failed bind as port 0
+        raise PortUnavailable(f"gRPC: cannot listen on {address}; see --port")
+    return port
 
 
 def _tls(config: ServerConfig) -> bool:

@@ -49,3 +49,8 @@ class PermissionDenied(DomainError):
 
 class Unavailable(DomainError):
     pass
+
+
+class PortUnavailable(OSError):
+    """A port the front end was told to listen on cannot be bound (taken, or not allowed); not
+    a domain error: it stops the start (`wildrobot-server` exits 2 with this message)."""
