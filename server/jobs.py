@@ -246,8 +246,8 @@ class JobService:
         page_token: str = "",
     ) -> tuple[list[JobRecord], str]:
         """Newest first. The token is the submit order of the last job looked at."""
-        if page_size > MAX_PAGE_SIZE:
-            raise errors.InvalidArgument(f"page_size: at most {MAX_PAGE_SIZE}", ("page_size",))
+        if not 0 <= page_size <= MAX_PAGE_SIZE:
+            raise errors.InvalidArgument(f"page_size: 0..{MAX_PAGE_SIZE}", ("page_size",))
         size = page_size or DEFAULT_PAGE_SIZE
         match = _PAGE_TOKEN.match(page_token) if page_token else None
         if page_token and match is None:

@@ -172,6 +172,8 @@ async def watch(
 
     Every seq after since_seq is accounted for: each event once, in order, or a `trimmed` event
     standing for a run of them that is gone."""
+    if not 0 <= since_seq <= keys.MAX_SEQ:
+        raise errors.InvalidArgument(f"since_seq: a seq in 0..{keys.MAX_SEQ}", ("since_seq",))
     with hub.slot(tenant):
         async for item in _watch(jobs, hub, tenant, job_id, since_seq):
             yield item

@@ -39,12 +39,15 @@ from wildrobot.specs import JobKind, JobState
 from .. import errors, watch
 from ..artifacts import CheckpointService
 from ..auth import TokenAuth
-from ..history import HistoryService
-from ..jobs import JobService
+from ..history import DEFAULT_LOG_EVENTS, MAX_LOG_EVENTS, MAX_POINTS_PER_PAGE, HistoryService
+from ..jobs import MAX_PAGE_SIZE, JobService
 from ..watch import WatchHub
 from . import payloads, sse
+from .params import MAX_SEQ, Choice, Int, Text, query
 
 log = logging.getLogger(__name__)
+
+SEQ = Int(0, MAX_SEQ, 0)  # an event seq: `since` and the Last-Event-ID header
 
 STATIC_DIR = Path(__file__).parent / "static"
 # The page loads nothing from anywhere else (no CDN): the browser enforces it.
@@ -139,34 +142,6 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def _int(request: Request, name: str, default: int | None = None) -> int | None:
-    text = request.query_params.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise errors.InvalidArgument(f"{name}: not an integer", (name,)) from None
-
-
-def _states(request: Request) -> frozenset[JobState]:
-    names = [n for v in request.query_params.getlist("state") for n in v.split(",") if n]
-    try:
-        return frozenset(JobState(n.upper()) for n in names)
-    except ValueError:
-        allowed = ", ".join(s.value for s in JobState)
-        raise errors.InvalidArgument(f"state: one of {allowed}", ("state",)) from None
-
-
-def _kind(request: Request) -> JobKind | None:
-    text = request.query_params.get("kind") or ""
-    try:
-        return JobKind(text.lower()) if text else None
-    except ValueError:
-        allowed = ", ".join(k.value for k in JobKind)
-        raise errors.InvalidArgument(f"kind: one of {allowed}", ("kind",)) from None
-
-
 def _step(request: Request) -> int | None:
     which = request.path_params["step"]
     if which != "latest" and not which.isdigit():
@@ -192,13 +167,21 @@ def make_app(services: DashboardServices, auth: TokenAuth) -> Starlette:
     async def whoami(request: Request) -> Response:
         return JSONResponse({"tenant": tenant(request)})
 
-    async def list_jobs(request: Request) -> Response:
+    @query(
+        state=Choice(JobState, many=True),
+        kind=Choice(JobKind),
+        page_size=Int(0, MAX_PAGE_SIZE, 0),
+        page_token=Text(),
+    )
+    async def list_jobs(
+        request: Request,
+        state: frozenset[JobState],
+        kind: JobKind | None,
+        page_size: int,
+        page_token: str,
+    ) -> Response:
         records, token = await jobs.list(
-            tenant(request),
-            kind=_kind(request),
-            states=_states(request),
-            page_size=_int(request, "page_size", 0) or 0,
-            page_token=request.query_params.get("page_token", ""),
+            tenant(request), kind=kind, states=state, page_size=page_size, page_token=page_token
         )
         return JSONResponse({"jobs": [payloads.job(r) for r in records], "next_page_token": token})
 
@@ -210,12 +193,10 @@ def make_app(services: DashboardServices, auth: TokenAuth) -> Starlette:
         record = await jobs.cancel(tenant(request), request.path_params["job_id"])
         return JSONResponse(payloads.job(record))
 
-    async def metrics(request: Request) -> Response:
+    @query(after=Int(0, MAX_SEQ, 0), limit=Int(0, MAX_POINTS_PER_PAGE, 0))
+    async def metrics(request: Request, after: int, limit: int) -> Response:
         page = await history.metrics(
-            tenant(request),
-            request.path_params["job_id"],
-            after_seq=_int(request, "after", 0) or 0,
-            limit=_int(request, "limit", 0) or 0,
+            tenant(request), request.path_params["job_id"], after_seq=after, limit=limit
         )
         return JSONResponse(
             {
@@ -225,12 +206,10 @@ def make_app(services: DashboardServices, auth: TokenAuth) -> Starlette:
             }
         )
 
-    async def event_log(request: Request) -> Response:
+    @query(until=Int(0, MAX_SEQ), limit=Int(1, MAX_LOG_EVENTS, DEFAULT_LOG_EVENTS))
+    async def event_log(request: Request, until: int | None, limit: int) -> Response:
         events = await history.log(
-            tenant(request),
-            request.path_params["job_id"],
-            until_seq=_int(request, "until"),
-            limit=_int(request, "limit", 500) or 500,
+            tenant(request), request.path_params["job_id"], until_seq=until, limit=limit
         )
         return JSONResponse({"events": [payloads.event(e) for e in events]})
 
@@ -264,14 +243,12 @@ def make_app(services: DashboardServices, auth: TokenAuth) -> Starlette:
             },
         )
 
-    async def events(request: Request) -> Response:
+    @query(since=SEQ)
+    async def events(request: Request, since: int) -> Response:
+        # A reconnecting EventSource sends the last id it saw; it wins over the URL's `since`.
         last_event_id = request.headers.get("last-event-id")
         if last_event_id is not None:
-            if not last_event_id.strip().isdigit():
-                raise errors.InvalidArgument("Last-Event-ID: an event seq", ("Last-Event-ID",))
-            since = int(last_event_id)
-        else:
-            since = _int(request, "since", 0) or 0
+            since = SEQ.parse("Last-Event-ID", last_event_id) or 0
         stream = watch.watch(
             jobs, services.hub, tenant(request), request.path_params["job_id"], since
         )

@@ -122,3 +122,18 @@ def test_trimmed_events_are_announced_not_skipped(service: Service, queue) -> No
     assert (events[0].first_seq, events[0].last_seq, events[0].seq) == (3, 6, 6)
     assert [e.seq for e in events[1:]] == list(range(7, 14))
     assert _describe(events[0]) == "events 3..6 trimmed (no longer retained by the server)"
+
+
+def test_watch_since_seq_beyond_any_seq_is_invalid_argument(service) -> None:
+    """since_seq is a uint64 on the wire, but no seq exceeds MAX_SEQ (HINCRBY): a larger one is
+    INVALID_ARGUMENT naming the field, not a Redis error mid-stream; MAX_SEQ itself is served."""
+    stub = service.stub("alice")
+    job_id = submit(stub, tiny_ppo(1)).job_id
+    for since in (keys.MAX_SEQ + 1, 2**64 - 1):
+        with pytest.raises(grpc.RpcError) as err:
+            next(stub.WatchJob(jobs_pb2.WatchJobRequest(job_id=job_id, since_seq=since)))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert f"since_seq: a seq in 0..{keys.MAX_SEQ}" in err.value.details()
+    stream = stub.WatchJob(jobs_pb2.WatchJobRequest(job_id=job_id, since_seq=keys.MAX_SEQ))
+    assert next(stream).HasField("snapshot")
+    stream.cancel()
