@@ -29,7 +29,7 @@ from redis.backoff import ExponentialBackoff
 from wildrobot.monitoring import MetricsEndpoint
 from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
 
-from . import dynamics
+from . import dynamics_servicer
 from .archive import JobArchive
 from .artifacts import CheckpointService
 from .auth import TokenAuth
@@ -64,6 +64,7 @@ class Services:
     metrics: ServerMetrics
     history: HistoryService
     auth: TokenAuth
+    uploads: UploadStore
     # Background work a service starts once serving: (name, async function of the health
     # servicer that sets its first status and returns the coroutine to run in the background);
     # and what it releases at stop.
@@ -78,7 +79,7 @@ def _register_jobs(services: Services, server: aio.Server) -> str:
             services.jobs,
             services.checkpoints,
             services.hub,
-            UploadStore(config.artifact_dir),
+            services.uploads,
             config.artifact_dir,
             config.chunk_bytes,
         ),
@@ -87,7 +88,7 @@ def _register_jobs(services: Services, server: aio.Server) -> str:
     return jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
 
 
-REGISTRATIONS: list[Callable[[Services, aio.Server], str]] = [_register_jobs, dynamics.register]
+REGISTRATIONS: list[Callable[[Services, aio.Server], str]] = [_register_jobs, dynamics_servicer.register]
 
 
 class WildRobotServer:
@@ -164,12 +165,14 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
     # The watch hub holds one connection in a blocking XREAD; it gets its own client.
     hub_client = aioredis.Redis.from_url(config.redis_url, decode_responses=True, **retry)
     archive = JobArchive(config.artifact_dir)
+    uploads = UploadStore(config.artifact_dir)
     jobs = JobService(
         client,
         cost_limits=config.cost_limits,
         max_pending_per_tenant=config.max_pending_jobs_per_tenant,
         archive=archive,
         artifact_dir=config.artifact_dir,
+        uploads=uploads,
     )
     metrics = ServerMetrics()
     services = Services(
@@ -186,6 +189,7 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
         metrics=metrics,
         history=HistoryService(jobs),
         auth=TokenAuth(config.tokens),
+        uploads=uploads,
     )
     metrics.watches.set_function(lambda: services.hub.num_watches)
     grpc_server = aio.server(

@@ -45,15 +45,9 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def SubmitJob(
         self, request: jobs_pb2.SubmitJobRequest, context: aio.ServicerContext
     ) -> jobs_pb2.SubmitJobResponse:
-        tenant = current_tenant()
-        spec = request.spec
-        if not request.validate_only:
-            self._jobs.validate(spec, request.name, request.request_id)  # before storing bytes
-            spec = self._uploads.externalize(tenant, spec)  # bulk out of the job record
-        self._uploads.check_names(tenant, spec)
         result = await self._jobs.submit(
-            tenant,
-            spec,
+            current_tenant(),
+            request.spec,
             request_id=request.request_id,
             validate_only=request.validate_only,
             name=request.name,
