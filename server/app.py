@@ -202,6 +202,7 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", max(config.max_message_bytes, 2 * config.chunk_bytes)),
             ("grpc.so_reuseport", 0),
+            *keepalive_options(config),
         ],
     )
     server = WildRobotServer(grpc_server, services, [client, hub_client])
@@ -271,6 +272,17 @@ def _bind_grpc(grpc_server: aio.Server, config: ServerConfig) -> int:
     if port == 0 and config.port != 0:  # older grpcio reports a failed bind as port 0
         raise PortUnavailable(f"gRPC: cannot listen on {address}; see --port")
     return port
+
+
+def keepalive_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """The server's ping policy: clients may ping every `min_client_ping_interval_s`, with or
+    without calls in flight (an idle watch sends no data for minutes)."""
+    interval_ms = int(config.min_client_ping_interval_s * 1000)
+    return [
+        ("grpc.http2.min_ping_interval_without_data_ms", interval_ms),
+        ("grpc.http2.min_time_between_pings_ms", interval_ms),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
 
 
 def _tls(config: ServerConfig) -> bool:

@@ -79,6 +79,10 @@ class ServerConfig(BaseModel):
     metrics_interval_s: float = Field(
         5.0, gt=0
     )  # how often jobs by state / queue depth are sampled
+    # HTTP/2 pings a client may send on an idle connection (a quiet WatchJob): no closer than
+    # this. The SDK pings every 60 s (clients.sdk keepalive_time_ms); grpc's own 5-minute
+    # default would answer it with GOAWAY too_many_pings. Keep it below the SDK's interval.
+    min_client_ping_interval_s: float = Field(30.0, gt=0)
     log_format: Literal["text", "json"] = "text"
     # Retention: finished jobs are archived to <artifact_dir>/<job_id>/archive.json and their
     # Redis keys deleted this long after they finished; 0 keeps them in Redis forever.
