@@ -236,6 +236,7 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
         retention=Retention(client, archive, config.finished_job_ttl_s),
     )
     redis_health = RedisHealth(server.health, client, names)
+    await redis_health.alive()
     await redis_health.check(timeout_s=2.0)
     await grpc_server.start()
     if server.http is not None:
