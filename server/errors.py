@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import redis.exceptions
 from pydantic import ValidationError
+
+STORE_FULL = (
+    "the job store is full (Redis reached its maxmemory): new work is refused until finished "
+    "jobs are retired or the operator raises the limit; everything accepted so far is kept"
+)
 
 
 class DomainError(Exception):
@@ -54,3 +60,14 @@ class Unavailable(DomainError):
 class PortUnavailable(OSError):
     """A port the front end was told to listen on cannot be bound (taken, or not allowed); not
     a domain error: it stops the start (`wildrobot-server` exits 2 with this message)."""
+
+
+def backend_message(exc: BaseException) -> str:
+    """What a caller is told about a backend failure that is not a domain error: the store
+    being full is said plainly (nothing was written; retry later); anything else is
+    "backend unavailable" (no internals leak)."""
+    if isinstance(exc, DomainError):
+        return str(exc)
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        return STORE_FULL
+    return "backend unavailable"

@@ -31,6 +31,8 @@ _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    # Redis at maxmemory (noeviction) refuses writes: nothing was stored, the caller may retry.
+    (redis.exceptions.OutOfMemoryError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (redis.exceptions.ConnectionError, grpc.StatusCode.UNAVAILABLE),
     (redis.exceptions.TimeoutError, grpc.StatusCode.UNAVAILABLE),
 )
@@ -136,7 +138,7 @@ class AuthInterceptor(aio.ServerInterceptor):
 async def _abort(context: aio.ServicerContext, exc: Exception, method: str) -> None:
     for cls, code in _CODES:
         if isinstance(exc, cls):
-            message = str(exc) if isinstance(exc, errors.DomainError) else "backend unavailable"
+            message = errors.backend_message(exc)
             if isinstance(exc, errors.InvalidArgument) and exc.fields:
                 context.set_trailing_metadata((("wildrobot-invalid-fields", ",".join(exc.fields)),))
             await context.abort(code, message)

@@ -73,6 +73,7 @@ _STATUS: tuple[tuple[type[BaseException], int, str], ...] = (
     (errors.Unauthenticated, 401, "UNAUTHENTICATED"),
     (errors.PermissionDenied, 403, "PERMISSION_DENIED"),
     (errors.Unavailable, 503, "UNAVAILABLE"),
+    (redis.exceptions.OutOfMemoryError, 503, "RESOURCE_EXHAUSTED"),  # Redis at maxmemory
     (redis.exceptions.ConnectionError, 503, "UNAVAILABLE"),
     (redis.exceptions.TimeoutError, 503, "UNAVAILABLE"),
 )
@@ -91,7 +92,7 @@ class DashboardServices:
 def error_response(exc: BaseException) -> JSONResponse:
     for cls, status, code in _STATUS:
         if isinstance(exc, cls):
-            message = str(exc) if isinstance(exc, errors.DomainError) else "backend unavailable"
+            message = errors.backend_message(exc)
             body: dict[str, Any] = {"code": code, "message": message}
             if isinstance(exc, errors.InvalidArgument) and exc.fields:
                 body["fields"] = list(exc.fields)
@@ -287,6 +288,7 @@ def make_app(services: DashboardServices, auth: TokenAuth) -> Starlette:
             errors.DomainError: on_domain_error,
             redis.exceptions.ConnectionError: on_domain_error,
             redis.exceptions.TimeoutError: on_domain_error,
+            redis.exceptions.OutOfMemoryError: on_domain_error,
             Exception: on_domain_error,  # logged, answered 500 INTERNAL with a generic message
         },
     )
