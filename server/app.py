@@ -191,7 +191,8 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
         auth=TokenAuth(config.tokens),
         uploads=uploads,
     )
-    metrics.watches.set_function(lambda: services.hub.num_watches)
+    metrics.watches.set_function(lambda: services.hub.open_streams("grpc"))
+    metrics.sse_streams.set_function(lambda: services.hub.open_streams("sse"))
     grpc_server = aio.server(
         interceptors=[
             MetricsInterceptor(metrics),
@@ -301,6 +302,7 @@ def _make_dashboard(services: Services) -> HttpServer:
             history=services.history,
             keepalive_s=config.sse_keepalive_s,
             closing=closing,
+            metrics=services.metrics,
         ),
         services.auth,
     )

@@ -75,7 +75,7 @@ class ServerConfig(BaseModel):
     tls_key_file: Path | None = None
     # Prometheus /metrics on this port (0: a free one); None serves none.
     metrics_port: int | None = Field(None, ge=0, le=65535)
-    metrics_host: str = "0.0.0.0"
+    metrics_host: str = "127.0.0.1"  # like host: 0.0.0.0 (or a pod IP) to be scraped from elsewhere
     metrics_interval_s: float = Field(
         5.0, gt=0
     )  # how often jobs by state / queue depth are sampled

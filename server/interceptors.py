@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import inspect
 import logging
@@ -57,7 +58,10 @@ def wrap_handler(
     A streaming-response behavior comes in grpcio's two styles: an async generator (yields its
     responses; `wrap_stream`) or a coroutine that writes them with `context.write` and returns
     None (grpc_health's Watch; `wrap_unary`, which awaits it). Each keeps its style through the
-    wrapper, since grpcio picks how to drive a handler by whether it is an async generator."""
+    wrapper, since grpcio picks how to drive a handler by whether it is an async generator.
+    A generator wrapper closes the generator it wraps when it is closed itself
+    (`contextlib.aclosing`), so a cancelled stream releases what it holds at once, not when
+    the garbage collector finds it."""
 
     def streaming(behavior: Callable) -> Callable:
         return (wrap_stream if inspect.isasyncgenfunction(behavior) else wrap_unary)(behavior)
@@ -127,8 +131,9 @@ class AuthInterceptor(aio.ServerInterceptor):
                 if failure is not None:
                     raise failure
                 _tenant.set(tenant)
-                async for item in behavior(request, context):
-                    yield item
+                async with contextlib.aclosing(behavior(request, context)) as stream:
+                    async for item in stream:
+                        yield item
 
             return call
 
@@ -185,8 +190,9 @@ class ErrorInterceptor(aio.ServerInterceptor):
             async def call(request: Any, context: aio.ServicerContext) -> Any:
                 try:
                     _check_decoded(request)
-                    async for item in behavior(request, context):
-                        yield item
+                    async with contextlib.aclosing(behavior(request, context)) as stream:
+                        async for item in stream:
+                            yield item
                 except aio.AbortError:
                     raise
                 except Exception as exc:  # noqa: BLE001

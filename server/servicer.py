@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -85,13 +86,15 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def WatchJob(
         self, request: jobs_pb2.WatchJobRequest, context: aio.ServicerContext
     ) -> AsyncIterator[jobs_pb2.JobEvent]:
-        async for item in watch.watch(
+        events = watch.watch(
             self._jobs, self._hub, current_tenant(), request.job_id, request.since_seq
-        ):
-            if isinstance(item, JobRecord):
-                yield messages.snapshot_event(item)
-            else:
-                yield messages.event_to_proto(item)
+        )
+        async with contextlib.aclosing(events):  # a closed stream frees its watch slot now
+            async for item in events:
+                if isinstance(item, JobRecord):
+                    yield messages.snapshot_event(item)
+                else:
+                    yield messages.event_to_proto(item)
 
     async def ListCheckpoints(
         self, request: jobs_pb2.ListCheckpointsRequest, context: aio.ServicerContext

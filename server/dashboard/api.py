@@ -41,8 +41,10 @@ from ..artifacts import CheckpointService
 from ..auth import TokenAuth
 from ..history import DEFAULT_LOG_EVENTS, MAX_LOG_EVENTS, MAX_POINTS_PER_PAGE, HistoryService
 from ..jobs import MAX_PAGE_SIZE, JobService
+from ..metrics import ServerMetrics
 from ..watch import WatchHub
 from . import payloads, sse
+from .http_metrics import HttpMetrics
 from .params import MAX_SEQ, Choice, Int, Text, query
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,7 @@ class DashboardServices:
     history: HistoryService
     keepalive_s: float
     closing: asyncio.Event  # set when the front end stops: open event streams end
+    metrics: ServerMetrics | None = None  # HTTP requests counted and timed when given
 
 
 def error_response(exc: BaseException) -> JSONResponse:
@@ -251,7 +254,7 @@ def make_app(services: DashboardServices, auth: TokenAuth) -> Starlette:
         if last_event_id is not None:
             since = SEQ.parse("Last-Event-ID", last_event_id) or 0
         stream = watch.watch(
-            jobs, services.hub, tenant(request), request.path_params["job_id"], since
+            jobs, services.hub, tenant(request), request.path_params["job_id"], since, "sse"
         )
         snapshot = await anext(stream)  # NOT_FOUND etc. become a status, not a broken stream
         return StreamingResponse(
@@ -294,4 +297,6 @@ def make_app(services: DashboardServices, auth: TokenAuth) -> Starlette:
     )
     app.add_middleware(BearerAuth, auth=auth)
     app.add_middleware(SecurityHeaders)
+    if services.metrics is not None:
+        app.add_middleware(HttpMetrics, metrics=services.metrics, routes=routes)  # outermost: sees 401s too
     return app

@@ -137,3 +137,25 @@ def test_watch_since_seq_beyond_any_seq_is_invalid_argument(service) -> None:
     stream = stub.WatchJob(jobs_pb2.WatchJobRequest(job_id=job_id, since_seq=keys.MAX_SEQ))
     assert next(stream).HasField("snapshot")
     stream.cancel()
+
+
+def test_watches_cancelled_right_after_their_snapshot_free_their_slots(service) -> None:
+    """A cancel that lands while the watch is inside a Redis command can be swallowed by
+    redis-py; the watch must still end (its slot freed, recorded CANCELLED) instead of waiting
+    for events nobody reads. Eight quick cancels: before the fix most of them stayed open."""
+    stub = service.stub("alice")
+    metrics = service.thread.server.services.metrics
+    hub = service.thread.server.services.hub
+    for _ in range(8):
+        job = submit(stub, tiny_ppo(1))
+        stream = stub.WatchJob(jobs_pb2.WatchJobRequest(job_id=job.job_id, since_seq=job.last_seq))
+        assert next(stream).HasField("snapshot")
+        stream.cancel()
+    deadline = time.monotonic() + 10
+    while hub.open_streams("grpc") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hub.open_streams("grpc") == 0
+    method = "/wildrobot.v1.JobService/WatchJob"
+    assert metrics.registry.get_sample_value(
+        "wildrobot_rpc_total", {"method": method, "code": "CANCELLED"}
+    ) == 8
