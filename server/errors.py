@@ -42,7 +42,19 @@ class FailedPrecondition(DomainError):
 
 
 class ResourceExhausted(DomainError):
-    pass
+    """A limit was reached. `reason` names which one, for clients that react to it (gRPC
+    trailing metadata `wildrobot-reason`, HTTP `error.reason` and a Retry-After header);
+    `retry_after_s`: when trying again makes sense."""
+
+    def __init__(self, message: str, reason: str = "", retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+# The per-tenant cap on live streams (WatchJob and the dashboard's SSE, one count).
+STREAM_CAP_REASON = "max_watches_per_tenant"
+STREAM_CAP_RETRY_S = 10
 
 
 class Unauthenticated(DomainError):

@@ -146,6 +146,8 @@ async def _abort(context: aio.ServicerContext, exc: Exception, method: str) -> N
             message = errors.backend_message(exc)
             if isinstance(exc, errors.InvalidArgument) and exc.fields:
                 context.set_trailing_metadata((("wildrobot-invalid-fields", ",".join(exc.fields)),))
+            if isinstance(exc, errors.ResourceExhausted) and exc.reason:
+                context.set_trailing_metadata((("wildrobot-reason", exc.reason),))
             await context.abort(code, message)
     log.exception("unexpected error in %s", method)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")

@@ -97,8 +97,10 @@ class WatchHub:
         if self._open.get(tenant, 0) >= self.max_watches_per_tenant:
             raise errors.ResourceExhausted(
                 f"max_watches_per_tenant={self.max_watches_per_tenant} reached: tenant "
-                f"{tenant!r} has {self._open[tenant]} watches open on this front end; "
-                "close one first"
+                f"{tenant!r} has {self._open[tenant]} live streams open on this front end "
+                "(WatchJob and dashboard event streams together); close one first",
+                reason=errors.STREAM_CAP_REASON,
+                retry_after_s=errors.STREAM_CAP_RETRY_S,
             )
         self._open[tenant] = self._open.get(tenant, 0) + 1
         self._open_by_api[api] = self._open_by_api.get(api, 0) + 1

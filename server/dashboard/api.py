@@ -99,8 +99,14 @@ def error_response(exc: BaseException) -> JSONResponse:
             body: dict[str, Any] = {"code": code, "message": message}
             if isinstance(exc, errors.InvalidArgument) and exc.fields:
                 body["fields"] = list(exc.fields)
-            headers = {"www-authenticate": "Bearer"} if status == 401 else None
-            return JSONResponse({"error": body}, status, headers=headers)
+            headers = {"www-authenticate": "Bearer"} if status == 401 else {}
+            if isinstance(exc, errors.ResourceExhausted):
+                if exc.reason:
+                    body["reason"] = exc.reason
+                if exc.retry_after_s is not None:
+                    body["retry_after_s"] = exc.retry_after_s
+                    headers["retry-after"] = str(exc.retry_after_s)
+            return JSONResponse({"error": body}, status, headers=headers or None)
     log.error("unexpected error in the HTTP API", exc_info=exc)
     return JSONResponse({"error": {"code": "INTERNAL", "message": "internal error"}}, 500)
 

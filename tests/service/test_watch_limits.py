@@ -159,3 +159,33 @@ def test_watches_cancelled_right_after_their_snapshot_free_their_slots(service) 
     assert metrics.registry.get_sample_value(
         "wildrobot_rpc_total", {"method": method, "code": "CANCELLED"}
     ) == 8
+
+
+def test_the_stream_cap_is_shared_and_its_refusal_says_so(limited: Service) -> None:
+    """WatchJob and the dashboard's SSE count against one cap; past it, gRPC answers
+    RESOURCE_EXHAUSTED with `wildrobot-reason` and SSE a 429 whose JSON names the reason and
+    when to retry, so a page can tell the user instead of showing "offline"."""
+    from tests.dashboard.http_client import SseStream, call
+
+    token = TOKEN_OF["alice"]
+    job_id = submit(limited.stub("alice"), tiny_ppo(2)).job_id
+    grpc_watch = open_watch(limited, "alice", job_id)
+    sse = SseStream(limited.http_url, f"/api/jobs/{job_id}/events", token)
+    try:
+        assert sse.next().event == "snapshot"
+        refused = call(limited.http_url, f"/api/jobs/{job_id}/events", token)
+        assert refused.status == 429
+        error = refused.json()["error"]
+        assert error["code"] == "RESOURCE_EXHAUSTED"
+        assert error["reason"] == errors.STREAM_CAP_REASON
+        assert error["retry_after_s"] == errors.STREAM_CAP_RETRY_S
+        assert refused.headers["retry-after"] == str(errors.STREAM_CAP_RETRY_S)
+        assert "max_watches_per_tenant=2" in error["message"]
+        with pytest.raises(grpc.RpcError) as caught:
+            open_watch(limited, "alice", job_id)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        trailers = dict(caught.value.trailing_metadata() or ())
+        assert trailers.get("wildrobot-reason") == errors.STREAM_CAP_REASON
+    finally:
+        sse.close()
+        grpc_watch.cancel()
