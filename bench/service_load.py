@@ -216,7 +216,7 @@ def main() -> int:
         server = subprocess.Popen(
             [sys.executable, "-m", "wildrobot.server.main", "--port", str(port),
              "--redis-url", f"redis://127.0.0.1:{redis_port}/0", "--tokens", f"{TOKEN}:bench",
-             "--artifact-dir", str(work / "artifacts")],
+             "--artifact-dir", str(work / "artifacts"), "--http-port", "0"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip

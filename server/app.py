@@ -29,13 +29,14 @@ from redis.backoff import ExponentialBackoff
 from wildrobot.monitoring import MetricsEndpoint
 from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
 
-from . import dynamics
+from . import dynamics_servicer
 from .archive import JobArchive
 from .artifacts import CheckpointService
 from .auth import TokenAuth
 from .config import ServerConfig
 from .dashboard.api import DashboardServices, make_app
 from .dashboard.serve import HttpServer, make_http_server
+from .errors import PortUnavailable
 from .health import RedisHealth
 from .history import HistoryService
 from .interceptors import AuthInterceptor, ErrorInterceptor
@@ -63,6 +64,7 @@ class Services:
     metrics: ServerMetrics
     history: HistoryService
     auth: TokenAuth
+    uploads: UploadStore
     # Background work a service starts once serving: (name, async function of the health
     # servicer that sets its first status and returns the coroutine to run in the background);
     # and what it releases at stop.
@@ -77,7 +79,7 @@ def _register_jobs(services: Services, server: aio.Server) -> str:
             services.jobs,
             services.checkpoints,
             services.hub,
-            UploadStore(config.artifact_dir),
+            services.uploads,
             config.artifact_dir,
             config.chunk_bytes,
         ),
@@ -86,7 +88,7 @@ def _register_jobs(services: Services, server: aio.Server) -> str:
     return jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
 
 
-REGISTRATIONS: list[Callable[[Services, aio.Server], str]] = [_register_jobs, dynamics.register]
+REGISTRATIONS: list[Callable[[Services, aio.Server], str]] = [_register_jobs, dynamics_servicer.register]
 
 
 class WildRobotServer:
@@ -163,12 +165,14 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
     # The watch hub holds one connection in a blocking XREAD; it gets its own client.
     hub_client = aioredis.Redis.from_url(config.redis_url, decode_responses=True, **retry)
     archive = JobArchive(config.artifact_dir)
+    uploads = UploadStore(config.artifact_dir)
     jobs = JobService(
         client,
         cost_limits=config.cost_limits,
         max_pending_per_tenant=config.max_pending_jobs_per_tenant,
         archive=archive,
         artifact_dir=config.artifact_dir,
+        uploads=uploads,
     )
     metrics = ServerMetrics()
     services = Services(
@@ -185,8 +189,10 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
         metrics=metrics,
         history=HistoryService(jobs),
         auth=TokenAuth(config.tokens),
+        uploads=uploads,
     )
-    metrics.watches.set_function(lambda: services.hub.num_watches)
+    metrics.watches.set_function(lambda: services.hub.open_streams("grpc"))
+    metrics.sse_streams.set_function(lambda: services.hub.open_streams("sse"))
     grpc_server = aio.server(
         interceptors=[
             MetricsInterceptor(metrics),
@@ -197,6 +203,7 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", max(config.max_message_bytes, 2 * config.chunk_bytes)),
             ("grpc.so_reuseport", 0),
+            *keepalive_options(config),
         ],
     )
     server = WildRobotServer(grpc_server, services, [client, hub_client])
@@ -205,14 +212,19 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
     enable_reflection(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name], grpc_server
     )
-    address = f"{config.host}:{config.port}"
-    if config.tls_cert_file is not None and config.tls_key_file is not None:
-        credentials = grpc.ssl_server_credentials(
-            [(config.tls_key_file.read_bytes(), config.tls_cert_file.read_bytes())]
-        )
-        port = grpc_server.add_secure_port(address, credentials)
-    else:
-        port = grpc_server.add_insecure_port(address)
+    # Both ports are bound before anything serves: a taken one stops the start with a message
+    # naming it, instead of a gRPC port that answers and then resets when the dashboard fails.
+    try:
+        if config.dashboard:
+            server.http = _make_dashboard(services)
+        port = _bind_grpc(grpc_server, config)
+    except PortUnavailable:
+        if server.http is not None:
+            server.http.close()
+        for each in (client, hub_client):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(each.aclose(), 2)
+        raise
     try:
         await ensure_groups(client)
     except Exception as exc:  # noqa: BLE001 - the reaper retries; health says NOT_SERVING
@@ -225,9 +237,8 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
         retention=Retention(client, archive, config.finished_job_ttl_s),
     )
     redis_health = RedisHealth(server.health, client, names)
+    await redis_health.alive()
     await redis_health.check(timeout_s=2.0)
-    if config.dashboard:
-        server.http = _make_dashboard(services)
     await grpc_server.start()
     if server.http is not None:
         await server.http.start()
@@ -247,6 +258,35 @@ async def create_server(config: ServerConfig) -> tuple[WildRobotServer, int]:
     return server, port
 
 
+def _bind_grpc(grpc_server: aio.Server, config: ServerConfig) -> int:
+    address = f"{config.host}:{config.port}"
+    try:
+        if _tls(config):
+            assert config.tls_cert_file is not None and config.tls_key_file is not None
+            credentials = grpc.ssl_server_credentials(
+                [(config.tls_key_file.read_bytes(), config.tls_cert_file.read_bytes())]
+            )
+            port = grpc_server.add_secure_port(address, credentials)
+        else:
+            port = grpc_server.add_insecure_port(address)
+    except RuntimeError as exc:  # grpcio: "Failed to bind to address ..."
+        raise PortUnavailable(f"gRPC: cannot listen on {address} ({exc}); see --port") from exc
+    if port == 0 and config.port != 0:  # older grpcio reports a failed bind as port 0
+        raise PortUnavailable(f"gRPC: cannot listen on {address}; see --port")
+    return port
+
+
+def keepalive_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """The server's ping policy: clients may ping every `min_client_ping_interval_s`, with or
+    without calls in flight (an idle watch sends no data for minutes)."""
+    interval_ms = int(config.min_client_ping_interval_s * 1000)
+    return [
+        ("grpc.http2.min_ping_interval_without_data_ms", interval_ms),
+        ("grpc.http2.min_time_between_pings_ms", interval_ms),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+
+
 def _tls(config: ServerConfig) -> bool:
     return config.tls_cert_file is not None and config.tls_key_file is not None
 
@@ -262,6 +302,7 @@ def _make_dashboard(services: Services) -> HttpServer:
             history=services.history,
             keepalive_s=config.sse_keepalive_s,
             closing=closing,
+            metrics=services.metrics,
         ),
         services.auth,
     )

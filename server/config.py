@@ -77,10 +77,14 @@ class ServerConfig(BaseModel):
     tls_key_file: Path | None = None
     # Prometheus /metrics on this port (0: a free one); None serves none.
     metrics_port: int | None = Field(None, ge=0, le=65535)
-    metrics_host: str = "0.0.0.0"
+    metrics_host: str = "127.0.0.1"  # like host: 0.0.0.0 (or a pod IP) to be scraped from elsewhere
     metrics_interval_s: float = Field(
         5.0, gt=0
     )  # how often jobs by state / queue depth are sampled
+    # HTTP/2 pings a client may send on an idle connection (a quiet WatchJob): no closer than
+    # this. The SDK pings every 60 s (clients.sdk keepalive_time_ms); grpc's own 5-minute
+    # default would answer it with GOAWAY too_many_pings. Keep it below the SDK's interval.
+    min_client_ping_interval_s: float = Field(30.0, gt=0)
     log_format: Literal["text", "json"] = "text"
     # Retention: finished jobs are archived to <artifact_dir>/<job_id>/archive.json and their
     # Redis keys deleted this long after they finished; 0 keeps them in Redis forever.

@@ -1,4 +1,14 @@
-"""Health: SERVING while Redis answers PING, NOT_SERVING otherwise (checked periodically)."""
+"""Health: readiness follows Redis, liveness follows the process.
+
+    ""  and "readiness" and every service's name: SERVING while Redis answers PING, NOT_SERVING
+        otherwise (checked every health_interval_s). Take traffic away, don't restart.
+    "liveness": SERVING while this process answers at all (a hung loop times the probe out).
+        A Redis outage leaves it SERVING, so the orchestrator does not restart every front end.
+
+Kubernetes: `livenessProbe: grpc: {port: 50051, service: liveness}`, `readinessProbe: grpc:
+{port: 50051, service: readiness}`; containers: `python -m wildrobot.server.healthcheck --live`
+or `--ready` (server/healthcheck.py).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +21,9 @@ from grpc_health.v1 import health, health_pb2
 
 log = logging.getLogger(__name__)
 
+LIVENESS_SERVICE = "liveness"
+READINESS_SERVICE = "readiness"
+
 
 class RedisHealth:
     def __init__(
@@ -18,8 +31,12 @@ class RedisHealth:
     ) -> None:
         self._servicer = servicer
         self._redis = client
-        self._services = ("", *services)
+        self._services = ("", READINESS_SERVICE, *services)
         self.serving: bool | None = None
+
+    async def alive(self) -> None:
+        """Liveness: SERVING from start-up until shutdown, whatever Redis does."""
+        await self._servicer.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
 
     async def check(self, timeout_s: float) -> bool:
         try:

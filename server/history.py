@@ -20,6 +20,7 @@ from .jobs import JobService
 MAX_POINTS_PER_PAGE = 10_000
 DEFAULT_POINTS_PER_PAGE = 5_000
 MAX_LOG_EVENTS = 2_000
+DEFAULT_LOG_EVENTS = 500
 LOG_SCAN_BATCH = 1_000
 LOG_SCAN_LIMIT = keys.EVENTS_MAXLEN * 2  # the stream holds about EVENTS_MAXLEN entries
 
@@ -63,8 +64,8 @@ class HistoryService:
         """Metric points with seq > after_seq, oldest first, at most `limit` (paged)."""
         if limit > MAX_POINTS_PER_PAGE or limit < 0:
             raise errors.InvalidArgument(f"limit: 0..{MAX_POINTS_PER_PAGE}", ("limit",))
-        if after_seq < 0:
-            raise errors.InvalidArgument("after: a seq >= 0", ("after",))
+        if not 0 <= after_seq <= keys.MAX_SEQ:
+            raise errors.InvalidArgument(f"after: a seq in 0..{keys.MAX_SEQ}", ("after",))
         await self._jobs.get(tenant, job_id)  # NOT_FOUND for unknown and foreign jobs
         count = limit or DEFAULT_POINTS_PER_PAGE
         # One transaction: every metric event with seq <= last_seq is in the history already.
@@ -78,12 +79,14 @@ class HistoryService:
         return MetricPage(points, int(last_seq or 0), more=len(entries) > count)
 
     async def log(
-        self, tenant: str, job_id: str, *, until_seq: int | None = None, limit: int = 500
+        self, tenant: str, job_id: str, *, until_seq: int | None = None, limit: int = DEFAULT_LOG_EVENTS
     ) -> list[JobEvent]:
         """The newest `limit` non-metric events (state, checkpoint, log) with seq <= until_seq,
         oldest first."""
         if not 0 < limit <= MAX_LOG_EVENTS:
             raise errors.InvalidArgument(f"limit: 1..{MAX_LOG_EVENTS}", ("limit",))
+        if until_seq is not None and not 0 <= until_seq <= keys.MAX_SEQ:
+            raise errors.InvalidArgument(f"until: a seq in 0..{keys.MAX_SEQ}", ("until",))
         await self._jobs.get(tenant, job_id)
         upper = "+" if until_seq is None else keys.event_id(until_seq)
         found: list[JobEvent] = []

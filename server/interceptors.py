@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,6 +32,8 @@ _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    # Redis at maxmemory (noeviction) refuses writes: nothing was stored, the caller may retry.
+    (redis.exceptions.OutOfMemoryError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (redis.exceptions.ConnectionError, grpc.StatusCode.UNAVAILABLE),
     (redis.exceptions.TimeoutError, grpc.StatusCode.UNAVAILABLE),
 )
@@ -49,7 +53,19 @@ def wrap_handler(
     """A copy of `handler` whose behavior is wrapped. Every kind of RPC: a client-streaming
     one gets its request iterator where a unary one gets its request (an unwrapped kind would
     skip authentication and error mapping). `wrap_deserializer` applies to unary requests; the
-    streaming-request handlers reject undecodable chunks themselves."""
+    streaming-request handlers reject undecodable chunks themselves.
+
+    A streaming-response behavior comes in grpcio's two styles: an async generator (yields its
+    responses; `wrap_stream`) or a coroutine that writes them with `context.write` and returns
+    None (grpc_health's Watch; `wrap_unary`, which awaits it). Each keeps its style through the
+    wrapper, since grpcio picks how to drive a handler by whether it is an async generator.
+    A generator wrapper closes the generator it wraps when it is closed itself
+    (`contextlib.aclosing`), so a cancelled stream releases what it holds at once, not when
+    the garbage collector finds it."""
+
+    def streaming(behavior: Callable) -> Callable:
+        return (wrap_stream if inspect.isasyncgenfunction(behavior) else wrap_unary)(behavior)
+
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             wrap_unary(handler.unary_unary),
@@ -58,7 +74,7 @@ def wrap_handler(
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
-            wrap_stream(handler.unary_stream),
+            streaming(handler.unary_stream),
             request_deserializer=wrap_deserializer(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
@@ -70,7 +86,7 @@ def wrap_handler(
         )
     if handler.stream_stream is not None:
         return grpc.stream_stream_rpc_method_handler(
-            wrap_stream(handler.stream_stream),
+            streaming(handler.stream_stream),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -115,8 +131,9 @@ class AuthInterceptor(aio.ServerInterceptor):
                 if failure is not None:
                     raise failure
                 _tenant.set(tenant)
-                async for item in behavior(request, context):
-                    yield item
+                async with contextlib.aclosing(behavior(request, context)) as stream:
+                    async for item in stream:
+                        yield item
 
             return call
 
@@ -126,9 +143,11 @@ class AuthInterceptor(aio.ServerInterceptor):
 async def _abort(context: aio.ServicerContext, exc: Exception, method: str) -> None:
     for cls, code in _CODES:
         if isinstance(exc, cls):
-            message = str(exc) if isinstance(exc, errors.DomainError) else "backend unavailable"
+            message = errors.backend_message(exc)
             if isinstance(exc, errors.InvalidArgument) and exc.fields:
                 context.set_trailing_metadata((("wildrobot-invalid-fields", ",".join(exc.fields)),))
+            if isinstance(exc, errors.ResourceExhausted) and exc.reason:
+                context.set_trailing_metadata((("wildrobot-reason", exc.reason),))
             await context.abort(code, message)
     log.exception("unexpected error in %s", method)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
@@ -173,8 +192,9 @@ class ErrorInterceptor(aio.ServerInterceptor):
             async def call(request: Any, context: aio.ServicerContext) -> Any:
                 try:
                     _check_decoded(request)
-                    async for item in behavior(request, context):
-                        yield item
+                    async with contextlib.aclosing(behavior(request, context)) as stream:
+                        async for item in stream:
+                            yield item
                 except aio.AbortError:
                     raise
                 except Exception as exc:  # noqa: BLE001

@@ -6,6 +6,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
@@ -13,11 +14,14 @@ from pydantic import ValidationError
 from wildrobot import convert, costs, tenant_files
 from wildrobot.queue import keys, scripts
 from wildrobot.queue.records import CheckpointRecord, JobRecord
-from wildrobot.specs import AmpSpec, JobKind, JobState, PpoSpec, TtaEvalSpec
+from wildrobot.specs import AmpSpec, InverseDynamicsSpec, JobKind, JobState, PpoSpec, TtaEvalSpec
 from wildrobot.v1 import jobs_pb2
 
 from . import errors
 from .archive import JobArchive
+
+if TYPE_CHECKING:  # uploads -> artifacts -> jobs: the store is handed in, not imported
+    from .uploads import UploadStore
 
 MAX_NAME_CHARS = 200
 MAX_REQUEST_ID_CHARS = 128
@@ -112,8 +116,12 @@ class JobService:
         max_pending_per_tenant: int = keys.DEFAULT_MAX_PENDING_PER_TENANT,
         archive: JobArchive | None = None,
         artifact_dir: Path | None = None,
+        uploads: UploadStore | None = None,
     ) -> None:
         self.redis = client
+        # Tenants' trial inputs: inverse-dynamics jobs name them (inline bytes are stored
+        # there at submit); None: such jobs are refused.
+        self.uploads = uploads
         # Where tenants' uploads are (amp motions may name them); None: shipped clips only.
         self.artifact_dir = artifact_dir
         self.max_pending_per_tenant = max_pending_per_tenant
@@ -122,9 +130,6 @@ class JobService:
         self._cost_limits = cost_limits or costs.CostLimits()
         self._submit = client.register_script(scripts.SUBMIT)
         self._cancel = client.register_script(scripts.CANCEL)
-
-    def validate(self, spec_msg: jobs_pb2.JobSpec, name: str, request_id: str) -> PpoSpec:
-        return validate_submission(spec_msg, name, request_id, self._cost_limits)
 
     async def submit(
         self,
@@ -135,11 +140,16 @@ class JobService:
         validate_only: bool = False,
         name: str = "",
     ) -> Submitted:
-        spec = self.validate(spec_msg, name, request_id)
+        """SubmitJob, whole: validates the request once (fields, costs, what it refers to:
+        a tta_eval source job, amp motions, inverse-dynamics inputs), stores inline trial
+        bytes as uploads, then queues the job (or, validate_only, previews it)."""
+        spec = validate_submission(spec_msg, name, request_id, self._cost_limits)
         if isinstance(spec, TtaEvalSpec):
             await self._check_tta_source(tenant, spec)
         if isinstance(spec, AmpSpec):
             self._check_motions(tenant, spec)
+        if isinstance(spec, InverseDynamicsSpec):
+            spec = self._inputs_of(tenant, spec, store=not validate_only)
         if validate_only:
             return Submitted(preview(tenant, spec, name), created=False)
         job_id = uuid.uuid4().hex
@@ -204,6 +214,20 @@ class JobService:
                 (step_field,),
             )
 
+    def _inputs_of(
+        self, tenant: str, spec: InverseDynamicsSpec, *, store: bool
+    ) -> InverseDynamicsSpec:
+        """The spec naming its trials among the tenant's inputs (inline bytes stored there
+        when `store`; only checked otherwise); NOT_FOUND for a name that is not there."""
+        if self.uploads is None:
+            raise errors.FailedPrecondition("inverse_dynamics jobs: this server keeps no inputs")
+        if store:
+            spec = self.uploads.externalize(tenant, spec)
+        else:
+            self.uploads.check_inline(spec)
+        self.uploads.check_names(tenant, spec)
+        return spec
+
     def _check_motions(self, tenant: str, spec: AmpSpec) -> None:
         """Every motion of an amp job is a shipped clip or one of this tenant's uploads (the
         worker resolves them the same way and also checks their contents)."""
@@ -246,8 +270,8 @@ class JobService:
         page_token: str = "",
     ) -> tuple[list[JobRecord], str]:
         """Newest first. The token is the submit order of the last job looked at."""
-        if page_size > MAX_PAGE_SIZE:
-            raise errors.InvalidArgument(f"page_size: at most {MAX_PAGE_SIZE}", ("page_size",))
+        if not 0 <= page_size <= MAX_PAGE_SIZE:
+            raise errors.InvalidArgument(f"page_size: 0..{MAX_PAGE_SIZE}", ("page_size",))
         size = page_size or DEFAULT_PAGE_SIZE
         match = _PAGE_TOKEN.match(page_token) if page_token else None
         if page_token and match is None:

@@ -12,6 +12,7 @@ from wildrobot.logs import configure_logging
 
 from .app import create_server
 from .config import ServerConfig, load_config
+from .errors import PortUnavailable
 
 log = logging.getLogger("wildrobot.server")
 
@@ -40,7 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(config.log_format)
     if not config.tokens:
         log.warning("no tokens configured: every JobService call will be UNAUTHENTICATED")
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except PortUnavailable as exc:
+        print(f"wildrobot-server: {exc}", file=sys.stderr, flush=True)
+        return 2
     return 0
 
 

@@ -6,7 +6,10 @@
     wildrobot_jobs{state}                         jobs in Redis by state (sampled)
     wildrobot_running_leases                      leases held by workers right now
     wildrobot_lease_expiries_total                leases this front end's reaper found expired
-    wildrobot_active_watches                      WatchJob streams open on this front end
+    wildrobot_active_watches                      WatchJob streams (gRPC) open on this front end
+    wildrobot_active_sse_streams                  dashboard event streams (SSE) open here
+    wildrobot_http_requests_total{route,method,status}  dashboard HTTP requests, by route template
+    wildrobot_http_latency_seconds{route}         histogram of HTTP handling time (SSE: whole stream)
     wildrobot_jobs_sample_truncated               1 when the last sample hit MAX_SAMPLED_JOBS
 
 Queue depth and jobs by state come from a periodic sample of the job hashes (SCAN, one pipelined
@@ -16,6 +19,7 @@ HMGET per page), about MAX_SAMPLED_JOBS per pass at most, so a scrape never touc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter as Tally
@@ -60,7 +64,25 @@ class ServerMetrics:
         self.lease_expiries = Counter(
             "wildrobot_lease_expiries", "leases found expired by this front end", registry=r
         )
-        self.watches = Gauge("wildrobot_active_watches", "open WatchJob streams", registry=r)
+        self.watches = Gauge(
+            "wildrobot_active_watches", "open WatchJob streams (gRPC)", registry=r
+        )
+        self.sse_streams = Gauge(
+            "wildrobot_active_sse_streams", "open dashboard event streams (SSE)", registry=r
+        )
+        self.http_requests = Counter(
+            "wildrobot_http_requests",
+            "dashboard HTTP requests",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "wildrobot_http_latency_seconds",
+            "dashboard HTTP handling time (event streams: the whole stream)",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.truncated = Gauge(
             "wildrobot_jobs_sample_truncated", "1: the last job sample was cut short", registry=r
         )
@@ -119,6 +141,32 @@ def _code_name(context: aio.ServicerContext, default: grpc.StatusCode) -> str:
     return default.name
 
 
+_ENDING: set[asyncio.Task] = set()  # strong references to the cancelling tasks below
+
+
+def _cancel_when_done(context: aio.ServicerContext) -> None:
+    """Ends the calling streaming handler when its RPC ends (client cancel, deadline, lost
+    connection). grpcio cancels the handler's task once; a cancel that lands inside a Redis
+    command can be swallowed by redis-py, and a quiet watch would then hold its slot (and
+    stay unrecorded) until its next event, however long that takes. So: cancel until done."""
+    task = asyncio.current_task()
+    if task is None:
+        return
+
+    async def cancel_until_done() -> None:
+        while not task.done():
+            task.cancel()
+            await asyncio.sleep(0.1)
+
+    def ended(_: object) -> None:
+        if not task.done():
+            ending = asyncio.get_running_loop().create_task(cancel_until_done())
+            _ENDING.add(ending)
+            ending.add_done_callback(_ENDING.discard)
+
+    context.add_done_callback(ended)
+
+
 class MetricsInterceptor(aio.ServerInterceptor):
     """Counts every RPC by method and final status code and times it (outermost interceptor)."""
 
@@ -144,6 +192,9 @@ class MetricsInterceptor(aio.ServerInterceptor):
                 start = time.perf_counter()
                 try:
                     response = await behavior(request, context)
+                except asyncio.CancelledError:  # the client went away (a coroutine-style stream)
+                    self._record(method, grpc.StatusCode.CANCELLED.name, start)
+                    raise
                 except BaseException:
                     self._record(method, _code_name(context, grpc.StatusCode.UNKNOWN), start)
                     raise
@@ -153,11 +204,17 @@ class MetricsInterceptor(aio.ServerInterceptor):
             return call
 
         def wrap_stream(behavior: Callable) -> Callable:
-            async def call(request: Any, context: aio.ServicerContext) -> Any:
+            # Outermost, it drives the stream itself (coroutine style, context.write) instead
+            # of being an async generator grpcio iterates: a client cancel that lands while a
+            # response is being sent would leave such a generator suspended at `yield`,
+            # unfinished (its watch slot held, its RPC unrecorded) until garbage collection.
+            async def call(request: Any, context: aio.ServicerContext) -> None:
                 start = time.perf_counter()
+                _cancel_when_done(context)
                 try:
-                    async for item in behavior(request, context):
-                        yield item
+                    async with contextlib.aclosing(behavior(request, context)) as stream:
+                        async for item in stream:
+                            await context.write(item)
                 except asyncio.CancelledError:
                     self._record(method, grpc.StatusCode.CANCELLED.name, start)
                     raise

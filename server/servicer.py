@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -45,15 +46,9 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def SubmitJob(
         self, request: jobs_pb2.SubmitJobRequest, context: aio.ServicerContext
     ) -> jobs_pb2.SubmitJobResponse:
-        tenant = current_tenant()
-        spec = request.spec
-        if not request.validate_only:
-            self._jobs.validate(spec, request.name, request.request_id)  # before storing bytes
-            spec = self._uploads.externalize(tenant, spec)  # bulk out of the job record
-        self._uploads.check_names(tenant, spec)
         result = await self._jobs.submit(
-            tenant,
-            spec,
+            current_tenant(),
+            request.spec,
             request_id=request.request_id,
             validate_only=request.validate_only,
             name=request.name,
@@ -91,13 +86,15 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def WatchJob(
         self, request: jobs_pb2.WatchJobRequest, context: aio.ServicerContext
     ) -> AsyncIterator[jobs_pb2.JobEvent]:
-        async for item in watch.watch(
+        events = watch.watch(
             self._jobs, self._hub, current_tenant(), request.job_id, request.since_seq
-        ):
-            if isinstance(item, JobRecord):
-                yield messages.snapshot_event(item)
-            else:
-                yield messages.event_to_proto(item)
+        )
+        async with contextlib.aclosing(events):  # a closed stream frees its watch slot now
+            async for item in events:
+                if isinstance(item, JobRecord):
+                    yield messages.snapshot_event(item)
+                else:
+                    yield messages.event_to_proto(item)
 
     async def ListCheckpoints(
         self, request: jobs_pb2.ListCheckpointsRequest, context: aio.ServicerContext

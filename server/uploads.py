@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from wildrobot import exports, tenant_files
-from wildrobot.specs import MAX_ID_UPLOAD_BYTES, check_trial_name
+from wildrobot.specs import MAX_ID_UPLOAD_BYTES, InverseDynamicsSpec, check_trial_name
 from wildrobot.v1 import jobs_pb2
 
 from . import errors
@@ -129,31 +129,28 @@ class UploadStore:
                 found.append(Upload(path.relative_to(root).as_posix(), path.stat().st_size, ""))
         return found
 
-    def externalize(self, tenant: str, spec_msg: jobs_pb2.JobSpec) -> jobs_pb2.JobSpec:
-        """A copy of the spec whose inline trials_npz are stored as uploads and named instead."""
-        if spec_msg.WhichOneof("kind") != "inverse_dynamics":
-            return spec_msg
-        inline = list(spec_msg.inverse_dynamics.trials_npz)
-        if not inline:
-            return spec_msg
-        for index, data in enumerate(inline):
+    def check_inline(self, spec: InverseDynamicsSpec) -> None:
+        """INVALID_ARGUMENT naming the first inline trial that is not an .npz file."""
+        for index, data in enumerate(spec.trials_npz):
             if _not_npz(data):
+                field = f"spec.inverse_dynamics.trials_npz[{index}]"
                 raise errors.InvalidArgument(
-                    f"spec.inverse_dynamics.trials_npz[{index}]: is not an .npz file (an .npz "
-                    "is a zip archive of named arrays)",
-                    (f"spec.inverse_dynamics.trials_npz[{index}]",),
+                    f"{field}: is not an .npz file (an .npz is a zip archive of named arrays)",
+                    (field,),
                 )
-        out = jobs_pb2.JobSpec()
-        out.CopyFrom(spec_msg)
-        del out.inverse_dynamics.trials_npz[:]
-        out.inverse_dynamics.trial_names.extend(self.store_bytes(tenant, b) for b in inline)
-        return out
 
-    def check_names(self, tenant: str, spec_msg: jobs_pb2.JobSpec) -> None:
+    def externalize(self, tenant: str, spec: InverseDynamicsSpec) -> InverseDynamicsSpec:
+        """The spec with its inline trials_npz stored as uploads and named instead (the job
+        record never carries the bytes). `spec` was validated; the names are ours."""
+        if not spec.trials_npz:
+            return spec
+        self.check_inline(spec)
+        names = tuple(self.store_bytes(tenant, data) for data in spec.trials_npz)
+        return spec.model_copy(update={"trials_npz": (), "trial_names": names})
+
+    def check_names(self, tenant: str, spec: InverseDynamicsSpec) -> None:
         """NOT_FOUND naming the first trial name that is not among the tenant's inputs."""
-        if spec_msg.WhichOneof("kind") != "inverse_dynamics":
-            return
-        for index, name in enumerate(spec_msg.inverse_dynamics.trial_names):
+        for index, name in enumerate(spec.trial_names):
             path = self.path(tenant, name)
             if path.is_symlink() or not path.is_file():
                 raise errors.NotFound(

@@ -80,24 +80,34 @@ class WatchHub:
         self.max_watches_per_tenant = max_watches_per_tenant
         self.queue_events = queue_events
         self._open: dict[str, int] = {}
+        self._open_by_api: dict[str, int] = {}
 
     @property
     def num_watches(self) -> int:
         return sum(len(subs) for subs in self._subs.values())
 
+    def open_streams(self, api: str) -> int:
+        """Watches open on this front end through `api` ("grpc": WatchJob, "sse": the
+        dashboard's event streams); both count against one per-tenant cap."""
+        return self._open_by_api.get(api, 0)
+
     @contextlib.contextmanager
-    def slot(self, tenant: str):
+    def slot(self, tenant: str, api: str = "grpc"):
         """One open watch of `tenant`; RESOURCE_EXHAUSTED past max_watches_per_tenant."""
         if self._open.get(tenant, 0) >= self.max_watches_per_tenant:
             raise errors.ResourceExhausted(
                 f"max_watches_per_tenant={self.max_watches_per_tenant} reached: tenant "
-                f"{tenant!r} has {self._open[tenant]} watches open on this front end; "
-                "close one first"
+                f"{tenant!r} has {self._open[tenant]} live streams open on this front end "
+                "(WatchJob and dashboard event streams together); close one first",
+                reason=errors.STREAM_CAP_REASON,
+                retry_after_s=errors.STREAM_CAP_RETRY_S,
             )
         self._open[tenant] = self._open.get(tenant, 0) + 1
+        self._open_by_api[api] = self._open_by_api.get(api, 0) + 1
         try:
             yield
         finally:
+            self._open_by_api[api] -= 1
             self._open[tenant] -= 1
             if not self._open[tenant]:
                 del self._open[tenant]
@@ -166,15 +176,18 @@ def _archived_events(archived: object, seq: int) -> list[JobEvent]:
 
 
 async def watch(
-    jobs: JobService, hub: WatchHub, tenant: str, job_id: str, since_seq: int
+    jobs: JobService, hub: WatchHub, tenant: str, job_id: str, since_seq: int, api: str = "grpc"
 ) -> AsyncIterator[JobRecord | JobEvent]:
     """Yields the current record, then events with seq > since_seq until a terminal state.
 
     Every seq after since_seq is accounted for: each event once, in order, or a `trimmed` event
     standing for a run of them that is gone."""
-    with hub.slot(tenant):
-        async for item in _watch(jobs, hub, tenant, job_id, since_seq):
-            yield item
+    if not 0 <= since_seq <= keys.MAX_SEQ:
+        raise errors.InvalidArgument(f"since_seq: a seq in 0..{keys.MAX_SEQ}", ("since_seq",))
+    with hub.slot(tenant, api):
+        async with contextlib.aclosing(_watch(jobs, hub, tenant, job_id, since_seq)) as items:
+            async for item in items:
+                yield item
 
 
 async def _watch(
@@ -210,6 +223,7 @@ async def _watch(
     sub = hub.subscribe(keys.events(job_id), last)
     try:
         while True:
+            _raise_if_cancel_was_swallowed()
             try:
                 batch = await asyncio.wait_for(sub.take(), RECHECK_S)
             except TimeoutError:
@@ -230,6 +244,15 @@ async def _watch(
                     return
     finally:
         hub.unsubscribe(sub)
+
+
+def _raise_if_cancel_was_swallowed() -> None:
+    """grpcio cancels a cancelled stream's task once; redis-py can swallow that cancel when it
+    lands inside a command, and the watch would wait on for events nobody reads (holding its
+    slot). The task still says it is being cancelled: honour it here."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def run_hub(hub: WatchHub) -> None:

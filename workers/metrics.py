@@ -3,11 +3,11 @@
 The runner (JAX) process sends ("progress", values) over its pipe after every reported
 iteration; the supervisor turns them into:
 
-    wildrobot_worker_env_steps_per_second          of the last iteration
+    wildrobot_worker_env_steps_per_second          of the last iteration (0 between jobs)
     wildrobot_worker_env_steps                     env steps trained by this worker (counter)
     wildrobot_worker_iterations                    iterations trained by this worker (counter)
     wildrobot_worker_iteration_seconds             histogram of iteration wall time
-    wildrobot_worker_compile_seconds               compile time of the current job's iteration
+    wildrobot_worker_compile_seconds               compile time of the current job (0 between jobs)
     wildrobot_worker_device_memory_bytes{device}   bytes in use per accelerator (GPU only)
     wildrobot_worker_current_job{job_id,kind,attempt}  1 while that attempt runs here
     wildrobot_worker_attempts{outcome}             attempts this worker ended, by outcome
@@ -57,12 +57,19 @@ class WorkerMetrics:
         )
 
     def job_started(self, job_id: str, kind: str, attempt: int) -> None:
-        self.current_job.clear()
+        self._clear_job_gauges()
         self.current_job.labels(job_id, kind, str(attempt)).set(1)
 
     def job_ended(self, outcome: str) -> None:
-        self.current_job.clear()
+        self._clear_job_gauges()
         self.attempts.labels(outcome).inc()
+
+    def _clear_job_gauges(self) -> None:
+        """An idle worker trains nothing: its steps/s and compile time are 0, not the last
+        job's (a dashboard summing steps/s over workers would count it forever)."""
+        self.current_job.clear()
+        self.steps_per_s.set(0)
+        self.compile_s.set(0)
 
     def progress(self, values: Mapping[str, float]) -> None:
         if "env_steps_per_s" in values:

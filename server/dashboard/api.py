@@ -39,12 +39,17 @@ from wildrobot.specs import JobKind, JobState
 from .. import errors, watch
 from ..artifacts import CheckpointService
 from ..auth import TokenAuth
-from ..history import HistoryService
-from ..jobs import JobService
+from ..history import DEFAULT_LOG_EVENTS, MAX_LOG_EVENTS, MAX_POINTS_PER_PAGE, HistoryService
+from ..jobs import MAX_PAGE_SIZE, JobService
+from ..metrics import ServerMetrics
 from ..watch import WatchHub
 from . import payloads, sse
+from .http_metrics import HttpMetrics
+from .params import MAX_SEQ, Choice, Int, Text, query
 
 log = logging.getLogger(__name__)
+
+SEQ = Int(0, MAX_SEQ, 0)  # an event seq: `since` and the Last-Event-ID header
 
 STATIC_DIR = Path(__file__).parent / "static"
 # The page loads nothing from anywhere else (no CDN): the browser enforces it.
@@ -70,6 +75,7 @@ _STATUS: tuple[tuple[type[BaseException], int, str], ...] = (
     (errors.Unauthenticated, 401, "UNAUTHENTICATED"),
     (errors.PermissionDenied, 403, "PERMISSION_DENIED"),
     (errors.Unavailable, 503, "UNAVAILABLE"),
+    (redis.exceptions.OutOfMemoryError, 503, "RESOURCE_EXHAUSTED"),  # Redis at maxmemory
     (redis.exceptions.ConnectionError, 503, "UNAVAILABLE"),
     (redis.exceptions.TimeoutError, 503, "UNAVAILABLE"),
 )
@@ -83,17 +89,24 @@ class DashboardServices:
     history: HistoryService
     keepalive_s: float
     closing: asyncio.Event  # set when the front end stops: open event streams end
+    metrics: ServerMetrics | None = None  # HTTP requests counted and timed when given
 
 
 def error_response(exc: BaseException) -> JSONResponse:
     for cls, status, code in _STATUS:
         if isinstance(exc, cls):
-            message = str(exc) if isinstance(exc, errors.DomainError) else "backend unavailable"
+            message = errors.backend_message(exc)
             body: dict[str, Any] = {"code": code, "message": message}
             if isinstance(exc, errors.InvalidArgument) and exc.fields:
                 body["fields"] = list(exc.fields)
-            headers = {"www-authenticate": "Bearer"} if status == 401 else None
-            return JSONResponse({"error": body}, status, headers=headers)
+            headers = {"www-authenticate": "Bearer"} if status == 401 else {}
+            if isinstance(exc, errors.ResourceExhausted):
+                if exc.reason:
+                    body["reason"] = exc.reason
+                if exc.retry_after_s is not None:
+                    body["retry_after_s"] = exc.retry_after_s
+                    headers["retry-after"] = str(exc.retry_after_s)
+            return JSONResponse({"error": body}, status, headers=headers or None)
     log.error("unexpected error in the HTTP API", exc_info=exc)
     return JSONResponse({"error": {"code": "INTERNAL", "message": "internal error"}}, 500)
 
@@ -139,34 +152,6 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def _int(request: Request, name: str, default: int | None = None) -> int | None:
-    text = request.query_params.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise errors.InvalidArgument(f"{name}: not an integer", (name,)) from None
-
-
-def _states(request: Request) -> frozenset[JobState]:
-    names = [n for v in request.query_params.getlist("state") for n in v.split(",") if n]
-    try:
-        return frozenset(JobState(n.upper()) for n in names)
-    except ValueError:
-        allowed = ", ".join(s.value for s in JobState)
-        raise errors.InvalidArgument(f"state: one of {allowed}", ("state",)) from None
-
-
-def _kind(request: Request) -> JobKind | None:
-    text = request.query_params.get("kind") or ""
-    try:
-        return JobKind(text.lower()) if text else None
-    except ValueError:
-        allowed = ", ".join(k.value for k in JobKind)
-        raise errors.InvalidArgument(f"kind: one of {allowed}", ("kind",)) from None
-
-
 def _step(request: Request) -> int | None:
     which = request.path_params["step"]
     if which != "latest" and not which.isdigit():
@@ -192,13 +177,21 @@ def make_app(services: DashboardServices, auth: TokenAuth) -> Starlette:
     async def whoami(request: Request) -> Response:
         return JSONResponse({"tenant": tenant(request)})
 
-    async def list_jobs(request: Request) -> Response:
+    @query(
+        state=Choice(JobState, many=True),
+        kind=Choice(JobKind),
+        page_size=Int(0, MAX_PAGE_SIZE, 0),
+        page_token=Text(),
+    )
+    async def list_jobs(
+        request: Request,
+        state: frozenset[JobState],
+        kind: JobKind | None,
+        page_size: int,
+        page_token: str,
+    ) -> Response:
         records, token = await jobs.list(
-            tenant(request),
-            kind=_kind(request),
-            states=_states(request),
-            page_size=_int(request, "page_size", 0) or 0,
-            page_token=request.query_params.get("page_token", ""),
+            tenant(request), kind=kind, states=state, page_size=page_size, page_token=page_token
         )
         return JSONResponse({"jobs": [payloads.job(r) for r in records], "next_page_token": token})
 
@@ -210,12 +203,10 @@ def make_app(services: DashboardServices, auth: TokenAuth) -> Starlette:
         record = await jobs.cancel(tenant(request), request.path_params["job_id"])
         return JSONResponse(payloads.job(record))
 
-    async def metrics(request: Request) -> Response:
+    @query(after=Int(0, MAX_SEQ, 0), limit=Int(0, MAX_POINTS_PER_PAGE, 0))
+    async def metrics(request: Request, after: int, limit: int) -> Response:
         page = await history.metrics(
-            tenant(request),
-            request.path_params["job_id"],
-            after_seq=_int(request, "after", 0) or 0,
-            limit=_int(request, "limit", 0) or 0,
+            tenant(request), request.path_params["job_id"], after_seq=after, limit=limit
         )
         return JSONResponse(
             {
@@ -225,12 +216,10 @@ def make_app(services: DashboardServices, auth: TokenAuth) -> Starlette:
             }
         )
 
-    async def event_log(request: Request) -> Response:
+    @query(until=Int(0, MAX_SEQ), limit=Int(1, MAX_LOG_EVENTS, DEFAULT_LOG_EVENTS))
+    async def event_log(request: Request, until: int | None, limit: int) -> Response:
         events = await history.log(
-            tenant(request),
-            request.path_params["job_id"],
-            until_seq=_int(request, "until"),
-            limit=_int(request, "limit", 500) or 500,
+            tenant(request), request.path_params["job_id"], until_seq=until, limit=limit
         )
         return JSONResponse({"events": [payloads.event(e) for e in events]})
 
@@ -264,16 +253,14 @@ def make_app(services: DashboardServices, auth: TokenAuth) -> Starlette:
             },
         )
 
-    async def events(request: Request) -> Response:
+    @query(since=SEQ)
+    async def events(request: Request, since: int) -> Response:
+        # A reconnecting EventSource sends the last id it saw; it wins over the URL's `since`.
         last_event_id = request.headers.get("last-event-id")
         if last_event_id is not None:
-            if not last_event_id.strip().isdigit():
-                raise errors.InvalidArgument("Last-Event-ID: an event seq", ("Last-Event-ID",))
-            since = int(last_event_id)
-        else:
-            since = _int(request, "since", 0) or 0
+            since = SEQ.parse("Last-Event-ID", last_event_id) or 0
         stream = watch.watch(
-            jobs, services.hub, tenant(request), request.path_params["job_id"], since
+            jobs, services.hub, tenant(request), request.path_params["job_id"], since, "sse"
         )
         snapshot = await anext(stream)  # NOT_FOUND etc. become a status, not a broken stream
         return StreamingResponse(
@@ -310,9 +297,12 @@ def make_app(services: DashboardServices, auth: TokenAuth) -> Starlette:
             errors.DomainError: on_domain_error,
             redis.exceptions.ConnectionError: on_domain_error,
             redis.exceptions.TimeoutError: on_domain_error,
+            redis.exceptions.OutOfMemoryError: on_domain_error,
             Exception: on_domain_error,  # logged, answered 500 INTERNAL with a generic message
         },
     )
     app.add_middleware(BearerAuth, auth=auth)
     app.add_middleware(SecurityHeaders)
+    if services.metrics is not None:
+        app.add_middleware(HttpMetrics, metrics=services.metrics, routes=routes)  # outermost: sees 401s too
     return app

@@ -17,6 +17,8 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
+from ..errors import PortUnavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -43,6 +45,10 @@ class HttpServer:
                 self._task.result()  # raises what stopped it
                 raise RuntimeError("the dashboard's HTTP server stopped while starting")
             await asyncio.sleep(0.01)
+
+    def close(self) -> None:
+        """Releases the port of a server that never started."""
+        self._sock.close()
 
     async def stop(self, grace_s: float) -> None:
         """Ends open event streams (clients reconnect elsewhere), then stops serving."""
@@ -77,7 +83,7 @@ def make_http_server(
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise OSError(
+        raise PortUnavailable(
             f"dashboard: cannot listen on {host}:{port} ({exc}); see --http-port"
         ) from exc
     sock.listen(1024)

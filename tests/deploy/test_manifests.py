@@ -214,3 +214,16 @@ def test_dashboard_and_scrape_config_name_real_series() -> None:
     assert targets == [
         f"server:{compose['services']['server']['environment']['WILDROBOT_METRICS_PORT']}"
     ]
+
+
+def test_a_scraped_server_listens_for_metrics_beyond_loopback() -> None:
+    # The server's --metrics-host defaults to 127.0.0.1 (like --host); a deployment that sets a
+    # metrics port for Prometheus in another container or pod must widen it, or nothing scrapes.
+    assert ServerConfig().metrics_host == "127.0.0.1"
+    server = container(
+        by_kind(render(DEPLOY / "k8s" / "base"))[("Deployment", "wildrobot-server")], "server"
+    )
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    assert "WILDROBOT_METRICS_PORT" in env and env["WILDROBOT_METRICS_HOST"] == "0.0.0.0"
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["server"]
+    assert compose["environment"]["WILDROBOT_METRICS_HOST"] == "0.0.0.0"

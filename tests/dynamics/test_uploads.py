@@ -167,3 +167,42 @@ def test_a_jobs_outputs_are_listed_and_downloaded_by_their_tenant_only(service, 
         main([*base, "upload", str(trial), "--name", "lab/mine.csv"], stdout=out, stderr=err) == 0
     ), err.getvalue()
     assert (service.artifact_dir / "tenants" / "alice" / "inputs" / "lab" / "mine.csv").exists()
+
+
+def test_submit_is_one_domain_call_that_validates_once(service, monkeypatch) -> None:  # noqa: F811
+    """SubmitJob's servicer makes one call (JobService.submit): the request is validated once,
+    inline bytes are stored only after every check passed, and validate_only stores nothing."""
+    from wildrobot.server import jobs
+
+    calls: list[str] = []
+    real = jobs.validate_submission
+
+    def counted(*args, **kwargs):
+        calls.append("validate")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "validate_submission", counted)
+    stub = service.stub("alice")
+    inputs = service.artifact_dir / "tenants" / "alice" / "inputs"
+    assert _submit(stub, trials_npz=[b"PK\x03\x04 one"]).job_id
+    assert calls == ["validate"]
+    assert len(list((inputs / "uploads").iterdir())) == 1
+    # A request refused for another field stores none of its bytes.
+    with pytest.raises(grpc.RpcError) as info:
+        _submit(stub, trials_npz=[b"PK\x03\x04 two"], smooth_window=2)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    preview = jobs_pb2.SubmitJobRequest(
+        spec=jobs_pb2.JobSpec(
+            inverse_dynamics=jobs_pb2.InverseDynamicsSpec(trials_npz=[b"PK\x03\x04 three"])
+        ),
+        validate_only=True,
+    )
+    assert not stub.SubmitJob(preview).created
+    assert len(list((inputs / "uploads").iterdir())) == 1
+    bad_preview = jobs_pb2.SubmitJobRequest(
+        spec=jobs_pb2.JobSpec(inverse_dynamics=jobs_pb2.InverseDynamicsSpec(trials_npz=[b"no"])),
+        validate_only=True,
+    )
+    with pytest.raises(grpc.RpcError) as info:
+        stub.SubmitJob(bad_preview)
+    assert info.value.details().startswith("spec.inverse_dynamics.trials_npz[0]: is not an .npz")

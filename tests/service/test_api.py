@@ -432,5 +432,26 @@ def test_tls_when_configured(redis_url, tmp_path) -> None:
             assert submit(AuthedStub(channel, "alice-token")).created
         with grpc.insecure_channel(thread.address) as plain, pytest.raises(grpc.RpcError):
             AuthedStub(plain, "alice-token").ListJobs(jobs_pb2.ListJobsRequest(), timeout=2)
+        # The container health check speaks TLS too (--tls-ca / WILDROBOT_TLS_CA_FILE).
+        from wildrobot.server import healthcheck
+
+        address = f"localhost:{thread.port}"
+        assert healthcheck.main(["--tls-ca", str(cert), "--ready", address]) == 0
+        assert healthcheck.main(["--tls-ca", str(cert), "--live", address]) == 0
+        assert healthcheck.main(["--timeout-s", "2", address]) == 1  # plaintext is refused
     finally:
         thread.stop()
+
+
+def test_tls_files_from_flags_or_environment(tmp_path) -> None:
+    from wildrobot.server.config import load_config
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    flags = load_config(["--tls-cert-file", str(cert), "--tls-key-file", str(key)], environ={})
+    env = load_config(
+        [], environ={"WILDROBOT_TLS_CERT_FILE": str(cert), "WILDROBOT_TLS_KEY_FILE": str(key)}
+    )
+    assert (flags.tls_cert_file, flags.tls_key_file) == (env.tls_cert_file, env.tls_key_file)
+    assert (flags.tls_cert_file, flags.tls_key_file) == (cert, key)
+    with pytest.raises(ValueError, match="go together"):
+        load_config(["--tls-cert-file", str(cert)], environ={})

@@ -104,8 +104,9 @@ def test_front_end_and_worker_metrics_move_with_a_job(redis_url: str, tmp_path: 
         assert value(busy, "wildrobot_worker_env_steps_total") == 2 * STEPS_PER_ITERATION
         assert value(busy, "wildrobot_worker_iterations_total") == 2
         assert value(busy, "wildrobot_worker_iteration_seconds_count") == 2
-        assert value(busy, "wildrobot_worker_env_steps_per_second") > 0
-        assert value(busy, "wildrobot_worker_compile_seconds") > 0
+        # The job is over: an idle worker trains at 0 steps/s (not the last job's rate).
+        assert value(busy, "wildrobot_worker_env_steps_per_second") == 0
+        assert value(busy, "wildrobot_worker_compile_seconds") == 0
         assert value(busy, "wildrobot_worker_attempts_total", outcome="succeeded") == 1
         assert not [name for name, _ in busy if name == "wildrobot_worker_current_job"]
 
@@ -139,3 +140,68 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_worker_rate_gauges_clear_between_jobs() -> None:
+    from wildrobot.workers.metrics import WorkerMetrics
+
+    metrics = WorkerMetrics()
+    sample = metrics.registry.get_sample_value
+    metrics.job_started("a" * 32, "ppo", 1)
+    metrics.progress({"env_steps_per_s": 5000.0, "iteration_s": 0.5, "compile_s": 12.0})
+    assert sample("wildrobot_worker_env_steps_per_second") == 5000.0
+    assert sample("wildrobot_worker_compile_seconds") == 12.0
+    metrics.job_ended("succeeded")
+    assert sample("wildrobot_worker_env_steps_per_second") == 0
+    assert sample("wildrobot_worker_compile_seconds") == 0
+    assert sample("wildrobot_worker_env_steps_total") == 2500  # counters keep counting
+
+
+def test_metrics_listen_on_loopback_by_default_like_the_api() -> None:
+    from wildrobot.server.config import ServerConfig
+
+    config = ServerConfig()
+    assert config.metrics_host == config.host == "127.0.0.1"
+
+
+def test_dashboard_http_and_sse_have_their_own_series(service) -> None:
+    from tests.dashboard.http_client import SseStream, call
+
+    metrics = service.thread.server.services.metrics
+    sample = metrics.registry.get_sample_value
+    alice = TOKEN_OF["alice"]
+    stub = service.stub("alice")
+    job = submit(stub, tiny_ppo(1))
+    assert call(service.http_url, "/api/whoami", alice).status == 200
+    assert call(service.http_url, "/api/jobs?page_size=-1", alice).status == 400
+    assert call(service.http_url, f"/api/jobs/{job.job_id}", "wrong").status == 401
+    assert call(service.http_url, "/nowhere").status == 404
+    requests = "wildrobot_http_requests_total"
+    job_route = "/api/jobs/{job_id}"
+    for route, status in [
+        ("/api/whoami", "200"), ("/api/jobs", "400"), (job_route, "401"), ("unmatched", "404")
+    ]:  # counted as the response ends, just after the client has it
+        labels = {"route": route, "method": "GET", "status": status}
+        eventually(lambda labels=labels: sample(requests, labels) == 1)
+    assert sample("wildrobot_http_latency_seconds_count", {"route": "/api/whoami"}) == 1
+    assert not sample("wildrobot_rpc_total", {"method": "/api/whoami", "code": "OK"})
+
+    # An SSE stream counts as an SSE stream, a WatchJob as a watch; each apart.
+    events = SseStream(service.http_url, f"/api/jobs/{job.job_id}/events", alice)
+    assert events.next().event == "snapshot"
+    assert (sample("wildrobot_active_sse_streams"), sample("wildrobot_active_watches")) == (1, 0)
+    watch = stub.WatchJob(jobs_pb2.WatchJobRequest(job_id=job.job_id, since_seq=job.last_seq))
+    assert next(watch).HasField("snapshot")
+    assert (sample("wildrobot_active_sse_streams"), sample("wildrobot_active_watches")) == (1, 1)
+    # The client cancels its watch: CANCELLED, not UNKNOWN.
+    watch.cancel()
+    method = "/wildrobot.v1.JobService/WatchJob"
+    eventually(lambda: sample("wildrobot_rpc_total", {"method": method, "code": "CANCELLED"}) == 1)
+    assert not sample("wildrobot_rpc_total", {"method": method, "code": "UNKNOWN"})
+    eventually(lambda: sample("wildrobot_active_watches") == 0)
+    events.close()
+    eventually(lambda: sample("wildrobot_active_sse_streams") == 0)
+    stream_route = "/api/jobs/{job_id}/events"
+    eventually(
+        lambda: sample(requests, {"route": stream_route, "method": "GET", "status": "200"}) == 1
+    )

@@ -122,3 +122,70 @@ def test_trimmed_events_are_announced_not_skipped(service: Service, queue) -> No
     assert (events[0].first_seq, events[0].last_seq, events[0].seq) == (3, 6, 6)
     assert [e.seq for e in events[1:]] == list(range(7, 14))
     assert _describe(events[0]) == "events 3..6 trimmed (no longer retained by the server)"
+
+
+def test_watch_since_seq_beyond_any_seq_is_invalid_argument(service) -> None:
+    """since_seq is a uint64 on the wire, but no seq exceeds MAX_SEQ (HINCRBY): a larger one is
+    INVALID_ARGUMENT naming the field, not a Redis error mid-stream; MAX_SEQ itself is served."""
+    stub = service.stub("alice")
+    job_id = submit(stub, tiny_ppo(1)).job_id
+    for since in (keys.MAX_SEQ + 1, 2**64 - 1):
+        with pytest.raises(grpc.RpcError) as err:
+            next(stub.WatchJob(jobs_pb2.WatchJobRequest(job_id=job_id, since_seq=since)))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert f"since_seq: a seq in 0..{keys.MAX_SEQ}" in err.value.details()
+    stream = stub.WatchJob(jobs_pb2.WatchJobRequest(job_id=job_id, since_seq=keys.MAX_SEQ))
+    assert next(stream).HasField("snapshot")
+    stream.cancel()
+
+
+def test_watches_cancelled_right_after_their_snapshot_free_their_slots(service) -> None:
+    """A cancel that lands while the watch is inside a Redis command can be swallowed by
+    redis-py; the watch must still end (its slot freed, recorded CANCELLED) instead of waiting
+    for events nobody reads. Eight quick cancels: before the fix most of them stayed open."""
+    stub = service.stub("alice")
+    metrics = service.thread.server.services.metrics
+    hub = service.thread.server.services.hub
+    for _ in range(8):
+        job = submit(stub, tiny_ppo(1))
+        stream = stub.WatchJob(jobs_pb2.WatchJobRequest(job_id=job.job_id, since_seq=job.last_seq))
+        assert next(stream).HasField("snapshot")
+        stream.cancel()
+    deadline = time.monotonic() + 10
+    while hub.open_streams("grpc") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hub.open_streams("grpc") == 0
+    method = "/wildrobot.v1.JobService/WatchJob"
+    assert metrics.registry.get_sample_value(
+        "wildrobot_rpc_total", {"method": method, "code": "CANCELLED"}
+    ) == 8
+
+
+def test_the_stream_cap_is_shared_and_its_refusal_says_so(limited: Service) -> None:
+    """WatchJob and the dashboard's SSE count against one cap; past it, gRPC answers
+    RESOURCE_EXHAUSTED with `wildrobot-reason` and SSE a 429 whose JSON names the reason and
+    when to retry, so a page can tell the user instead of showing "offline"."""
+    from tests.dashboard.http_client import SseStream, call
+
+    token = TOKEN_OF["alice"]
+    job_id = submit(limited.stub("alice"), tiny_ppo(2)).job_id
+    grpc_watch = open_watch(limited, "alice", job_id)
+    sse = SseStream(limited.http_url, f"/api/jobs/{job_id}/events", token)
+    try:
+        assert sse.next().event == "snapshot"
+        refused = call(limited.http_url, f"/api/jobs/{job_id}/events", token)
+        assert refused.status == 429
+        error = refused.json()["error"]
+        assert error["code"] == "RESOURCE_EXHAUSTED"
+        assert error["reason"] == errors.STREAM_CAP_REASON
+        assert error["retry_after_s"] == errors.STREAM_CAP_RETRY_S
+        assert refused.headers["retry-after"] == str(errors.STREAM_CAP_RETRY_S)
+        assert "max_watches_per_tenant=2" in error["message"]
+        with pytest.raises(grpc.RpcError) as caught:
+            open_watch(limited, "alice", job_id)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        trailers = dict(caught.value.trailing_metadata() or ())
+        assert trailers.get("wildrobot-reason") == errors.STREAM_CAP_REASON
+    finally:
+        sse.close()
+        grpc_watch.cancel()

@@ -91,6 +91,11 @@ LEASES = f"{PREFIX}:leases"
 SUBMIT_SEQ = f"{PREFIX}:seq:submit"
 
 
+# Event seqs come from HINCRBY on the job hash (a signed 64-bit integer): none is larger. A
+# reader's `since`/`after`/`until` beyond it is refused (Redis rejects such stream ids).
+MAX_SEQ = 2**63 - 1
+
+
 def event_id(seq: int) -> str:
     """Stream entry id of event `seq`: XRANGE/XREAD after `event_id(n)` gives seq > n."""
     return f"{seq}-0"
