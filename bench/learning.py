@@ -61,8 +61,8 @@ class BudgetHooks:
             flush=True,
         )
 
-    def on_checkpoint(self, step: int, path: Path) -> None:
-        del step, path
+    def on_checkpoint(self, step: int, path: Path, best: bool = False) -> None:
+        del step, path, best
 
     def should_stop(self) -> bool:
         return time.perf_counter() - self.start >= self.budget_s

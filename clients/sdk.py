@@ -52,8 +52,10 @@ from .types import (
     JobEvent,
     Snapshot,
     StateChanged,
+    Step,
     SubmitResult,
     event_from_proto,
+    set_step,
 )
 
 T = TypeVar("T")
@@ -408,9 +410,10 @@ class Client:
             time.sleep(self.retry.backoff_s(failures))
 
     def download_checkpoint(
-        self, job_id: str, out_dir: str | Path, step: int | None = None
+        self, job_id: str, out_dir: str | Path, step: Step = None
     ) -> Download:
-        """Downloads a checkpoint (the latest when `step` is None) and extracts it into `out_dir`.
+        """Downloads a checkpoint (the latest when `step` is None, the job's best when "best") and
+        extracts it into `out_dir`.
 
         The archive is checked before anything is written: absolute paths, `..` components,
         links and device files are refused (UnsafeArchive)."""
@@ -424,10 +427,9 @@ class Client:
             extract_tar(buffer, out)
         return Download(info, out)
 
-    def _fetch_archive(self, job_id: str, step: int | None, buffer: IO[bytes]) -> CheckpointInfo:
+    def _fetch_archive(self, job_id: str, step: Step, buffer: IO[bytes]) -> CheckpointInfo:
         request = jobs_pb2.DownloadCheckpointRequest(job_id=job_id)
-        if step is not None:
-            request.step = step
+        set_step(request, step)
         buffer.seek(0)
         buffer.truncate()
         info: CheckpointInfo | None = None
@@ -440,10 +442,10 @@ class Client:
         return info
 
     def download_artifact(
-        self, job_id: str, kind: str, out_path: str | Path, step: int | None = None
+        self, job_id: str, kind: str, out_path: str | Path, step: Step = None
     ) -> ArtifactDownload:
         """Downloads the file the worker exported from a checkpoint (the latest when `step` is
-        None): kind "onnx" (the policy) or "video" (an MP4 rollout). Raises ExportNotFound when
+        None; the best one when "best"): kind "onnx" (the policy) or "video" (an MP4 rollout). Raises ExportNotFound when
         that checkpoint has none (only a job's final checkpoint gets them; see `export`)."""
         kind = ArtifactKind(kind)
         out = Path(out_path)
@@ -466,7 +468,7 @@ class Client:
         job_id: str,
         kind: str,
         out_path: str | Path,
-        step: int | None = None,
+        step: Step = None,
         video_seconds: float = 4.0,
     ) -> ArtifactDownload:
         """The checkpoint's export from the server when it has one; otherwise downloads the
@@ -489,11 +491,10 @@ class Client:
         )
 
     def _fetch_artifact(
-        self, job_id: str, kind: ArtifactKind, step: int | None, buffer: IO[bytes]
+        self, job_id: str, kind: ArtifactKind, step: Step, buffer: IO[bytes]
     ) -> tuple[CheckpointInfo, int]:
         request = jobs_pb2.DownloadArtifactRequest(job_id=job_id, kind=artifact_kind_to_proto(kind))
-        if step is not None:
-            request.step = step
+        set_step(request, step)
         buffer.seek(0)
         buffer.truncate()
         info: CheckpointInfo | None = None
