@@ -1,4 +1,4 @@
-"""`checkpoints JOB`, `download JOB [--step N|latest] -o DIR` (a checkpoint) and
+"""`checkpoints JOB`, `download JOB [--step N|latest|best] -o DIR` (a checkpoint) and
 `download JOB NAME -o PATH` (one file `artifacts JOB` lists: exports, inverse-dynamics outputs)."""
 
 from __future__ import annotations
