@@ -87,7 +87,7 @@ class PpoSpec(_Spec):
     learning_rate: float = Field(3e-4, gt=0.0, le=1.0)
     # Decay of the learning rate over the run's optimizer updates (num_iterations x
     # num_minibatches x num_updates_per_batch): constant, or linear / cosine from learning_rate
-    # to 0 at the last update (docs/training.md).
+    # to 0 at the last update (README.md, "Training engine").
     learning_rate_schedule: Literal["constant", "linear", "cosine"] = "constant"
     entropy_cost: float = Field(5e-4, ge=0.0, le=1.0)
     discounting: float = Field(0.99, gt=0.0, le=1.0)

@@ -1064,7 +1064,7 @@ class CheckpointInfo(_message.Message):
     attempt: _builtins.int
     size_bytes: _builtins.int
     best: _builtins.bool
-    """The job's best checkpoint so far by periodic evaluation (docs/training.md); at most one."""
+    """The job's best checkpoint so far by periodic evaluation (README, "The best checkpoint"); at most one."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(

@@ -1,8 +1,8 @@
 """Which periodic evaluation is the best so far: the rule that picks a run's `best` checkpoint.
 
-The metric (docs/training.md): fewest evaluation falls (`eval/fall_rate`), ties broken by the
-lower velocity tracking error (`eval/velocity_tracking_error`, tasks with a velocity command),
-then by the longer mean episode length (`eval/mean_episode_length`). An exact tie keeps the
+The metric (README.md, "Training engine"): fewest evaluation falls (`eval/fall_rate`), ties
+broken by the lower velocity tracking error (`eval/velocity_tracking_error`, tasks with a
+velocity command), then by the longer mean episode length (`eval/mean_episode_length`). An exact tie keeps the
 earlier checkpoint. The best so far is recorded in every checkpoint's meta.json, so a resumed
 run keeps it.
 """
