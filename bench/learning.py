@@ -14,7 +14,9 @@ tracking error over env steps) and <out>/<task>_learning.json (the curve and the
 The last stdout line is one JSON object: task, env_steps, wall_s, fall_rate,
 zero_action_fall_rate, random_fall_rate, vx_tracking_error, zero_action_vx_tracking_error,
 forward_speed_at_0_3 (m/s, mean over alive steps at a 0.3 m/s command), and the scale used
-(num_envs, threads, devices).
+(num_envs, threads, devices); with the `best` checkpoint (periodic evaluation) its step and
+fall rate on the same test, and the periodic evaluations' fall rates. `--set num_timesteps=N`
+ends the run at N steps (the horizon of a learning_rate_schedule) if the budget lasts.
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ class BudgetHooks:
             flush=True,
         )
 
-    def on_checkpoint(self, step: int, path: Path) -> None:
-        del step, path
+    def on_checkpoint(self, step: int, path: Path, best: bool = False) -> None:
+        del step, path, best
 
     def should_stop(self) -> bool:
         return time.perf_counter() - self.start >= self.budget_s
@@ -175,7 +177,8 @@ def main() -> None:
     fields = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     fields.update(seed=args.seed, eval_every=args.eval_every, num_eval_envs=64)
     spec = PpoSpec(**presets.apply_preset(f"{args.task}-cpu", fields))
-    spec = spec.model_copy(update={"num_timesteps": 10**10})
+    if "num_timesteps" not in fields:  # else it ends the run (and a schedule's decay) first
+        spec = spec.model_copy(update={"num_timesteps": 10**10})
     run_dir = args.run_dir
     if run_dir is None:  # the default folder holds only the last run's checkpoints
         run_dir = REPO_ROOT / "runs" / "learning" / args.task
@@ -187,8 +190,25 @@ def main() -> None:
     report = compare_policies(
         result.checkpoint_dir, COMMANDS[args.task], args.eval_envs, args.eval_steps, args.seed + 17
     )
+    best_figures = {}
+    if result.best_checkpoint_dir is not None:  # the `best` checkpoint, evaluated the same way
+        best_dir = result.best_checkpoint_dir
+        same = best_dir.resolve() == result.checkpoint_dir.resolve()
+        best_report = (
+            report
+            if same
+            else compare_policies(
+                best_dir, COMMANDS[args.task], args.eval_envs, args.eval_steps, args.seed + 17
+            )
+        )
+        best_figures = {
+            "best_step": int(best_dir.name),
+            "best_fall_rate": round(summary(args.task, best_report)["fall_rate"], 4),
+        }
+    periodic = [(p["env_steps"], p["eval/fall_rate"]) for p in hooks.curve if "eval/fall_rate" in p]
     figures = {
         "task": args.task,
+        "learning_rate_schedule": spec.learning_rate_schedule,
         "env_steps": result.final_step,
         "iterations": result.iterations,
         "wall_s": round(wall_s, 1),
@@ -201,6 +221,11 @@ def main() -> None:
         "platform": jax.default_backend(),
         "eval_envs_per_command": args.eval_envs,
         "eval_steps": args.eval_steps,
+        **best_figures,
+        "periodic_eval_fall_rates": [round(f, 3) for _, f in periodic],
+        "periodic_eval_max_fall_rate_after_2M": max(
+            (f for s, f in periodic if s > 2_000_000), default=None
+        ),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     plot(args.task, hooks.curve, args.out / f"{args.task}_curve.png")

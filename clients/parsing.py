@@ -50,6 +50,19 @@ def parse_count(text: str) -> int:
     return int(value)
 
 
+def parse_step(text: str) -> int | str | None:
+    """A checkpoint's step: "latest" -> None, "best" -> "best", else a count (parse_count)."""
+    word = text.strip().lower()
+    if word == "latest":
+        return None
+    if word == "best":
+        return "best"
+    try:
+        return parse_count(text)
+    except UsageError as exc:
+        raise UsageError(f"{exc} (or 'latest' or 'best')") from None
+
+
 def parse_float(text: str) -> float:
     try:
         return float(text.strip().replace("_", ""))

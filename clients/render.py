@@ -147,10 +147,14 @@ def job_detail(job: Job) -> RenderableType:
 
 def checkpoints_table(checkpoints: list[CheckpointInfo]) -> Table:
     table = Table(box=None, header_style="bold")
-    for column in ("STEP", "ATTEMPT", "SIZE", "CREATED"):
-        table.add_column(column, justify="right" if column != "CREATED" else "left")
+    for column in ("STEP", "ATTEMPT", "SIZE", "CREATED", "BEST"):
+        table.add_column(column, justify="right" if column not in ("CREATED", "BEST") else "left")
     for c in checkpoints:
         table.add_row(
-            f"{c.step:,}", str(c.attempt), format_bytes(c.size_bytes), format_time(c.created_at)
+            f"{c.step:,}",
+            str(c.attempt),
+            format_bytes(c.size_bytes),
+            format_time(c.created_at),
+            "best" if c.best else "",
         )
     return table

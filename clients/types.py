@@ -11,7 +11,7 @@ import datetime as dt
 import enum
 from collections.abc import Mapping
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Literal
 
 from google.protobuf import json_format
 
@@ -103,10 +103,27 @@ class CheckpointInfo:
     attempt: int
     size_bytes: int
     created_at: dt.datetime | None
+    best: bool = False  # the job's best checkpoint by periodic evaluation
 
     @classmethod
     def from_proto(cls, msg: jobs_pb2.CheckpointInfo) -> CheckpointInfo:
-        return cls(msg.step, msg.attempt, msg.size_bytes, _time(msg.created_at))
+        return cls(msg.step, msg.attempt, msg.size_bytes, _time(msg.created_at), msg.best)
+
+
+# Which checkpoint a download or export asks for: an env step, None (the latest) or "best"
+# (the job's best by periodic evaluation).
+Step = int | Literal["best"] | None
+
+
+def set_step(
+    request: jobs_pb2.DownloadCheckpointRequest | jobs_pb2.DownloadArtifactRequest, step: Step
+) -> None:
+    if step == "best":
+        request.best = True
+    elif isinstance(step, int) and not isinstance(step, bool):
+        request.step = step
+    elif step is not None:
+        raise ValueError(f"step: an env step, None (the latest) or 'best', not {step!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,13 +4,14 @@ files exported from a checkpoint (ONNX policy, rollout video) streamed as they a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tarfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from wildrobot import exports
 from wildrobot.queue import keys
-from wildrobot.queue.records import CheckpointRecord
+from wildrobot.queue.records import CheckpointRecord, best_checkpoint
 
 from . import errors
 from .jobs import JobService
@@ -71,19 +72,27 @@ class CheckpointService:
         if not entries and self._jobs.archive is not None:  # a retired job: from its archive
             archived = await self._jobs.archive.read(job_id)
             entries = archived.checkpoints if archived is not None else []
-        return sorted((CheckpointRecord.from_json(e) for e in entries), key=lambda c: c.step)
+        records = sorted((CheckpointRecord.from_json(e) for e in entries), key=lambda c: c.step)
+        top = best_checkpoint(records)  # only the job's current best keeps its mark
+        return [dataclasses.replace(c, best=c is top) for c in records]
 
     async def download(
-        self, tenant: str, job_id: str, step: int | None
+        self, tenant: str, job_id: str, step: int | None, best: bool = False
     ) -> tuple[CheckpointRecord, AsyncIterator[bytes]]:
-        info, path = await self._checkpoint_dir(tenant, job_id, step)
+        info, path = await self._checkpoint_dir(tenant, job_id, step, best)
         return info, self._chunks(path)
 
     async def artifact(
-        self, tenant: str, job_id: str, step: int | None, kind: exports.ArtifactKind
+        self,
+        tenant: str,
+        job_id: str,
+        step: int | None,
+        kind: exports.ArtifactKind,
+        best: bool = False,
     ) -> tuple[CheckpointRecord, Path, AsyncIterator[bytes]]:
-        """The file of `kind` exported from the checkpoint at `step` (latest when None)."""
-        info, checkpoint_dir = await self._checkpoint_dir(tenant, job_id, step)
+        """The file of `kind` exported from the checkpoint at `step` (latest when None; the
+        job's best when `best`)."""
+        info, checkpoint_dir = await self._checkpoint_dir(tenant, job_id, step, best)
         path = exports.artifact_path(checkpoint_dir, kind)
         inside = path.resolve().is_relative_to(self._artifact_dir)
         if path.is_symlink() or not inside or not path.is_file():
@@ -106,12 +115,20 @@ class CheckpointService:
         ]
 
     async def _checkpoint_dir(
-        self, tenant: str, job_id: str, step: int | None
+        self, tenant: str, job_id: str, step: int | None, best: bool = False
     ) -> tuple[CheckpointRecord, Path]:
         checkpoints = await self.list(tenant, job_id)
         if not checkpoints:
             raise errors.NotFound(f"job {job_id} has no checkpoints yet")
-        if step is None:
+        if best:
+            found = best_checkpoint(checkpoints)
+            if found is None:
+                raise errors.NotFound(
+                    f"job {job_id} has no best checkpoint (periodic evaluation selects it: "
+                    "eval_every > 0)"
+                )
+            info = found
+        elif step is None:
             info = checkpoints[-1]
         else:
             matches = [c for c in checkpoints if c.step == step]

@@ -57,6 +57,7 @@ def checkpoint_to_proto(info: CheckpointRecord) -> jobs_pb2.CheckpointInfo:
         attempt=info.attempt,
         size_bytes=info.size_bytes,
         created_at=timestamp(info.created_at_ms),
+        best=info.best,
     )
 
 

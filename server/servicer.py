@@ -107,8 +107,10 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def DownloadCheckpoint(
         self, request: jobs_pb2.DownloadCheckpointRequest, context: aio.ServicerContext
     ) -> AsyncIterator[jobs_pb2.CheckpointChunk]:
-        step = request.step if request.HasField("step") else None
-        info, chunks = await self._checkpoints.download(current_tenant(), request.job_id, step)
+        step = _step_or_best(request)
+        info, chunks = await self._checkpoints.download(
+            current_tenant(), request.job_id, step, best=request.best
+        )
         first = True
         async for data in chunks:
             chunk = jobs_pb2.CheckpointChunk(data=data)
@@ -127,9 +129,9 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         kind = convert.artifact_kind_from_proto(request.kind)
         if kind is None:
             raise errors.InvalidArgument("kind: give an artifact kind (onnx or video)", ("kind",))
-        step = request.step if request.HasField("step") else None
+        step = _step_or_best(request)
         info, path, chunks = await self._checkpoints.artifact(
-            current_tenant(), request.job_id, step, kind
+            current_tenant(), request.job_id, step, kind, best=request.best
         )
         first = jobs_pb2.ArtifactChunk(
             info=messages.checkpoint_to_proto(info), name=path.name, size_bytes=path.stat().st_size
@@ -195,3 +197,12 @@ async def _headed(
             yield jobs_pb2.ArtifactChunk(data=data)
     if header is not None:
         yield header
+
+
+def _step_or_best(
+    request: jobs_pb2.DownloadCheckpointRequest | jobs_pb2.DownloadArtifactRequest,
+) -> int | None:
+    """The asked step (None: latest); `best` and `step` together are refused."""
+    if request.best and request.HasField("step"):
+        raise errors.InvalidArgument("best: give a step or best, not both", ("best", "step"))
+    return request.step if request.HasField("step") else None

@@ -36,6 +36,7 @@ def _non_default_ppo() -> PpoSpec:
         num_minibatches=4,
         num_updates_per_batch=2,
         learning_rate=1e-3,
+        learning_rate_schedule="cosine",
         entropy_cost=1e-2,
         discounting=0.97,
         gae_lambda=0.9,
@@ -215,6 +216,7 @@ def test_enums_map_both_ways() -> None:
         ({"num_hosts": 0}, "num_hosts", "greater than or equal to 1"),
         ({"num_hosts": 65}, "num_hosts", "less than or equal to 64"),
         ({"num_hosts": 3}, "", "num_envs (1024) must be divisible by num_hosts (3)"),
+        ({"learning_rate_schedule": "step"}, "learning_rate_schedule", "'linear' or 'cosine'"),
     ],
 )
 def test_bad_fields_are_named(fields: dict, field: str, words: str) -> None:

@@ -33,6 +33,7 @@ _PPO_SCALARS = (
     "num_minibatches",
     "num_updates_per_batch",
     "learning_rate",
+    "learning_rate_schedule",
     "entropy_cost",
     "discounting",
     "gae_lambda",

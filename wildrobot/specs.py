@@ -85,6 +85,10 @@ class PpoSpec(_Spec):
     num_minibatches: int = Field(32, ge=1, le=1024)
     num_updates_per_batch: int = Field(4, ge=1, le=64)
     learning_rate: float = Field(3e-4, gt=0.0, le=1.0)
+    # Decay of the learning rate over the run's optimizer updates (num_iterations x
+    # num_minibatches x num_updates_per_batch): constant, or linear / cosine from learning_rate
+    # to 0 at the last update (README.md, "Training engine").
+    learning_rate_schedule: Literal["constant", "linear", "cosine"] = "constant"
     entropy_cost: float = Field(5e-4, ge=0.0, le=1.0)
     discounting: float = Field(0.99, gt=0.0, le=1.0)
     gae_lambda: float = Field(0.95, ge=0.0, le=1.0)

@@ -41,10 +41,10 @@ class HostHooks:
         if self._publisher is not None:
             self._publisher.metrics(step, dict(metrics))  # type: ignore[attr-defined]
 
-    def on_checkpoint(self, step: int, path: Path) -> None:
-        log.info("checkpoint at step %d: %s", step, path)
+    def on_checkpoint(self, step: int, path: Path, best: bool = False) -> None:
+        log.info("checkpoint at step %d: %s%s", step, path, " (best)" if best else "")
         if self._publisher is not None:
-            self._publisher.checkpoint(step, path)  # type: ignore[attr-defined]
+            self._publisher.checkpoint(step, path, best=best)  # type: ignore[attr-defined]
 
     def should_stop(self) -> bool:
         return self._stop.is_set()

@@ -77,10 +77,10 @@ class FencedPublisher:
         if self._progress is not None:
             self._progress(dict(values, **device_memory()))
 
-    def checkpoint(self, step: int, path: Path) -> None:
+    def checkpoint(self, step: int, path: Path, best: bool = False) -> None:
         path = Path(path).resolve()
         rel = path.relative_to(self._artifact_dir)
-        self._queue.checkpoint(self._lease, step, str(rel), dir_size(path))
+        self._queue.checkpoint(self._lease, step, str(rel), dir_size(path), best=best)
 
     def log(self, level: str, message: str) -> None:
         self._queue.log_line(self._lease, level, message)

@@ -1,4 +1,4 @@
-"""`checkpoints JOB`, `download JOB [--step N|latest] -o DIR` (a checkpoint) and
+"""`checkpoints JOB`, `download JOB [--step N|latest|best] -o DIR` (a checkpoint) and
 `download JOB NAME -o PATH` (one file `artifacts JOB` lists: exports, inverse-dynamics outputs)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from .. import render
-from ..parsing import UsageError, parse_count
+from ..parsing import UsageError, parse_step
 from .base import Command, Context
 
 
@@ -34,7 +34,9 @@ def _configure_download(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="a file `artifacts JOB` lists (then -o is the file or a folder to put it in)",
     )
-    parser.add_argument("--step", default="latest", help="env step of the checkpoint, or latest")
+    parser.add_argument(
+        "--step", default="latest", help="env step of the checkpoint, latest, or best"
+    )
     parser.add_argument("-o", "--out", required=True, metavar="DIR", help="folder to extract into")
 
 
@@ -52,9 +54,9 @@ def _download(ctx: Context, args: argparse.Namespace) -> int:
             ctx.out.print(f"{args.name} -> {path}")
         return 0
     try:
-        step = None if args.step == "latest" else parse_count(args.step)
+        step = parse_step(args.step)
     except UsageError as exc:
-        raise UsageError(f"--step: {exc} (or 'latest')") from None
+        raise UsageError(f"--step: {exc}") from None
     result = ctx.client.download_checkpoint(args.job_id, out_dir=args.out, step=step)
     if ctx.json:
         ctx.print_json(result)

@@ -7,26 +7,25 @@ import argparse
 from wildrobot.specs import MAX_VIDEO_SECONDS
 
 from .. import render
-from ..parsing import UsageError, parse_count
+from ..parsing import UsageError, parse_step
+from ..types import Step
 from .base import Command, Context
 
 
-def parse_job_step(text: str) -> tuple[str, int | None]:
-    """ "JOB" or "JOB:STEP" (STEP a count like 4096 or 4k, or "latest") -> (job_id, step)."""
+def parse_job_step(text: str) -> tuple[str, Step]:
+    """ "JOB" or "JOB:STEP" (STEP a count like 4096 or 4k, "latest" or "best") -> (job_id, step)."""
     job_id, _, step = text.partition(":")
     if not job_id:
         raise UsageError(f"{text!r}: expected JOB or JOB:STEP")
-    if not step or step == "latest":
-        return job_id, None
     try:
-        return job_id, parse_count(step)
+        return job_id, parse_step(step or "latest")
     except UsageError as exc:
-        raise UsageError(f"{text!r}: step {exc} (or 'latest')") from None
+        raise UsageError(f"{text!r}: step {exc}") from None
 
 
 def _configure(default_out: str, video: bool):
     def configure(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("job", metavar="JOB[:STEP]", help="job id, optionally :env step")
+        parser.add_argument("job", metavar="JOB[:STEP]", help="job id, optionally :env step, :latest or :best")
         parser.add_argument(
             "-o", "--out", default=default_out, help=f"file (default {default_out})"
         )

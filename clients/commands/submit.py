@@ -71,6 +71,7 @@ PPO_FLAGS = {
     "--num-envs": "num_envs",
     "--timesteps": "num_timesteps",
     "--learning-rate": "learning_rate",
+    "--lr-schedule": "learning_rate_schedule",
     "--episode-length": "episode_length",
     "--seed": "seed",
 }

@@ -18,7 +18,7 @@ from wildrobot.exports import ArtifactKind
 from wildrobot.v1 import jobs_pb2
 
 from .. import errors
-from ..types import CheckpointInfo
+from ..types import CheckpointInfo, Step, set_step
 from .connection import Connection
 
 
@@ -45,10 +45,9 @@ class ArtifactsClient(Connection):
 
     # -- checkpoints and exports ---------------------------------------------------------------
 
-    def download_checkpoint(
-        self, job_id: str, out_dir: str | Path, step: int | None = None
-    ) -> Download:
-        """Downloads a checkpoint (the latest when `step` is None) and extracts it into `out_dir`.
+    def download_checkpoint(self, job_id: str, out_dir: str | Path, step: Step = None) -> Download:
+        """Downloads a checkpoint (the latest when `step` is None, the job's best when "best") and
+        extracts it into `out_dir`.
 
         The archive is checked before anything is written: absolute paths, `..` components,
         links and device files are refused (UnsafeArchive)."""
@@ -62,10 +61,9 @@ class ArtifactsClient(Connection):
             extract_tar(buffer, out)
         return Download(info, out)
 
-    def _fetch_archive(self, job_id: str, step: int | None, buffer: IO[bytes]) -> CheckpointInfo:
+    def _fetch_archive(self, job_id: str, step: Step, buffer: IO[bytes]) -> CheckpointInfo:
         request = jobs_pb2.DownloadCheckpointRequest(job_id=job_id)
-        if step is not None:
-            request.step = step
+        set_step(request, step)
         buffer.seek(0)
         buffer.truncate()
         info: CheckpointInfo | None = None
@@ -78,10 +76,10 @@ class ArtifactsClient(Connection):
         return info
 
     def download_artifact(
-        self, job_id: str, kind: str, out_path: str | Path, step: int | None = None
+        self, job_id: str, kind: str, out_path: str | Path, step: Step = None
     ) -> ArtifactDownload:
         """Downloads the file the worker exported from a checkpoint (the latest when `step` is
-        None): kind "onnx" (the policy) or "video" (an MP4 rollout). Raises ExportNotFound when
+        None; the best one when "best"): kind "onnx" (the policy) or "video" (an MP4 rollout). Raises ExportNotFound when
         that checkpoint has none (only a job's final checkpoint gets them; see `export`)."""
         kind = ArtifactKind(kind)
         out = Path(out_path)
@@ -104,7 +102,7 @@ class ArtifactsClient(Connection):
         job_id: str,
         kind: str,
         out_path: str | Path,
-        step: int | None = None,
+        step: Step = None,
         video_seconds: float = 4.0,
     ) -> ArtifactDownload:
         """The checkpoint's export from the server when it has one; otherwise downloads the
@@ -127,11 +125,10 @@ class ArtifactsClient(Connection):
         )
 
     def _fetch_artifact(
-        self, job_id: str, kind: ArtifactKind, step: int | None, buffer: IO[bytes]
+        self, job_id: str, kind: ArtifactKind, step: Step, buffer: IO[bytes]
     ) -> tuple[CheckpointInfo, int]:
         request = jobs_pb2.DownloadArtifactRequest(job_id=job_id, kind=artifact_kind_to_proto(kind))
-        if step is not None:
-            request.step = step
+        set_step(request, step)
         buffer.seek(0)
         buffer.truncate()
         info: CheckpointInfo | None = None

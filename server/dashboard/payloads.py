@@ -59,6 +59,7 @@ def checkpoint(info: CheckpointRecord, exported: Iterable[str] = ()) -> dict[str
         "size_bytes": info.size_bytes,
         "created_at_ms": info.created_at_ms,
         "exports": [str(kind) for kind in exported],
+        "best": info.best,
     }
 
 

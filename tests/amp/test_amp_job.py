@@ -139,7 +139,7 @@ class Recorder:
     def metrics(self, step: int, values: dict[str, float]) -> None:
         self.points.append((step, values))
 
-    def checkpoint(self, step: int, path: Path) -> None:
+    def checkpoint(self, step: int, path: Path, best: bool = False) -> None:
         pass
 
     def log(self, level: str, message: str) -> None:

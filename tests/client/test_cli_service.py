@@ -47,6 +47,8 @@ def test_dry_run_with_4096_envs_validates_and_queues_nothing(service: Service) -
         (["--set", "env_overrides.push.enable=2"], ["push.enable: must be true or false"]),
         (["--set", "env_overrides.sim_dt=0.0005"], ["40 physics substeps", "max_substeps"]),
         (["--set", "num_hosts=64"], ["num_hosts 64 is above the limit 1", "max_hosts"]),
+        (["--set", "learning_rate_schedule=step"], ["learning_rate_schedule", "'cosine'"]),
+        (["--lr-schedule", "warm"], ["learning_rate_schedule", "'linear'"]),
     ],
 )
 def test_invalid_spec_names_field_and_rule(service: Service, argv, expected) -> None:
@@ -54,6 +56,13 @@ def test_invalid_spec_names_field_and_rule(service: Service, argv, expected) -> 
     assert code == 5 and out == ""
     assert "invalid spec" in err and all(text in err for text in expected), err
     assert "Traceback" not in err
+
+
+def test_learning_rate_schedule_through_set_and_flag(service: Service) -> None:
+    for argv in (["--set", "learning_rate_schedule=cosine"], ["--lr-schedule", "cosine"]):
+        code, out, err = run_cli(service.address, "submit", "ppo", *argv, "--dry-run", "--json")
+        assert (code, err) == (0, "")
+        assert json.loads(out)["job"]["spec"]["learning_rate_schedule"] == "cosine"
 
 
 def test_preset_fills_the_fields_left_out(service: Service) -> None:

@@ -14,6 +14,7 @@ from wildrobot.clients.parsing import (
     parse_assignments,
     parse_count,
     parse_scalar,
+    parse_step,
 )
 from wildrobot.specs import PpoSpec
 
@@ -43,6 +44,29 @@ def test_parse_count(text: str, value: int) -> None:
 def test_parse_count_rejects(text: str) -> None:
     with pytest.raises(UsageError):
         parse_count(text)
+
+
+def test_parse_step_names_latest_best_or_a_count() -> None:
+    assert parse_step("latest") is None and parse_step("best") == "best"
+    assert parse_step("BEST") == "best" and parse_step("4k") == 4_000
+    with pytest.raises(UsageError, match="'latest' or 'best'"):
+        parse_step("bestest")
+
+
+def test_sdk_step_goes_on_the_wire_as_step_or_best() -> None:
+    from wildrobot.clients.types import set_step
+    from wildrobot.v1 import jobs_pb2
+
+    latest, best, step = (jobs_pb2.DownloadCheckpointRequest() for _ in range(3))
+    set_step(latest, None)
+    set_step(best, "best")
+    set_step(step, 4096)
+    assert not latest.HasField("step") and not latest.best
+    assert best.best and not best.HasField("step")
+    assert step.step == 4096 and not step.best
+    for bad in ("latest", True, 1.5):
+        with pytest.raises(ValueError, match="step: an env step, None"):
+            set_step(jobs_pb2.DownloadArtifactRequest(), bad)
 
 
 def test_parse_scalar_keeps_types() -> None:

@@ -106,9 +106,9 @@ def test_invalid_argument_is_invalid_spec_only_for_specs(service: Service) -> No
         with pytest.raises(InvalidRequest) as info:
             client.list(page_size=501)
         assert not isinstance(info.value, InvalidSpec)
-        assert (info.value.field, info.value.rule) == ("page_size", "at most 500")
+        assert (info.value.field, info.value.rule) == ("page_size", "0..500")
         assert str(info.value).startswith("ListJobs: ")
         with pytest.raises(InvalidSpec) as spec:
             client.submit_ppo(num_envs=100_000, validate_only=True)
         assert spec.value.field == "num_envs"
-    assert cli_message(info.value) == ("ListJobs: page_size: at most 500", 5)
+    assert cli_message(info.value) == ("ListJobs: page_size: 0..500", 5)

@@ -203,14 +203,14 @@ def test_exports_listed_and_served(service) -> None:
         ckpt = service.artifact_dir / job_id / "checkpoints" / f"{step:012d}"
         ckpt.mkdir(parents=True)
         (ckpt / "state.bin").write_bytes(b"\0" * 10)
-        queue.checkpoint(lease, step, f"{job_id}/checkpoints/{step:012d}", 10)
+        queue.checkpoint(lease, step, f"{job_id}/checkpoints/{step:012d}", 10, best=step == 1280)
     video = exports.artifact_path(ckpt, exports.ArtifactKind.VIDEO)
     video.parent.mkdir()
     video.write_bytes(b"\0\0\0\x18ftypmp42" + bytes(range(256)) * 40)
     listed = call(service.http_url, f"/api/jobs/{job_id}/checkpoints", ALICE).json()
-    assert [(c["step"], c["exports"]) for c in listed["checkpoints"]] == [
-        (1280, []),
-        (2560, ["video"]),
+    assert [(c["step"], c["exports"], c["best"]) for c in listed["checkpoints"]] == [
+        (1280, [], True),
+        (2560, ["video"], False),
     ]
     for which in ("latest", "2560"):
         path = f"/api/jobs/{job_id}/checkpoints/{which}/artifacts/video"

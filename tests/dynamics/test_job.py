@@ -21,7 +21,7 @@ class _Publish:
         self.points: list[tuple[int, dict]] = []
         self.registered: list[tuple[int, Path]] = []
 
-    def checkpoint(self, step: int, path: Path) -> None:
+    def checkpoint(self, step: int, path: Path, best: bool = False) -> None:
         self.registered.append((step, Path(path)))
 
     def log(self, level: str, message: str) -> None:

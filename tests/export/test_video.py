@@ -26,7 +26,7 @@ class RecordingPublisher:
     def metrics(self, step: int, values: dict[str, float]) -> None:
         raise AssertionError("exports publish no metrics")
 
-    def checkpoint(self, step: int, path: Path) -> None:
+    def checkpoint(self, step: int, path: Path, best: bool = False) -> None:
         raise AssertionError("exports register no checkpoint")
 
     def log(self, level: str, message: str) -> None:

@@ -55,7 +55,9 @@ def test_stale_attempt_cannot_register_clobber_or_be_deleted(
 
     def attempt_one(context: JobContext, spec: object) -> HandlerResult:
         seen["one"] = context
-        context.publish.checkpoint(128, write_checkpoint(context.run_dir, 128, b"one@128"))
+        context.publish.checkpoint(
+            128, write_checkpoint(context.run_dir, 128, b"one@128"), best=True
+        )
         return HandlerResult(128, stopped=False)
 
     assert run_attempt(monkeypatch, redis_url, artifacts, first, attempt_one)[1][0] == "succeeded"
@@ -75,6 +77,8 @@ def test_stale_attempt_cannot_register_clobber_or_be_deleted(
         stale_path = write_checkpoint(stale.run_dir, 256, b"one@256 (stale)")
         with pytest.raises(LeaseLost):
             stale.publish.checkpoint(256, stale_path)
+        with pytest.raises(LeaseLost):  # nor as a new best (the same fenced registration)
+            stale.publish.checkpoint(256, stale_path, best=True)
         # ...and crashes half-way through its next checkpoint (between write and rename).
         half = stale.run_dir / "checkpoints" / f".tmp-{384:012d}"
         half.mkdir()
@@ -90,6 +94,15 @@ def test_stale_attempt_cannot_register_clobber_or_be_deleted(
     assert (artifacts / registered[128].path / "state.bin").read_bytes() == b"one@128"
     latest = queue.latest_checkpoint(job_id)
     assert latest is not None and latest.step == 256 and latest.attempt == second.attempt
+    # The job's best is still attempt 1's registered one: the stale best was refused.
+    assert best_checkpoint(registered.values()) == registered[128]
+    assert not registered[256].best
+
+
+def best_checkpoint(records):
+    from wildrobot.queue.records import best_checkpoint
+
+    return best_checkpoint(records)
 
 
 def _record(payload: str):

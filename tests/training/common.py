@@ -48,16 +48,19 @@ class RecordingHooks:
     def __init__(self, stop_after: int | None = None) -> None:
         self.metrics: list[tuple[int, dict[str, float]]] = []
         self.checkpoints: list[tuple[int, Path]] = []
+        self.bests: list[tuple[int, Path]] = []
         self.stop_after = stop_after
 
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
         self.metrics.append((step, dict(metrics)))
 
-    def on_checkpoint(self, step: int, path: Path) -> None:
+    def on_checkpoint(self, step: int, path: Path, best: bool = False) -> None:
         # Called only once the directory is complete and in its final place.
         assert (path / "spec.json").is_file() and (path / "network_config.json").is_file()
         assert (path / "state").is_dir() and (path / "policy").is_dir()
         self.checkpoints.append((step, path))
+        if best:
+            self.bests.append((step, path))
 
     def should_stop(self) -> bool:
         return self.stop_after is not None and len(self.metrics) >= self.stop_after

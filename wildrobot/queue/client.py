@@ -233,8 +233,14 @@ class QueueClient:
             ],
         )
 
-    def checkpoint(self, lease: Lease, step: int, rel_path: str, size_bytes: int) -> int:
+    def checkpoint(
+        self, lease: Lease, step: int, rel_path: str, size_bytes: int, best: bool = False
+    ) -> int:
+        """Registers a checkpoint (fenced); `best`: the run's new best by periodic evaluation.
+        The job's best is the highest-step checkpoint registered with best (best_checkpoint)."""
         info = {"step": step, "attempt": lease.attempt, "size_bytes": size_bytes, "path": rel_path}
+        if best:
+            info["best"] = True
         return self._fenced(
             self._checkpoint,
             lease,

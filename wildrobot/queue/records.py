@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,7 @@ class CheckpointRecord:
     size_bytes: int
     created_at_ms: int
     path: str = ""  # relative to the artifact directory: <job_id>/checkpoints/<step>
+    best: bool = False  # registered as a new best (the job's best is the newest such one)
 
     @classmethod
     def from_json(cls, payload: str) -> CheckpointRecord:
@@ -105,4 +107,11 @@ class CheckpointRecord:
             size_bytes=int(d.get("size_bytes", 0)),
             created_at_ms=int(d.get("created_at_ms", 0)),
             path=str(d.get("path", "")),
+            best=bool(d.get("best", False)),
         )
+
+
+def best_checkpoint(records: Iterable[CheckpointRecord]) -> CheckpointRecord | None:
+    """The job's best checkpoint: the highest step registered as a new best (None if none)."""
+    bests = [c for c in records if c.best]
+    return max(bests, key=lambda c: c.step) if bests else None

@@ -161,6 +161,7 @@ class PpoSpec(_message.Message):
     EXPORT_ONNX_FIELD_NUMBER: _builtins.int
     VIDEO_SECONDS_FIELD_NUMBER: _builtins.int
     POLICY_LAYER_NORM_FIELD_NUMBER: _builtins.int
+    LEARNING_RATE_SCHEDULE_FIELD_NUMBER: _builtins.int
     task: _builtins.str
     num_envs: _builtins.int
     num_timesteps: _builtins.int
@@ -192,6 +193,8 @@ class PpoSpec(_message.Message):
     """LayerNorm after every hidden layer of the policy (Brax's MLP layer_norm): the parameters
     test-time adaptation's `tent` adapts (docs/tta.md). Off by default.
     """
+    learning_rate_schedule: _builtins.str
+    """constant | linear | cosine: decay from learning_rate to 0 over the run's optimizer updates."""
     @_builtins.property
     def policy_hidden_sizes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
     @_builtins.property
@@ -230,10 +233,11 @@ class PpoSpec(_message.Message):
         export_onnx: _builtins.bool | None = ...,
         video_seconds: _builtins.float | None = ...,
         policy_layer_norm: _builtins.bool | None = ...,
+        learning_rate_schedule: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_eval_every", b"_eval_every", "_export_onnx", b"_export_onnx", "_gae_lambda", b"_gae_lambda", "_learning_rate", b"_learning_rate", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_envs", b"_num_envs", "_num_eval_envs", b"_num_eval_envs", "_num_hosts", b"_num_hosts", "_num_minibatches", b"_num_minibatches", "_num_timesteps", b"_num_timesteps", "_num_updates_per_batch", b"_num_updates_per_batch", "_policy_layer_norm", b"_policy_layer_norm", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_task", b"_task", "_unroll_length", b"_unroll_length", "_video_seconds", b"_video_seconds", "batch_size", b"batch_size", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "episode_length", b"episode_length", "eval_every", b"eval_every", "export_onnx", b"export_onnx", "gae_lambda", b"gae_lambda", "learning_rate", b"learning_rate", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_envs", b"num_envs", "num_eval_envs", b"num_eval_envs", "num_hosts", b"num_hosts", "num_minibatches", b"num_minibatches", "num_timesteps", b"num_timesteps", "num_updates_per_batch", b"num_updates_per_batch", "policy_layer_norm", b"policy_layer_norm", "reward_scaling", b"reward_scaling", "seed", b"seed", "task", b"task", "unroll_length", b"unroll_length", "video_seconds", b"video_seconds"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_eval_every", b"_eval_every", "_export_onnx", b"_export_onnx", "_gae_lambda", b"_gae_lambda", "_learning_rate", b"_learning_rate", "_learning_rate_schedule", b"_learning_rate_schedule", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_envs", b"_num_envs", "_num_eval_envs", b"_num_eval_envs", "_num_hosts", b"_num_hosts", "_num_minibatches", b"_num_minibatches", "_num_timesteps", b"_num_timesteps", "_num_updates_per_batch", b"_num_updates_per_batch", "_policy_layer_norm", b"_policy_layer_norm", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_task", b"_task", "_unroll_length", b"_unroll_length", "_video_seconds", b"_video_seconds", "batch_size", b"batch_size", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "episode_length", b"episode_length", "eval_every", b"eval_every", "export_onnx", b"export_onnx", "gae_lambda", b"gae_lambda", "learning_rate", b"learning_rate", "learning_rate_schedule", b"learning_rate_schedule", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_envs", b"num_envs", "num_eval_envs", b"num_eval_envs", "num_hosts", b"num_hosts", "num_minibatches", b"num_minibatches", "num_timesteps", b"num_timesteps", "num_updates_per_batch", b"num_updates_per_batch", "policy_layer_norm", b"policy_layer_norm", "reward_scaling", b"reward_scaling", "seed", b"seed", "task", b"task", "unroll_length", b"unroll_length", "video_seconds", b"video_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_eval_every", b"_eval_every", "_export_onnx", b"_export_onnx", "_gae_lambda", b"_gae_lambda", "_learning_rate", b"_learning_rate", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_envs", b"_num_envs", "_num_eval_envs", b"_num_eval_envs", "_num_hosts", b"_num_hosts", "_num_minibatches", b"_num_minibatches", "_num_timesteps", b"_num_timesteps", "_num_updates_per_batch", b"_num_updates_per_batch", "_policy_layer_norm", b"_policy_layer_norm", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_task", b"_task", "_unroll_length", b"_unroll_length", "_video_seconds", b"_video_seconds", "batch_size", b"batch_size", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "env_overrides", b"env_overrides", "episode_length", b"episode_length", "eval_every", b"eval_every", "export_onnx", b"export_onnx", "gae_lambda", b"gae_lambda", "learning_rate", b"learning_rate", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_envs", b"num_envs", "num_eval_envs", b"num_eval_envs", "num_hosts", b"num_hosts", "num_minibatches", b"num_minibatches", "num_timesteps", b"num_timesteps", "num_updates_per_batch", b"num_updates_per_batch", "policy_hidden_sizes", b"policy_hidden_sizes", "policy_layer_norm", b"policy_layer_norm", "reward_scaling", b"reward_scaling", "seed", b"seed", "task", b"task", "unroll_length", b"unroll_length", "value_hidden_sizes", b"value_hidden_sizes", "video_seconds", b"video_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_eval_every", b"_eval_every", "_export_onnx", b"_export_onnx", "_gae_lambda", b"_gae_lambda", "_learning_rate", b"_learning_rate", "_learning_rate_schedule", b"_learning_rate_schedule", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_envs", b"_num_envs", "_num_eval_envs", b"_num_eval_envs", "_num_hosts", b"_num_hosts", "_num_minibatches", b"_num_minibatches", "_num_timesteps", b"_num_timesteps", "_num_updates_per_batch", b"_num_updates_per_batch", "_policy_layer_norm", b"_policy_layer_norm", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_task", b"_task", "_unroll_length", b"_unroll_length", "_video_seconds", b"_video_seconds", "batch_size", b"batch_size", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "env_overrides", b"env_overrides", "episode_length", b"episode_length", "eval_every", b"eval_every", "export_onnx", b"export_onnx", "gae_lambda", b"gae_lambda", "learning_rate", b"learning_rate", "learning_rate_schedule", b"learning_rate_schedule", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_envs", b"num_envs", "num_eval_envs", b"num_eval_envs", "num_hosts", b"num_hosts", "num_minibatches", b"num_minibatches", "num_timesteps", b"num_timesteps", "num_updates_per_batch", b"num_updates_per_batch", "policy_hidden_sizes", b"policy_hidden_sizes", "policy_layer_norm", b"policy_layer_norm", "reward_scaling", b"reward_scaling", "seed", b"seed", "task", b"task", "unroll_length", b"unroll_length", "value_hidden_sizes", b"value_hidden_sizes", "video_seconds", b"video_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__batch_size: _TypeAlias = _typing.Literal["batch_size"]  # noqa: Y015
     _WhichOneofArgType__batch_size: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size"]  # noqa: Y015
@@ -255,6 +259,8 @@ class PpoSpec(_message.Message):
     _WhichOneofArgType__gae_lambda: _TypeAlias = _typing.Literal["_gae_lambda", b"_gae_lambda"]  # noqa: Y015
     _WhichOneofReturnType__learning_rate: _TypeAlias = _typing.Literal["learning_rate"]  # noqa: Y015
     _WhichOneofArgType__learning_rate: _TypeAlias = _typing.Literal["_learning_rate", b"_learning_rate"]  # noqa: Y015
+    _WhichOneofReturnType__learning_rate_schedule: _TypeAlias = _typing.Literal["learning_rate_schedule"]  # noqa: Y015
+    _WhichOneofArgType__learning_rate_schedule: _TypeAlias = _typing.Literal["_learning_rate_schedule", b"_learning_rate_schedule"]  # noqa: Y015
     _WhichOneofReturnType__max_grad_norm: _TypeAlias = _typing.Literal["max_grad_norm"]  # noqa: Y015
     _WhichOneofArgType__max_grad_norm: _TypeAlias = _typing.Literal["_max_grad_norm", b"_max_grad_norm"]  # noqa: Y015
     _WhichOneofReturnType__normalize_observations: _TypeAlias = _typing.Literal["normalize_observations"]  # noqa: Y015
@@ -303,6 +309,8 @@ class PpoSpec(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__gae_lambda) -> _WhichOneofReturnType__gae_lambda | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__learning_rate) -> _WhichOneofReturnType__learning_rate | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__learning_rate_schedule) -> _WhichOneofReturnType__learning_rate_schedule | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_grad_norm) -> _WhichOneofReturnType__max_grad_norm | None: ...
     @_typing.overload
@@ -1051,9 +1059,12 @@ class CheckpointInfo(_message.Message):
     ATTEMPT_FIELD_NUMBER: _builtins.int
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    BEST_FIELD_NUMBER: _builtins.int
     step: _builtins.int
     attempt: _builtins.int
     size_bytes: _builtins.int
+    best: _builtins.bool
+    """The job's best checkpoint so far by periodic evaluation (README, "The best checkpoint"); at most one."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -1063,10 +1074,11 @@ class CheckpointInfo(_message.Message):
         attempt: _builtins.int = ...,
         size_bytes: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        best: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "created_at", b"created_at", "size_bytes", b"size_bytes", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "best", b"best", "created_at", b"created_at", "size_bytes", b"size_bytes", "step", b"step"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1215,18 +1227,22 @@ class DownloadCheckpointRequest(_message.Message):
 
     JOB_ID_FIELD_NUMBER: _builtins.int
     STEP_FIELD_NUMBER: _builtins.int
+    BEST_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     step: _builtins.int
     """Absent: the latest checkpoint."""
+    best: _builtins.bool
+    """The job's best checkpoint (by periodic evaluation) instead; `step` must then be absent."""
     def __init__(
         self,
         *,
         job_id: _builtins.str = ...,
         step: _builtins.int | None = ...,
+        best: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_step", b"_step", "step", b"step"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_step", b"_step", "job_id", b"job_id", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_step", b"_step", "best", b"best", "job_id", b"job_id", "step", b"step"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__step: _TypeAlias = _typing.Literal["step"]  # noqa: Y015
     _WhichOneofArgType__step: _TypeAlias = _typing.Literal["_step", b"_step"]  # noqa: Y015
@@ -1268,11 +1284,14 @@ class DownloadArtifactRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _builtins.int
     STEP_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
+    BEST_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     step: _builtins.int
     """Absent: the latest checkpoint."""
     kind: Global___ArtifactKind.ValueType
+    best: _builtins.bool
+    """Of the job's best checkpoint (by periodic evaluation); `step` must then be absent."""
     name: _builtins.str
     """A file ListArtifacts named (any kind); when set, `kind` and `step` are ignored."""
     def __init__(
@@ -1281,11 +1300,12 @@ class DownloadArtifactRequest(_message.Message):
         job_id: _builtins.str = ...,
         step: _builtins.int | None = ...,
         kind: Global___ArtifactKind.ValueType = ...,
+        best: _builtins.bool = ...,
         name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_step", b"_step", "step", b"step"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_step", b"_step", "job_id", b"job_id", "kind", b"kind", "name", b"name", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_step", b"_step", "best", b"best", "job_id", b"job_id", "kind", b"kind", "name", b"name", "step", b"step"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__step: _TypeAlias = _typing.Literal["step"]  # noqa: Y015
     _WhichOneofArgType__step: _TypeAlias = _typing.Literal["_step", b"_step"]  # noqa: Y015

@@ -1,6 +1,6 @@
 """The `ppo` job: train_ppo with hooks that publish through the (fenced) job context.
 
-After a run that was not stopped, the final checkpoint gets its exports (wildrobot.exports):
+After a run that was not stopped, the final checkpoint (and the `best` one) gets its exports (wildrobot.exports):
 the policy as ONNX (`spec.export_onnx`) and a rollout video (`spec.video_seconds`, WildRobot
 tasks). They are extras: a failure there is logged at error level on the job and the job still
 succeeds with its checkpoint. Each is written under a hidden name and renamed into place only
@@ -33,8 +33,8 @@ class JobHooks:
     def on_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
         self._context.publish.metrics(step, dict(metrics))
 
-    def on_checkpoint(self, step: int, path: Path) -> None:
-        self._context.publish.checkpoint(step, path)
+    def on_checkpoint(self, step: int, path: Path, best: bool = False) -> None:
+        self._context.publish.checkpoint(step, path, best=best)
 
     def should_stop(self) -> bool:
         return self._context.should_stop()
@@ -52,9 +52,14 @@ def run(context: JobContext, spec: PpoSpec) -> HandlerResult:
 
 
 def finish(context: JobContext, spec: PpoSpec, result: TrainResult) -> HandlerResult:
-    """What a finished trainer run becomes: the final checkpoint's exports (unless stopped)."""
+    """What a finished trainer run becomes: the final checkpoint's exports (unless stopped), and
+    the same for the best checkpoint (periodic evaluation) when it is another one."""
     if not result.stopped and result.checkpoint_dir is not None:
         make_exports(context, spec, Path(result.checkpoint_dir))
+        best = result.best_checkpoint_dir
+        final = Path(result.checkpoint_dir).resolve()
+        if best is not None and Path(best).is_dir() and Path(best).resolve() != final:
+            make_exports(context, spec, Path(best))
     return HandlerResult(final_step=result.final_step, stopped=result.stopped)
 
 

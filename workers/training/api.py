@@ -17,8 +17,9 @@ class TrainHooks(Protocol):
     def on_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
         """After every iteration: env steps done so far and flat named scalars."""
 
-    def on_checkpoint(self, step: int, path: Path) -> None:
-        """After a checkpoint directory is completely written (safe to resume from)."""
+    def on_checkpoint(self, step: int, path: Path, best: bool = False) -> None:
+        """After a checkpoint directory is completely written (safe to resume from); `best`:
+        it holds the run's new best evaluation (workers.training.best), the job's `best`."""
 
     def should_stop(self) -> bool:
         """Polled between iterations; True makes the trainer checkpoint and return early."""
@@ -30,6 +31,7 @@ class TrainResult:
     iterations: int  # training iterations done in total (across resumes)
     stopped: bool  # True when should_stop() ended the run before num_timesteps
     checkpoint_dir: Path | None  # the last checkpoint written
+    best_checkpoint_dir: Path | None = None  # the best evaluation's checkpoint (eval_every > 0)
 
 
 class NonFiniteError(RuntimeError):

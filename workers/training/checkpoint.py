@@ -5,7 +5,7 @@ Layout of <run_dir>/checkpoints/<env_steps:012d>/:
   policy/              normalizer, policy and value params of device 0 (load_policy)
   spec.json            the PpoSpec of the run
   network_config.json  the NetworkConfig that rebuilds the networks
-  meta.json            iteration, env_steps, device count
+  meta.json            iteration, env_steps, device count, the run's best evaluation so far
 A checkpoint is written into a hidden temporary directory and renamed into place, so a crash
 never leaves a half-written one where a resume would find it; an existing one is never replaced.
 The service gives every attempt its own run_dir (wildrobot.workers.layout) and resumes only from
@@ -58,9 +58,16 @@ def policy_tree(normalizer: Any, policy: Any, value: Any) -> dict[str, Any]:
 
 
 def save_checkpoint(
-    run_dir: Path, state: TrainingState, spec: PpoSpec, network_config: NetworkConfig
+    run_dir: Path,
+    state: TrainingState,
+    spec: PpoSpec,
+    network_config: NetworkConfig,
+    best: dict[str, Any] | None = None,
 ) -> Path:
-    """Writes `state` (leaves with a leading device axis) atomically; returns the final path."""
+    """Writes `state` (leaves with a leading device axis) atomically; returns the final path.
+
+    best: the run's best evaluation so far (workers.training.best), recorded in meta.json.
+    """
     host_state = jax.device_get(state)
     env_steps = int(host_state.env_steps.to_numpy()[0])
     final = checkpoint_path(Path(run_dir).absolute(), env_steps)  # orbax needs absolute paths
@@ -86,6 +93,8 @@ def save_checkpoint(
             "env_steps": env_steps,
             "num_devices": int(np.shape(host_state.iteration)[0]),
         }
+        if best is not None:
+            meta["best"] = best
         (tmp / META_FILE).write_text(json.dumps(meta))
         layout.install_dir(tmp, final)
     except BaseException:
@@ -142,5 +151,5 @@ def read_network_config(checkpoint_dir: Path) -> NetworkConfig:
     return NetworkConfig.from_json((Path(checkpoint_dir) / NETWORK_CONFIG_FILE).read_text())
 
 
-def read_meta(checkpoint_dir: Path) -> dict[str, int]:
+def read_meta(checkpoint_dir: Path) -> dict[str, Any]:
     return json.loads((Path(checkpoint_dir) / META_FILE).read_text())

@@ -69,9 +69,24 @@ class Extension(Protocol):
         ...
 
 
+def updates_per_iteration(spec: PpoSpec) -> int:
+    """Optimizer updates one iteration makes: epochs x minibatches."""
+    return spec.num_updates_per_batch * spec.num_minibatches
+
+
+def learning_rate_schedule(spec: PpoSpec) -> optax.Schedule:
+    """update count -> learning rate: constant, or decaying to 0 at the run's last update."""
+    total = max(spec.num_iterations * updates_per_iteration(spec), 1)
+    if spec.learning_rate_schedule == "linear":
+        return optax.linear_schedule(spec.learning_rate, 0.0, total)
+    if spec.learning_rate_schedule == "cosine":
+        return optax.cosine_decay_schedule(spec.learning_rate, total)
+    return optax.constant_schedule(spec.learning_rate)
+
+
 def make_optimizer(spec: PpoSpec) -> optax.GradientTransformation:
     return optax.chain(
-        optax.clip_by_global_norm(spec.max_grad_norm), optax.adam(spec.learning_rate)
+        optax.clip_by_global_norm(spec.max_grad_norm), optax.adam(learning_rate_schedule(spec))
     )
 
 

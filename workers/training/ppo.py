@@ -6,6 +6,8 @@ jitted iteration never touches disk or the job service.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,10 +20,12 @@ from jax.experimental import multihost_utils
 
 from wildrobot.specs import PpoSpec
 
+from . import best as best_rule
 from . import checkpoint as ckpt
 from . import distributed
 from . import networks as net
 from .api import TrainHooks, TrainResult, checkpoint_path
+from .iteration import learning_rate_schedule, updates_per_iteration
 from .metrics import EpisodeTracker, check_finite, to_host
 from .rollout import make_evaluator
 from .state import TrainingState
@@ -57,13 +61,17 @@ def train_ppo(
     trainer = trainer if trainer is not None else make_trainer(spec)
     state = init_state(trainer)
     last_checkpoint: Path | None = None
+    # The best evaluation so far; its `path` is the absolute directory of its checkpoint.
+    best: best_rule.BestScore | None = None
     if resume_from is not None:
         state = _resume(trainer, state, Path(resume_from))
         last_checkpoint = Path(resume_from)
+        best = _read_best(last_checkpoint)
     num_iterations = spec.num_iterations
     iteration = int(state.iteration[0])
     checkpointed_iteration = iteration
     evaluate = _make_evaluator(trainer) if spec.eval_every else None
+    schedule = learning_rate_schedule(spec)
 
     compile_start = time.perf_counter()
     if _multi_host(trainer):
@@ -94,22 +102,31 @@ def train_ppo(
             env_steps_per_s=spec.env_steps_per_iteration / elapsed,
             iteration_s=elapsed,
             compile_s=compile_s,
-            learning_rate=spec.learning_rate,
+            # the rate of this iteration's first update (the optimizer's count before it)
+            learning_rate=float(schedule((iteration - 1) * updates_per_iteration(spec))),
         )
+        new_best = False
         if evaluate is not None and iteration % spec.eval_every == 0:
-            metrics.update(evaluate(state))
+            report = evaluate(state)
+            metrics.update(report)
+            candidate = best_rule.score(env_steps, report)
+            new_best = best_rule.is_better(candidate, best)
+            if new_best:
+                where = checkpoint_path(run_dir, env_steps).absolute()
+                best = dataclasses.replace(candidate, path=str(where))
         if leader:
             hooks.on_metrics(env_steps, metrics)
-        if iteration % spec.checkpoint_every == 0:
-            last_checkpoint = _checkpoint(trainer, state, run_dir, hooks)
+        if new_best or iteration % spec.checkpoint_every == 0:
+            last_checkpoint = _checkpoint(trainer, state, run_dir, hooks, best, new_best)
             checkpointed_iteration = iteration
     if iteration != checkpointed_iteration:
-        last_checkpoint = _checkpoint(trainer, state, run_dir, hooks)
+        last_checkpoint = _checkpoint(trainer, state, run_dir, hooks, best, False)
     return TrainResult(
         final_step=iteration * spec.env_steps_per_iteration,
         iterations=iteration,
         stopped=stopped,
         checkpoint_dir=last_checkpoint,
+        best_checkpoint_dir=Path(best.path) if best is not None else None,
     )
 
 
@@ -124,8 +141,16 @@ def _agreed_stop(trainer: Trainer, leader_says_stop: bool) -> bool:
     return bool(multihost_utils.broadcast_one_to_all(np.int32(leader_says_stop)))
 
 
-def _checkpoint(trainer: Trainer, state: TrainingState, run_dir: Path, hooks: TrainHooks) -> Path:
-    """Process 0 writes the whole run's state (every host's devices, gathered) and registers it."""
+def _checkpoint(
+    trainer: Trainer,
+    state: TrainingState,
+    run_dir: Path,
+    hooks: TrainHooks,
+    best: best_rule.BestScore | None,
+    is_best: bool,
+) -> Path:
+    """Process 0 writes the whole run's state (every host's devices, gathered) and registers it
+    (as the run's new best when `is_best`); meta.json records `best`, the best so far."""
     if _multi_host(trainer):
         host_state = jax.tree.map(np.asarray, multihost_utils.process_allgather(state, tiled=True))
     else:
@@ -133,11 +158,30 @@ def _checkpoint(trainer: Trainer, state: TrainingState, run_dir: Path, hooks: Tr
     env_steps = int(host_state.env_steps.to_numpy()[0])
     path = checkpoint_path(run_dir, env_steps)
     if distributed.is_leader():
-        path = ckpt.save_checkpoint(run_dir, host_state, trainer.spec, trainer.network_config)
-        hooks.on_checkpoint(env_steps, path)
+        recorded = None
+        if best is not None:  # where the best lives, relative to this checkpoint's directory
+            rel = os.path.relpath(best.path, path.absolute())
+            recorded = dataclasses.replace(best, path=rel).to_json_dict()
+        path = ckpt.save_checkpoint(
+            run_dir, host_state, trainer.spec, trainer.network_config, best=recorded
+        )
+        if is_best:
+            hooks.on_checkpoint(env_steps, path, best=True)
+        else:
+            hooks.on_checkpoint(env_steps, path)
     if _multi_host(trainer):  # nobody runs ahead of a checkpoint that is still being written
         multihost_utils.sync_global_devices(f"checkpoint-{env_steps}")
     return path
+
+
+def _read_best(checkpoint_dir: Path) -> best_rule.BestScore | None:
+    """The best evaluation recorded with a checkpoint (None before the first evaluation)."""
+    recorded = ckpt.read_meta(checkpoint_dir).get("best")
+    if recorded is None:
+        return None
+    best = best_rule.BestScore.from_json_dict(recorded)
+    where = os.path.normpath(Path(checkpoint_dir).absolute() / best.path)
+    return dataclasses.replace(best, path=where)
 
 
 def _resume(trainer: Trainer, target: TrainingState, checkpoint_dir: Path) -> TrainingState:
