@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from wildrobot import convert, costs, tenant_files
 from wildrobot.queue import keys, scripts
 from wildrobot.queue.records import CheckpointRecord, JobRecord
-from wildrobot.specs import AmpSpec, JobKind, JobState, PpoSpec, TtaEvalSpec
+from wildrobot.specs import AmpSpec, JobKind, JobState, MamlSpec, PpoSpec, TtaEvalSpec
 from wildrobot.v1 import jobs_pb2
 
 from . import errors
@@ -92,6 +92,12 @@ def validate_submission(
             costs.check_cost(spec, cost_limits)
         except costs.CostLimitExceeded as exc:
             field = f"spec.{which}.{exc.field}"
+            raise errors.InvalidArgument(f"{field}: {exc}", (field,)) from None
+    if isinstance(spec, MamlSpec):
+        try:
+            costs.check_maml_cost(spec, cost_limits)
+        except costs.CostLimitExceeded as exc:
+            field = f"spec.maml.{exc.field}"
             raise errors.InvalidArgument(f"{field}: {exc}", (field,)) from None
     if isinstance(spec, AmpSpec) and spec.num_hosts > 1:
         # Multi-host launches run the PPO trainer (workers.host); AMP has no such path yet.

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from wildrobot import presets
-from wildrobot.specs import TASK_ALIASES, AmpSpec, PpoSpec, TtaEvalSpec
+from wildrobot.specs import MAML_TASK_ALIASES, AmpSpec, MamlSpec, PpoSpec, TtaEvalSpec
 
 from .. import render
 from ..parsing import UsageError, coerce_field, parse_assignments
@@ -45,6 +45,10 @@ def _submit_amp(client: Client, **kwargs: Any) -> SubmitResult:
 
 def _submit_tta(client: Client, **kwargs: Any) -> SubmitResult:
     return client.submit_tta(**kwargs)
+
+
+def _submit_maml(client: Client, **kwargs: Any) -> SubmitResult:
+    return client.submit_maml(**kwargs)
 
 
 def parse_checkpoint(text: str) -> dict[str, Any]:
@@ -98,6 +102,23 @@ KINDS = (
         _submit_tta,
         checkpoint=True,
     ),
+    SubmitKind(
+        "maml",
+        MamlSpec,
+        {
+            "--task": "task",
+            "--iterations": "num_iterations",
+            "--tasks-per-batch": "tasks_per_batch",
+            "--episodes-per-task": "episodes_per_task",
+            "--episode-length": "episode_length",
+            "--inner-steps": "inner_steps",
+            "--inner-lr": "inner_lr",
+            "--first-order": "first_order",
+            "--outer-learning-rate": "outer_learning_rate",
+            "--seed": "seed",
+        },
+        _submit_maml,
+    ),
 )
 
 
@@ -107,7 +128,7 @@ def _field_help(spec_cls: type[BaseModel], field: str) -> str:
     text = f"default {default}"
     if field == "task":
         allowed = typing.get_args(info.annotation)
-        short = [alias for alias, task in TASK_ALIASES.items() if task in allowed]
+        short = [alias for alias, task in MAML_TASK_ALIASES.items() if task in allowed]
         text += "; short forms: " + ", ".join(short)
     if field == "motions":
         text += "; comma-separated shipped clip names or .npz names among your uploads"
