@@ -142,7 +142,7 @@ def make_adapt(model: PolicyModel, inner_steps: int, first_order: bool):
             if first_order:
                 grads = jax.lax.stop_gradient(grads)
             p = jax.tree.map(lambda x, g: x - inner_lr * g, p, grads)
-            return p, optax.global_norm(grads)
+            return p, optax.tree.norm(grads)
 
         return jax.lax.scan(body, policy_params, None, length=inner_steps)
 
@@ -237,7 +237,7 @@ def make_iteration_fn(
             )
             updates, opt_state = optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
-            return (params, opt_state), (total, parts, optax.global_norm(grads))
+            return (params, opt_state), (total, parts, optax.tree.norm(grads))
 
         (new_params, opt_state), (total, parts, grad_norms) = jax.lax.scan(
             outer_step, (params, state.optimizer_state), None, length=spec.outer_updates

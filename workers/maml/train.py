@@ -66,6 +66,8 @@ def train_maml(
     maml/post_adaptation_return, maml/adaptation_gain, maml/inner_grad_norm(_max), the losses and
     the outer gradient norm."""
     run_dir = Path(run_dir)
+    if trainer is not None and trainer.spec != spec:
+        raise ValueError("trainer: built for another spec")
     trainer = trainer if trainer is not None else make_maml_trainer(spec)
     state = alg.init_state(spec, trainer.model, trainer.optimizer)
     last_checkpoint: Path | None = None
@@ -74,27 +76,29 @@ def train_maml(
         last_checkpoint = Path(resume_from)
     iteration = int(state.iteration)
     checkpointed = iteration
-    compile_start = time.perf_counter()
-    iteration_fn = trainer.iteration_fn.lower(state).compile()
-    compile_s = time.perf_counter() - compile_start
     stopped = False
     while iteration < spec.num_iterations:
         if hooks.should_stop():
             stopped = True
             break
         start = time.perf_counter()
-        new_state, device_metrics = iteration_fn(state)
+        # The trainer's jitted function: compiled on its first call, then reused (also by a
+        # later train_maml with the same trainer); the first iteration_s includes the compile.
+        new_state, device_metrics = trainer.iteration_fn(state)
         metrics = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
         elapsed = time.perf_counter() - start
         check_finite(iteration + 1, metrics)  # raises NonFiniteError naming the quantity
         state, iteration = new_state, iteration + 1
         env_steps = iteration * spec.env_steps_per_iteration
+        # The episodes this iteration ended with its adapted parameters, under the names the
+        # dashboard and `watch` show for every training job.
+        metrics["episode/reward"] = metrics["maml/post_adaptation_return"]
+        metrics["episode/length"] = metrics["maml/post_episode_length"]
         metrics.update(
             iteration=float(iteration),
             env_steps=float(env_steps),
             env_steps_per_s=spec.env_steps_per_iteration / elapsed,
             iteration_s=elapsed,
-            compile_s=compile_s,
         )
         hooks.on_metrics(env_steps, metrics)
         if iteration % spec.checkpoint_every == 0:
