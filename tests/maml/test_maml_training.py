@@ -40,6 +40,7 @@ def _leaves(tree) -> list[np.ndarray]:
     return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
+@pytest.mark.slow  # three short runs and a checkpoint load: ~30 s on a loaded 2-core machine
 def test_metrics_checkpoint_and_exact_resume(tmp_path: Path) -> None:
     spec = tiny(3)
     trainer = make_maml_trainer(spec)  # one compile for the three runs

@@ -54,7 +54,7 @@ class Batch:
     reward: jax.Array  # 0 once the episode has ended
     alive: jax.Array  # 1 while the episode had not ended before this step
     termination: jax.Array  # 1 at the step the episode ended
-    last_obs: jax.Array  # [N, ...] after the last step (bootstrap)
+    last_obs: jax.Array  # [N, ...] after the last step (no bootstrap there: see advantages)
     last_alive: jax.Array  # [N]
 
 
@@ -98,8 +98,11 @@ def advantages(
 ) -> tuple[jax.Array, jax.Array]:
     """(normalized GAE advantages [T, N], value targets [T, N]) of one task's batch."""
     values = model.value(value_params, normalizer, batch.obs)
-    bootstrap = model.value(value_params, normalizer, batch.last_obs) * batch.last_alive
-    next_values = jnp.concatenate([values[1:], bootstrap[None]], axis=0)
+    # No bootstrap at the horizon: MAML's objective is the return within `episode_length`
+    # steps, and the observation has no clock, so a value bootstrapped there feeds its own
+    # errors back into its targets (on PointNav it grew without bound and the advantages,
+    # dominated by V(s_T), stopped pointing at the goal). The value is a baseline.
+    next_values = jnp.concatenate([values[1:], jnp.zeros_like(values[:1])], axis=0)
     rewards = batch.reward * spec.reward_scaling
     continues = 1.0 - batch.termination
     delta = rewards + spec.discounting * continues * next_values - values
@@ -109,7 +112,7 @@ def advantages(
         acc = d + spec.discounting * spec.gae_lambda * c * acc
         return acc, acc
 
-    _, adv = jax.lax.scan(back, jnp.zeros_like(bootstrap), (delta, continues), reverse=True)
+    _, adv = jax.lax.scan(back, jnp.zeros_like(values[0]), (delta, continues), reverse=True)
     targets = jax.lax.stop_gradient(adv + values)
     mean = masked_mean(adv, batch.alive)
     std = jnp.sqrt(masked_mean(jnp.square(adv - mean), batch.alive))
