@@ -38,9 +38,9 @@ def toy_spec(iterations: int, inner_steps: int, first_order: bool) -> MamlSpec:
         episodes_per_task=20,
         episode_length=10,
         inner_steps=inner_steps,
-        inner_lr=1.0,
+        inner_lr=0.1,
         first_order=first_order,
-        outer_learning_rate=3e-4,
+        outer_learning_rate=1e-3,
         gae_lambda=1.0,
         normalize_observations=False,
         policy_hidden_sizes=(64, 64),
@@ -72,7 +72,7 @@ def run_arm(spec: MamlSpec) -> dict[str, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="3 iterations per arm")
-    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--iterations", type=int, default=60)
     args = parser.parse_args()
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
     iterations = 3 if args.smoke else args.iterations
