@@ -39,8 +39,8 @@ def toy_spec(inner_steps: int) -> MamlSpec:
 def paired_interval(d: np.ndarray) -> tuple[float, float, float]:
     """Mean and 95% t-interval of paired differences."""
     mean = float(d.mean())
-    half = 2.04 * float(d.std(ddof=1)) / np.sqrt(len(d))  # t(0.975, 31)
-    return mean, mean - half, mean + half
+    half = 2.04 * float(d.std(ddof=1)) / float(np.sqrt(len(d)))  # t(0.975, 31)
+    return round(mean, 3), round(mean - half, 3), round(mean + half, 3)
 
 
 def train_and_adapt(inner_steps: int) -> dict[str, np.ndarray]:
