@@ -27,8 +27,9 @@ STATE_STYLE = {
 REWARD_KEYS = ("episode/reward", "eval/episode_reward")
 LENGTH_KEYS = ("episode/length", "eval/avg_episode_length")
 # Training-health metrics `watch` shows besides reward when a job reports them (an amp job's
-# discriminator and reward mix): these first, in this order, then any other `amp/` ones by name.
-HEALTH_PREFIXES = ("amp/",)
+# discriminator and reward mix; a maml job's pre/post-adaptation returns, the adaptation gain and
+# the inner-loop gradient norms): these first, in this order, then any other ones by name.
+HEALTH_PREFIXES = ("amp/", "maml/")
 HEALTH_KEYS = (
     "amp/disc_loss",
     "amp/accuracy_ref",
@@ -40,6 +41,11 @@ HEALTH_KEYS = (
     "amp/style_reward",
     "amp/task_reward",
     "amp/pose_distance",
+    "maml/pre_adaptation_return",
+    "maml/post_adaptation_return",
+    "maml/adaptation_gain",
+    "maml/inner_grad_norm",
+    "maml/inner_grad_norm_max",
 )
 
 

@@ -14,7 +14,15 @@ from pydantic import ValidationError
 from wildrobot import convert, costs, tenant_files
 from wildrobot.queue import keys, scripts
 from wildrobot.queue.records import CheckpointRecord, JobRecord
-from wildrobot.specs import AmpSpec, InverseDynamicsSpec, JobKind, JobState, PpoSpec, TtaEvalSpec
+from wildrobot.specs import (
+    AmpSpec,
+    InverseDynamicsSpec,
+    JobKind,
+    JobState,
+    MamlSpec,
+    PpoSpec,
+    TtaEvalSpec,
+)
 from wildrobot.v1 import jobs_pb2
 
 from . import errors
@@ -100,6 +108,12 @@ def validate_submission(
             costs.check_cost(spec, cost_limits)
         except costs.CostLimitExceeded as exc:
             field = f"spec.{which}.{exc.field}"
+            raise errors.InvalidArgument(f"{field}: {exc}", (field,)) from None
+    if isinstance(spec, MamlSpec):
+        try:
+            costs.check_maml_cost(spec, cost_limits)
+        except costs.CostLimitExceeded as exc:
+            field = f"spec.maml.{exc.field}"
             raise errors.InvalidArgument(f"{field}: {exc}", (field,)) from None
     return spec
 

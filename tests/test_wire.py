@@ -9,7 +9,15 @@ import pytest
 from pydantic import ValidationError
 
 from wildrobot import convert
-from wildrobot.specs import AmpSpec, JobKind, JobState, PpoSpec, TtaEvalSpec, spec_from_json
+from wildrobot.specs import (
+    AmpSpec,
+    JobKind,
+    JobState,
+    MamlSpec,
+    PpoSpec,
+    TtaEvalSpec,
+    spec_from_json,
+)
 from wildrobot.v1 import jobs_pb2
 
 from .conftest import REPO_ROOT
@@ -238,3 +246,69 @@ def test_task_aliases_and_frozen() -> None:
 def test_spec_without_kind_is_rejected() -> None:
     with pytest.raises(ValueError, match="no job kind"):
         convert.spec_from_proto(jobs_pb2.JobSpec())
+
+
+def _non_default_maml() -> MamlSpec:
+    return MamlSpec(
+        task="PointNav",
+        policy_arch="mlp",
+        num_iterations=77,
+        tasks_per_batch=5,
+        episodes_per_task=9,
+        episode_length=33,
+        inner_steps=3,
+        inner_lr=0.05,
+        first_order=False,
+        outer_learning_rate=2e-3,
+        outer_updates=3,
+        clipping_epsilon=0.3,
+        entropy_cost=0.01,
+        discounting=0.97,
+        gae_lambda=0.9,
+        max_grad_norm=2.0,
+        reward_scaling=2.0,
+        normalize_observations=False,
+        policy_hidden_sizes=(32, 16),
+        value_hidden_sizes=(48,),
+        seed=9,
+        checkpoint_every=7,
+    )
+
+
+def test_maml_spec_round_trips_every_field() -> None:
+    spec = _non_default_maml()
+    defaults = MamlSpec()
+    differing = {f for f in MamlSpec.model_fields if getattr(spec, f) != getattr(defaults, f)}
+    # policy_arch has one value until the SSM policy lands; every other field differs.
+    assert differing == set(MamlSpec.model_fields) - {"kind", "policy_arch"}
+    wire = convert.spec_to_proto(spec)
+    back = convert.spec_from_proto(jobs_pb2.JobSpec.FromString(wire.SerializeToString()))
+    assert back == spec
+    assert convert.spec_from_proto(jobs_pb2.JobSpec(maml=jobs_pb2.MamlSpec())) == defaults
+    assert MamlSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "words"),
+    [
+        ({"tasks_per_batch": 0}, "tasks_per_batch", "greater than or equal to 1"),
+        ({"tasks_per_batch": 257}, "tasks_per_batch", "less than or equal to 256"),
+        ({"inner_steps": 11}, "inner_steps", "less than or equal to 10"),
+        ({"inner_lr": 0.0}, "inner_lr", "greater than 0"),
+        ({"inner_lr": float("inf")}, "inner_lr", "finite"),
+        ({"policy_arch": "transformer"}, "policy_arch", "'mlp'"),
+        ({"task": "fly"}, "task", "PointNav"),
+        (
+            {"tasks_per_batch": 256, "episodes_per_task": 4096, "episode_length": 100},
+            "",
+            "env steps per iteration, limit 50000000",
+        ),
+    ],
+)
+def test_bad_maml_fields_are_named(fields: dict, field: str, words: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        MamlSpec(**fields)
+    error = info.value.errors()[0]
+    assert ".".join(str(p) for p in error["loc"]).startswith(field)
+    assert words in str(info.value)
+    assert MamlSpec(task="stand").task == "WildRobotStand"

@@ -18,6 +18,7 @@ from wildrobot.specs import (
     InverseDynamicsSpec,
     JobKind,
     JobState,
+    MamlSpec,
     PpoSpec,
     TtaEvalSpec,
 )
@@ -57,6 +58,7 @@ _KIND_TO_PROTO = {
     JobKind.AMP: jobs_pb2.JOB_KIND_AMP,
     JobKind.INVERSE_DYNAMICS: jobs_pb2.JOB_KIND_INVERSE_DYNAMICS,
     JobKind.TTA_EVAL: jobs_pb2.JOB_KIND_TTA_EVAL,
+    JobKind.MAML: jobs_pb2.JOB_KIND_MAML,
 }
 _KIND_FROM_PROTO = {v: k for k, v in _KIND_TO_PROTO.items()}
 _STATE_TO_PROTO = {state: jobs_pb2.JobState.Value(f"JOB_STATE_{state.value}") for state in JobState}
@@ -273,9 +275,46 @@ def tta_eval_spec_from_proto(msg: jobs_pb2.TtaEvalSpec) -> TtaEvalSpec:
     return TtaEvalSpec(**fields)
 
 
+_MAML_REPEATED = ("policy_hidden_sizes", "value_hidden_sizes")
+_MAML_SCALARS = tuple(
+    name for name in MamlSpec.model_fields if name != "kind" and name not in _MAML_REPEATED
+)
+
+
+def maml_fields_to_proto(fields: Mapping[str, Any]) -> jobs_pb2.MamlSpec:
+    """Only the given fields (unset ones take the spec's defaults); raises ValueError/TypeError."""
+    msg = jobs_pb2.MamlSpec()
+    for name, value in fields.items():
+        if name == "kind":
+            continue
+        if name in _MAML_REPEATED:
+            getattr(msg, name).extend(value)
+        elif name in _MAML_SCALARS:
+            if value is not None:
+                setattr(msg, name, value)
+        else:
+            raise ValueError(f"{name}: not a maml spec field")
+    return msg
+
+
+def maml_spec_to_proto(spec: MamlSpec) -> jobs_pb2.MamlSpec:
+    return maml_fields_to_proto(spec.model_dump(exclude={"kind"}))
+
+
+def maml_spec_from_proto(msg: jobs_pb2.MamlSpec) -> MamlSpec:
+    """Validates; raises pydantic.ValidationError naming the offending field."""
+    fields: dict[str, Any] = {n: getattr(msg, n) for n in _MAML_SCALARS if msg.HasField(n)}
+    for name in _MAML_REPEATED:
+        if len(getattr(msg, name)):
+            fields[name] = tuple(getattr(msg, name))
+    return MamlSpec(**fields)
+
+
 def spec_to_proto(
-    spec: PpoSpec | AmpSpec | InverseDynamicsSpec | TtaEvalSpec,
+    spec: PpoSpec | AmpSpec | InverseDynamicsSpec | TtaEvalSpec | MamlSpec,
 ) -> jobs_pb2.JobSpec:
+    if isinstance(spec, MamlSpec):
+        return jobs_pb2.JobSpec(maml=maml_spec_to_proto(spec))
     if isinstance(spec, AmpSpec):  # before PpoSpec: an AmpSpec is a PpoSpec too
         return jobs_pb2.JobSpec(amp=amp_spec_to_proto(spec))
     if isinstance(spec, TtaEvalSpec):
@@ -287,7 +326,7 @@ def spec_to_proto(
 
 def spec_from_proto(
     msg: jobs_pb2.JobSpec,
-) -> PpoSpec | AmpSpec | InverseDynamicsSpec | TtaEvalSpec:
+) -> PpoSpec | AmpSpec | InverseDynamicsSpec | TtaEvalSpec | MamlSpec:
     """Raises ValueError when no kind is set, pydantic.ValidationError when a field is bad."""
     which = msg.WhichOneof("kind")
     if which == "ppo":
@@ -298,8 +337,10 @@ def spec_from_proto(
         return inverse_dynamics_spec_from_proto(msg.inverse_dynamics)
     if which == "tta_eval":
         return tta_eval_spec_from_proto(msg.tta_eval)
+    if which == "maml":
+        return maml_spec_from_proto(msg.maml)
     raise ValueError(
-        "spec: no job kind set (expected one of: ppo, amp, inverse_dynamics, tta_eval)"
+        "spec: no job kind set (expected one of: ppo, amp, inverse_dynamics, tta_eval, maml)"
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from wildrobot import task_settings
-from wildrobot.specs import MAX_HOSTS, PpoSpec
+from wildrobot.specs import MAX_HOSTS, MamlSpec, PpoSpec
 
 # 2^24: e.g. 8192 envs x 32 minibatches x 64-step unrolls; 4096 eval envs x 4096 steps.
 DEFAULT_MAX_ENV_STEPS_PER_ITERATION = 16_777_216
@@ -70,4 +70,17 @@ def check_cost(spec: PpoSpec, limits: CostLimits) -> None:
             "env_overrides",
             f"ctrl_dt / sim_dt = {substeps} physics substeps per control step is above the "
             f"limit {limits.max_substeps} (max_substeps)",
+        )
+
+
+def check_maml_cost(spec: MamlSpec, limits: CostLimits) -> None:
+    """A maml job's env steps per outer iteration (pre- and post-adaptation episodes of every
+    task) against the same limit as a PPO iteration's."""
+    per_iteration = spec.env_steps_per_iteration
+    if per_iteration > limits.max_env_steps_per_iteration:
+        raise CostLimitExceeded(
+            "episodes_per_task",
+            f"2 * tasks_per_batch * episodes_per_task * episode_length = {per_iteration} env "
+            f"steps per iteration is above the limit {limits.max_env_steps_per_iteration} "
+            "(max_env_steps_per_iteration)",
         )

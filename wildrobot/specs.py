@@ -29,6 +29,7 @@ class JobKind(enum.StrEnum):
     AMP = "amp"
     INVERSE_DYNAMICS = "inverse_dynamics"
     TTA_EVAL = "tta_eval"
+    MAML = "maml"
 
 
 class JobState(enum.StrEnum):
@@ -395,13 +396,84 @@ class TtaEvalSpec(_Spec):
         return self.planned_env_steps
 
 
-JobSpec = PpoSpec | AmpSpec | InverseDynamicsSpec | TtaEvalSpec
+# Meta-learning (docs/maml.md): MAML for policy gradients over a task family.
+MAML_TASKS = ("WildRobotStand", "WildRobotWalk", "PointNav")
+MAML_TASK_ALIASES = {**TASK_ALIASES, "point_nav": "PointNav"}
+MAX_MAML_INNER_STEPS = 10
+MAX_MAML_TASKS = 256
+MAX_MAML_ENV_STEPS_PER_ITERATION = 50_000_000
+
+
+class MamlSpec(_Spec):
+    """MAML (Finn et al. 2017) for policy gradients; a task is a goal (PointNav) or a WildRobot
+    dynamics draw held for `episodes_per_task` envs.
+
+    Per outer iteration, for each of `tasks_per_batch` tasks: `episodes_per_task` episodes of
+    `episode_length` steps with the meta-parameters; `inner_steps` steps of plain SGD with
+    `inner_lr` on the policy-gradient loss (GAE from the value network); as many fresh episodes
+    with the adapted parameters; then `outer_updates` Adam steps of the meta-parameters on the
+    post-adaptation clipped surrogate (vanilla PG on the first). `inner_steps` 0 is joint training
+    on all tasks (the baseline MAML is compared with). `first_order` drops the second derivative;
+    otherwise it is taken through the inner step with ProMP's low-variance curvature estimator.
+    """
+
+    kind: Literal[JobKind.MAML] = JobKind.MAML
+    task: Literal["WildRobotStand", "WildRobotWalk", "PointNav"] = "WildRobotStand"
+    policy_arch: Literal["mlp"] = "mlp"
+    num_iterations: int = Field(500, ge=1, le=1_000_000, description="outer iterations")
+    tasks_per_batch: int = Field(8, ge=1, le=MAX_MAML_TASKS)
+    episodes_per_task: int = Field(16, ge=1, le=4096, description="envs per task")
+    episode_length: int = Field(100, ge=1, le=5000, description="control steps")
+    inner_steps: int = Field(1, ge=0, le=MAX_MAML_INNER_STEPS)
+    inner_lr: float = Field(0.1, gt=0.0, le=10.0)
+    first_order: bool = True
+    outer_learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
+    outer_updates: int = Field(1, ge=1, le=64, description="Adam steps per outer iteration")
+    clipping_epsilon: float = Field(0.2, gt=0.0, le=1.0)
+    entropy_cost: float = Field(0.0, ge=0.0, le=1.0)
+    discounting: float = Field(0.99, gt=0.0, le=1.0)
+    gae_lambda: float = Field(0.95, ge=0.0, le=1.0)
+    max_grad_norm: float = Field(1.0, gt=0.0, le=1000.0)
+    reward_scaling: float = Field(1.0, gt=0.0, le=1000.0)
+    normalize_observations: bool = True
+    policy_hidden_sizes: HiddenSizes = (64, 64)
+    value_hidden_sizes: HiddenSizes = (64, 64)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    checkpoint_every: int = Field(50, ge=1, le=1_000_000, description="iterations")
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _expand_alias(cls, value: Any) -> Any:
+        return MAML_TASK_ALIASES.get(value, value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_size(self) -> MamlSpec:
+        if self.env_steps_per_iteration > MAX_MAML_ENV_STEPS_PER_ITERATION:
+            raise ValueError(
+                f"2 * tasks_per_batch * episodes_per_task * episode_length = "
+                f"{self.env_steps_per_iteration} env steps per iteration, limit "
+                f"{MAX_MAML_ENV_STEPS_PER_ITERATION}"
+            )
+        return self
+
+    @property
+    def env_steps_per_iteration(self) -> int:
+        """Pre- and post-adaptation episodes of every task."""
+        return 2 * self.tasks_per_batch * self.episodes_per_task * self.episode_length
+
+    @property
+    def planned_timesteps(self) -> int:
+        return self.num_iterations * self.env_steps_per_iteration
+
+
+JobSpec = PpoSpec | AmpSpec | InverseDynamicsSpec | TtaEvalSpec | MamlSpec
 
 SPEC_BY_KIND: dict[JobKind, type[_Spec]] = {
     JobKind.PPO: PpoSpec,
     JobKind.AMP: AmpSpec,
     JobKind.INVERSE_DYNAMICS: InverseDynamicsSpec,
     JobKind.TTA_EVAL: TtaEvalSpec,
+    JobKind.MAML: MamlSpec,
 }
 
 

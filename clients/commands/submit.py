@@ -15,7 +15,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from wildrobot import presets
-from wildrobot.specs import TASK_ALIASES, AmpSpec, InverseDynamicsSpec, PpoSpec, TtaEvalSpec
+from wildrobot.specs import (
+    MAML_TASK_ALIASES,
+    AmpSpec,
+    InverseDynamicsSpec,
+    MamlSpec,
+    PpoSpec,
+    TtaEvalSpec,
+)
 
 from .. import render
 from ..parsing import UsageError, coerce_field, parse_assignments
@@ -52,6 +59,10 @@ def _submit_inverse_dynamics(client: Client, **kwargs: Any) -> SubmitResult:
     if "trials_npz" in kwargs:
         raise UsageError("trials_npz: give trial files as arguments (TRIAL...) instead")
     return client.submit_inverse_dynamics(**kwargs)
+
+
+def _submit_maml(client: Client, **kwargs: Any) -> SubmitResult:
+    return client.submit_maml(**kwargs)
 
 
 def parse_checkpoint(text: str) -> dict[str, Any]:
@@ -117,6 +128,23 @@ KINDS = (
         _submit_inverse_dynamics,
         trials=True,
     ),
+    SubmitKind(
+        "maml",
+        MamlSpec,
+        {
+            "--task": "task",
+            "--iterations": "num_iterations",
+            "--tasks-per-batch": "tasks_per_batch",
+            "--episodes-per-task": "episodes_per_task",
+            "--episode-length": "episode_length",
+            "--inner-steps": "inner_steps",
+            "--inner-lr": "inner_lr",
+            "--first-order": "first_order",
+            "--outer-learning-rate": "outer_learning_rate",
+            "--seed": "seed",
+        },
+        _submit_maml,
+    ),
 )
 
 
@@ -126,7 +154,7 @@ def _field_help(spec_cls: type[BaseModel], field: str) -> str:
     text = f"default {default}"
     if field == "task":
         allowed = typing.get_args(info.annotation)
-        short = [alias for alias, task in TASK_ALIASES.items() if task in allowed]
+        short = [alias for alias, task in MAML_TASK_ALIASES.items() if task in allowed]
         text += "; short forms: " + ", ".join(short)
     if field == "trial_names":
         text = "comma-separated names of trial files you uploaded before (`upload`)"

@@ -14,11 +14,12 @@ from wildrobot import presets
 from wildrobot.convert import (
     amp_spec_fields_to_proto,
     kind_to_proto,
+    maml_fields_to_proto,
     ppo_spec_fields_to_proto,
     state_to_proto,
     tta_eval_fields_to_proto,
 )
-from wildrobot.specs import AmpSpec, JobKind, JobState, PpoSpec, TtaEvalSpec
+from wildrobot.specs import AmpSpec, JobKind, JobState, MamlSpec, PpoSpec, TtaEvalSpec
 from wildrobot.v1 import jobs_pb2
 
 from .. import errors
@@ -115,6 +116,29 @@ class JobsClient(Connection):
             raise spec_error(exc) from None
         return self.submit(
             jobs_pb2.JobSpec(tta_eval=msg),
+            name=name,
+            request_id=request_id,
+            validate_only=validate_only,
+        )
+
+    def submit_maml(
+        self,
+        *,
+        name: str = "",
+        request_id: str | None = None,
+        validate_only: bool = False,
+        **fields: Any,
+    ) -> SubmitResult:
+        """Submits a maml job (MamlSpec fields: `task="stand"`, `tasks_per_batch=8`,
+        `inner_steps=1`, `inner_lr=1e-2`, ...; the server fills in the defaults). Raises
+        InvalidSpec naming the field and rule."""
+        try:
+            MamlSpec(**fields)  # the same rules the server applies, before the round trip
+            msg = maml_fields_to_proto(fields)
+        except (ValidationError, ValueError, TypeError) as exc:
+            raise spec_error(exc) from None
+        return self.submit(
+            jobs_pb2.JobSpec(maml=msg),
             name=name,
             request_id=request_id,
             validate_only=validate_only,

@@ -34,6 +34,7 @@ class _JobKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobKind.Value
     JOB_KIND_AMP: _JobKind.ValueType  # 2
     JOB_KIND_INVERSE_DYNAMICS: _JobKind.ValueType  # 3
     JOB_KIND_TTA_EVAL: _JobKind.ValueType  # 4
+    JOB_KIND_MAML: _JobKind.ValueType  # 5
 
 class JobKind(_JobKind, metaclass=_JobKindEnumTypeWrapper): ...
 
@@ -42,6 +43,7 @@ JOB_KIND_PPO: JobKind.ValueType  # 1
 JOB_KIND_AMP: JobKind.ValueType  # 2
 JOB_KIND_INVERSE_DYNAMICS: JobKind.ValueType  # 3
 JOB_KIND_TTA_EVAL: JobKind.ValueType  # 4
+JOB_KIND_MAML: JobKind.ValueType  # 5
 Global___JobKind: _TypeAlias = JobKind  # noqa: Y015
 
 class _JobState:
@@ -410,6 +412,7 @@ class JobSpec(_message.Message):
     AMP_FIELD_NUMBER: _builtins.int
     INVERSE_DYNAMICS_FIELD_NUMBER: _builtins.int
     TTA_EVAL_FIELD_NUMBER: _builtins.int
+    MAML_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def ppo(self) -> Global___PpoSpec: ...
     @_builtins.property
@@ -418,6 +421,8 @@ class JobSpec(_message.Message):
     def inverse_dynamics(self) -> Global___InverseDynamicsSpec: ...
     @_builtins.property
     def tta_eval(self) -> Global___TtaEvalSpec: ...
+    @_builtins.property
+    def maml(self) -> Global___MamlSpec: ...
     def __init__(
         self,
         *,
@@ -425,12 +430,13 @@ class JobSpec(_message.Message):
         amp: Global___AmpSpec | None = ...,
         inverse_dynamics: Global___InverseDynamicsSpec | None = ...,
         tta_eval: Global___TtaEvalSpec | None = ...,
+        maml: Global___MamlSpec | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amp", b"amp", "inverse_dynamics", b"inverse_dynamics", "kind", b"kind", "ppo", b"ppo", "tta_eval", b"tta_eval"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amp", b"amp", "inverse_dynamics", b"inverse_dynamics", "kind", b"kind", "maml", b"maml", "ppo", b"ppo", "tta_eval", b"tta_eval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amp", b"amp", "inverse_dynamics", b"inverse_dynamics", "kind", b"kind", "ppo", b"ppo", "tta_eval", b"tta_eval"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amp", b"amp", "inverse_dynamics", b"inverse_dynamics", "kind", b"kind", "maml", b"maml", "ppo", b"ppo", "tta_eval", b"tta_eval"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["ppo", "amp", "inverse_dynamics", "tta_eval"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["ppo", "amp", "inverse_dynamics", "tta_eval", "maml"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -675,6 +681,175 @@ class TtaEvalSpec(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__tent_learning_rate) -> _WhichOneofReturnType__tent_learning_rate | None: ...
 
 Global___TtaEvalSpec: _TypeAlias = TtaEvalSpec  # noqa: Y015
+
+@_typing.final
+class MamlSpec(_message.Message):
+    """MAML meta-training of a policy over a task family (wildrobot.specs.MamlSpec; docs/maml.md):
+    a task is a WildRobot dynamics draw (WildRobotStand, WildRobotWalk) or a goal (PointNav).
+    Unset fields take the spec's defaults.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    POLICY_ARCH_FIELD_NUMBER: _builtins.int
+    NUM_ITERATIONS_FIELD_NUMBER: _builtins.int
+    TASKS_PER_BATCH_FIELD_NUMBER: _builtins.int
+    EPISODES_PER_TASK_FIELD_NUMBER: _builtins.int
+    EPISODE_LENGTH_FIELD_NUMBER: _builtins.int
+    INNER_STEPS_FIELD_NUMBER: _builtins.int
+    INNER_LR_FIELD_NUMBER: _builtins.int
+    FIRST_ORDER_FIELD_NUMBER: _builtins.int
+    OUTER_LEARNING_RATE_FIELD_NUMBER: _builtins.int
+    OUTER_UPDATES_FIELD_NUMBER: _builtins.int
+    CLIPPING_EPSILON_FIELD_NUMBER: _builtins.int
+    ENTROPY_COST_FIELD_NUMBER: _builtins.int
+    DISCOUNTING_FIELD_NUMBER: _builtins.int
+    GAE_LAMBDA_FIELD_NUMBER: _builtins.int
+    MAX_GRAD_NORM_FIELD_NUMBER: _builtins.int
+    REWARD_SCALING_FIELD_NUMBER: _builtins.int
+    NORMALIZE_OBSERVATIONS_FIELD_NUMBER: _builtins.int
+    POLICY_HIDDEN_SIZES_FIELD_NUMBER: _builtins.int
+    VALUE_HIDDEN_SIZES_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_EVERY_FIELD_NUMBER: _builtins.int
+    task: _builtins.str
+    policy_arch: _builtins.str
+    """mlp"""
+    num_iterations: _builtins.int
+    tasks_per_batch: _builtins.int
+    episodes_per_task: _builtins.int
+    episode_length: _builtins.int
+    inner_steps: _builtins.int
+    inner_lr: _builtins.float
+    first_order: _builtins.bool
+    outer_learning_rate: _builtins.float
+    outer_updates: _builtins.int
+    clipping_epsilon: _builtins.float
+    entropy_cost: _builtins.float
+    discounting: _builtins.float
+    gae_lambda: _builtins.float
+    max_grad_norm: _builtins.float
+    reward_scaling: _builtins.float
+    normalize_observations: _builtins.bool
+    seed: _builtins.int
+    checkpoint_every: _builtins.int
+    @_builtins.property
+    def policy_hidden_sizes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def value_hidden_sizes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        task: _builtins.str | None = ...,
+        policy_arch: _builtins.str | None = ...,
+        num_iterations: _builtins.int | None = ...,
+        tasks_per_batch: _builtins.int | None = ...,
+        episodes_per_task: _builtins.int | None = ...,
+        episode_length: _builtins.int | None = ...,
+        inner_steps: _builtins.int | None = ...,
+        inner_lr: _builtins.float | None = ...,
+        first_order: _builtins.bool | None = ...,
+        outer_learning_rate: _builtins.float | None = ...,
+        outer_updates: _builtins.int | None = ...,
+        clipping_epsilon: _builtins.float | None = ...,
+        entropy_cost: _builtins.float | None = ...,
+        discounting: _builtins.float | None = ...,
+        gae_lambda: _builtins.float | None = ...,
+        max_grad_norm: _builtins.float | None = ...,
+        reward_scaling: _builtins.float | None = ...,
+        normalize_observations: _builtins.bool | None = ...,
+        policy_hidden_sizes: _abc.Iterable[_builtins.int] | None = ...,
+        value_hidden_sizes: _abc.Iterable[_builtins.int] | None = ...,
+        seed: _builtins.int | None = ...,
+        checkpoint_every: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_episodes_per_task", b"_episodes_per_task", "_first_order", b"_first_order", "_gae_lambda", b"_gae_lambda", "_inner_lr", b"_inner_lr", "_inner_steps", b"_inner_steps", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_iterations", b"_num_iterations", "_outer_learning_rate", b"_outer_learning_rate", "_outer_updates", b"_outer_updates", "_policy_arch", b"_policy_arch", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_task", b"_task", "_tasks_per_batch", b"_tasks_per_batch", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "episode_length", b"episode_length", "episodes_per_task", b"episodes_per_task", "first_order", b"first_order", "gae_lambda", b"gae_lambda", "inner_lr", b"inner_lr", "inner_steps", b"inner_steps", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_iterations", b"num_iterations", "outer_learning_rate", b"outer_learning_rate", "outer_updates", b"outer_updates", "policy_arch", b"policy_arch", "reward_scaling", b"reward_scaling", "seed", b"seed", "task", b"task", "tasks_per_batch", b"tasks_per_batch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_episodes_per_task", b"_episodes_per_task", "_first_order", b"_first_order", "_gae_lambda", b"_gae_lambda", "_inner_lr", b"_inner_lr", "_inner_steps", b"_inner_steps", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_iterations", b"_num_iterations", "_outer_learning_rate", b"_outer_learning_rate", "_outer_updates", b"_outer_updates", "_policy_arch", b"_policy_arch", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_task", b"_task", "_tasks_per_batch", b"_tasks_per_batch", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "episode_length", b"episode_length", "episodes_per_task", b"episodes_per_task", "first_order", b"first_order", "gae_lambda", b"gae_lambda", "inner_lr", b"inner_lr", "inner_steps", b"inner_steps", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_iterations", b"num_iterations", "outer_learning_rate", b"outer_learning_rate", "outer_updates", b"outer_updates", "policy_arch", b"policy_arch", "policy_hidden_sizes", b"policy_hidden_sizes", "reward_scaling", b"reward_scaling", "seed", b"seed", "task", b"task", "tasks_per_batch", b"tasks_per_batch", "value_hidden_sizes", b"value_hidden_sizes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__checkpoint_every: _TypeAlias = _typing.Literal["checkpoint_every"]  # noqa: Y015
+    _WhichOneofArgType__checkpoint_every: _TypeAlias = _typing.Literal["_checkpoint_every", b"_checkpoint_every"]  # noqa: Y015
+    _WhichOneofReturnType__clipping_epsilon: _TypeAlias = _typing.Literal["clipping_epsilon"]  # noqa: Y015
+    _WhichOneofArgType__clipping_epsilon: _TypeAlias = _typing.Literal["_clipping_epsilon", b"_clipping_epsilon"]  # noqa: Y015
+    _WhichOneofReturnType__discounting: _TypeAlias = _typing.Literal["discounting"]  # noqa: Y015
+    _WhichOneofArgType__discounting: _TypeAlias = _typing.Literal["_discounting", b"_discounting"]  # noqa: Y015
+    _WhichOneofReturnType__entropy_cost: _TypeAlias = _typing.Literal["entropy_cost"]  # noqa: Y015
+    _WhichOneofArgType__entropy_cost: _TypeAlias = _typing.Literal["_entropy_cost", b"_entropy_cost"]  # noqa: Y015
+    _WhichOneofReturnType__episode_length: _TypeAlias = _typing.Literal["episode_length"]  # noqa: Y015
+    _WhichOneofArgType__episode_length: _TypeAlias = _typing.Literal["_episode_length", b"_episode_length"]  # noqa: Y015
+    _WhichOneofReturnType__episodes_per_task: _TypeAlias = _typing.Literal["episodes_per_task"]  # noqa: Y015
+    _WhichOneofArgType__episodes_per_task: _TypeAlias = _typing.Literal["_episodes_per_task", b"_episodes_per_task"]  # noqa: Y015
+    _WhichOneofReturnType__first_order: _TypeAlias = _typing.Literal["first_order"]  # noqa: Y015
+    _WhichOneofArgType__first_order: _TypeAlias = _typing.Literal["_first_order", b"_first_order"]  # noqa: Y015
+    _WhichOneofReturnType__gae_lambda: _TypeAlias = _typing.Literal["gae_lambda"]  # noqa: Y015
+    _WhichOneofArgType__gae_lambda: _TypeAlias = _typing.Literal["_gae_lambda", b"_gae_lambda"]  # noqa: Y015
+    _WhichOneofReturnType__inner_lr: _TypeAlias = _typing.Literal["inner_lr"]  # noqa: Y015
+    _WhichOneofArgType__inner_lr: _TypeAlias = _typing.Literal["_inner_lr", b"_inner_lr"]  # noqa: Y015
+    _WhichOneofReturnType__inner_steps: _TypeAlias = _typing.Literal["inner_steps"]  # noqa: Y015
+    _WhichOneofArgType__inner_steps: _TypeAlias = _typing.Literal["_inner_steps", b"_inner_steps"]  # noqa: Y015
+    _WhichOneofReturnType__max_grad_norm: _TypeAlias = _typing.Literal["max_grad_norm"]  # noqa: Y015
+    _WhichOneofArgType__max_grad_norm: _TypeAlias = _typing.Literal["_max_grad_norm", b"_max_grad_norm"]  # noqa: Y015
+    _WhichOneofReturnType__normalize_observations: _TypeAlias = _typing.Literal["normalize_observations"]  # noqa: Y015
+    _WhichOneofArgType__normalize_observations: _TypeAlias = _typing.Literal["_normalize_observations", b"_normalize_observations"]  # noqa: Y015
+    _WhichOneofReturnType__num_iterations: _TypeAlias = _typing.Literal["num_iterations"]  # noqa: Y015
+    _WhichOneofArgType__num_iterations: _TypeAlias = _typing.Literal["_num_iterations", b"_num_iterations"]  # noqa: Y015
+    _WhichOneofReturnType__outer_learning_rate: _TypeAlias = _typing.Literal["outer_learning_rate"]  # noqa: Y015
+    _WhichOneofArgType__outer_learning_rate: _TypeAlias = _typing.Literal["_outer_learning_rate", b"_outer_learning_rate"]  # noqa: Y015
+    _WhichOneofReturnType__outer_updates: _TypeAlias = _typing.Literal["outer_updates"]  # noqa: Y015
+    _WhichOneofArgType__outer_updates: _TypeAlias = _typing.Literal["_outer_updates", b"_outer_updates"]  # noqa: Y015
+    _WhichOneofReturnType__policy_arch: _TypeAlias = _typing.Literal["policy_arch"]  # noqa: Y015
+    _WhichOneofArgType__policy_arch: _TypeAlias = _typing.Literal["_policy_arch", b"_policy_arch"]  # noqa: Y015
+    _WhichOneofReturnType__reward_scaling: _TypeAlias = _typing.Literal["reward_scaling"]  # noqa: Y015
+    _WhichOneofArgType__reward_scaling: _TypeAlias = _typing.Literal["_reward_scaling", b"_reward_scaling"]  # noqa: Y015
+    _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
+    _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    _WhichOneofReturnType__task: _TypeAlias = _typing.Literal["task"]  # noqa: Y015
+    _WhichOneofArgType__task: _TypeAlias = _typing.Literal["_task", b"_task"]  # noqa: Y015
+    _WhichOneofReturnType__tasks_per_batch: _TypeAlias = _typing.Literal["tasks_per_batch"]  # noqa: Y015
+    _WhichOneofArgType__tasks_per_batch: _TypeAlias = _typing.Literal["_tasks_per_batch", b"_tasks_per_batch"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__checkpoint_every) -> _WhichOneofReturnType__checkpoint_every | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__clipping_epsilon) -> _WhichOneofReturnType__clipping_epsilon | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__discounting) -> _WhichOneofReturnType__discounting | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__entropy_cost) -> _WhichOneofReturnType__entropy_cost | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__episode_length) -> _WhichOneofReturnType__episode_length | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__episodes_per_task) -> _WhichOneofReturnType__episodes_per_task | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__first_order) -> _WhichOneofReturnType__first_order | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__gae_lambda) -> _WhichOneofReturnType__gae_lambda | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__inner_lr) -> _WhichOneofReturnType__inner_lr | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__inner_steps) -> _WhichOneofReturnType__inner_steps | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_grad_norm) -> _WhichOneofReturnType__max_grad_norm | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__normalize_observations) -> _WhichOneofReturnType__normalize_observations | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__num_iterations) -> _WhichOneofReturnType__num_iterations | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__outer_learning_rate) -> _WhichOneofReturnType__outer_learning_rate | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__outer_updates) -> _WhichOneofReturnType__outer_updates | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__policy_arch) -> _WhichOneofReturnType__policy_arch | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reward_scaling) -> _WhichOneofReturnType__reward_scaling | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__task) -> _WhichOneofReturnType__task | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__tasks_per_batch) -> _WhichOneofReturnType__tasks_per_batch | None: ...
+
+Global___MamlSpec: _TypeAlias = MamlSpec  # noqa: Y015
 
 @_typing.final
 class Progress(_message.Message):

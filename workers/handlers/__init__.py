@@ -20,6 +20,7 @@ HANDLERS: dict[JobKind, str] = {
     JobKind.AMP: "wildrobot.workers.handlers.amp:run",
     JobKind.INVERSE_DYNAMICS: "wildrobot.workers.handlers.inverse_dynamics:run",
     JobKind.TTA_EVAL: "wildrobot.workers.handlers.tta_eval:run",
+    JobKind.MAML: "wildrobot.workers.handlers.maml:run",
 }
 
 

@@ -26,7 +26,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from wildrobot.specs import AmpSpec, JobKind, PpoSpec
+from wildrobot.specs import AmpSpec, JobKind, MamlSpec, PpoSpec
 
 from .. import layout
 from .api import checkpoint_path
@@ -60,7 +60,7 @@ def policy_tree(normalizer: Any, policy: Any, value: Any) -> dict[str, Any]:
 def save_checkpoint(
     run_dir: Path,
     state: TrainingState,
-    spec: PpoSpec,
+    spec: PpoSpec | MamlSpec,
     network_config: NetworkConfig,
     best: dict[str, Any] | None = None,
 ) -> Path:
@@ -140,11 +140,13 @@ def load_policy_tree(checkpoint_dir: Path, target: dict[str, Any]) -> dict[str, 
         return checkpointer.restore(Path(checkpoint_dir).absolute() / POLICY_DIR, target)
 
 
-def read_spec(checkpoint_dir: Path) -> PpoSpec:
-    """The run's spec: a PpoSpec, or an AmpSpec (a PpoSpec with AMP's fields) for AMP runs."""
+def read_spec(checkpoint_dir: Path) -> PpoSpec | MamlSpec:
+    """The run's spec: a PpoSpec, an AmpSpec (a PpoSpec with AMP's fields) for AMP runs, or a
+    MamlSpec for a meta-initialization (its policy/ tree has the same layout as PPO's)."""
     text = (Path(checkpoint_dir) / SPEC_FILE).read_text()
     kind = json.loads(text).get("kind")
-    return (AmpSpec if kind == JobKind.AMP else PpoSpec).model_validate_json(text)
+    specs = {JobKind.AMP: AmpSpec, JobKind.MAML: MamlSpec}
+    return specs.get(kind, PpoSpec).model_validate_json(text)
 
 
 def read_network_config(checkpoint_dir: Path) -> NetworkConfig:

@@ -140,6 +140,7 @@ export const SECTIONS = [
   ["Reward terms", (n) => n.startsWith("reward/")],
   ["Evaluation", (n) => n.startsWith("eval/")],
   ["AMP health", (n) => n.startsWith("amp/")],
+  ["Meta-learning", (n) => n.startsWith("maml/")],
   ["Test-time adaptation", (n) => n.startsWith("tta/")],
   ["Other", () => true],
 ];
