@@ -227,6 +227,16 @@ class StatefulPolicy:
     def init_state(self, batch_shape: tuple[int, ...] = ()) -> jax.Array:
         return jnp.zeros((*batch_shape, *self.state_shape), jnp.float32)
 
+    def carried(self, batch_shape: tuple[int, ...] = (1,)) -> Callable[[jax.Array], jax.Array]:
+        """obs -> action for host loops over one episode: the state lives inside, from zeros."""
+        state = [self.init_state(batch_shape)]
+
+        def act(obs: jax.Array) -> jax.Array:
+            state[0], action = self.step(state[0], obs)
+            return action
+
+        return act
+
 
 Policy = Callable[[jax.Array], jax.Array] | StatefulPolicy
 
