@@ -125,3 +125,12 @@ def test_mlp_network_config_has_no_policy_state() -> None:
     # Old checkpoints' network_config.json (no SSM keys) still load as MLPs.
     raw = config.to_json().replace('"policy_arch": "mlp",', "")
     assert net.NetworkConfig.from_json(raw).policy_arch == "mlp"
+
+
+def test_tta_eval_refuses_an_ssm_checkpoint_by_name(tmp_path: Path) -> None:
+    from wildrobot.workers.tta.evaluate import load_source
+
+    config = net.make_network_config(ssm_spec(1), 6, 2)
+    (tmp_path / ckpt.NETWORK_CONFIG_FILE).write_text(config.to_json())
+    with pytest.raises(ValueError, match="tta_eval does not take SSM policies yet"):
+        load_source(tmp_path)
