@@ -2,13 +2,16 @@
 
 One layer maps inputs u_t [H] to outputs y_t [H] through a state x_t [P]:
 
-    x_t = a * (1 - r_t) * x_{t-1} + gamma * (u_t @ B)      a = exp(-exp(nu)) in (0, 1)
-    y_t = u_t + elu(x_t @ C + d * u_t) @ W + w               gamma = sqrt(1 - a^2)
+    x_t = a * (1 - r_t) * x_{t-1} + (1 - a) * (u_t @ B)    a = exp(-exp(nu)) in (0, 1)
+    y_t = u_t + elu(x_t @ C + d * u_t) @ W + w
 
 r_t = 1 starts a new episode at step t: the state carried into it is zeroed. The decay a is
 parametrized through nu so it stays in (0, 1) whatever the optimizer does (stable), and is
-initialized uniformly in [R_MIN, R_MAX] (Orvieto et al. 2023); gamma keeps the state's scale
-independent of a. Training runs the recurrence over a whole segment with
+initialized uniformly in [R_MIN, R_MAX] (Orvieto et al. 2023). The input scale (1 - a) makes
+each state an exponential moving average of its input projection (unit gain for a constant
+input, whatever the time scale), where LRU's sqrt(1 - a^2) normalizes white-noise inputs:
+robot observations vary slowly, and with sqrt(1 - a^2) the slow states grew to ~15x their input
+and float32 rounding differences (JAX vs onnxruntime) grew with them. Training runs the recurrence over a whole segment with
 `jax.lax.associative_scan` (`scan_layer`); acting steps it once per control step (`step_layer`);
 both compute the same x_t (tests/training/test_ssm.py).
 
@@ -92,22 +95,23 @@ class SsmLayer(linen.Module):
         self.out = linen.Dense(h, kernel_init=linen.initializers.lecun_normal())
 
     def decay(self) -> tuple[jax.Array, jax.Array]:
+        """(a, input scale 1 - a)."""
         a = jnp.exp(-jnp.exp(self.nu))
-        return a, jnp.sqrt(1.0 - a * a)
+        return a, 1.0 - a
 
     def readout(self, u: jax.Array, x: jax.Array) -> jax.Array:
         return u + self.out(linen.elu(x @ self.C + self.d * u))
 
     def __call__(self, u: jax.Array, x0: jax.Array, resets: jax.Array):
         """u [T, B, H], x0 [B, P], resets [T, B] -> (y [T, B, H], x_T [B, P])."""
-        a, gamma = self.decay()
-        x = resettable_scan(a, gamma * (u @ self.B), resets, x0)
+        a, scale = self.decay()
+        x = resettable_scan(a, scale * (u @ self.B), resets, x0)
         return self.readout(u, x), x[-1]
 
     def step(self, u: jax.Array, x: jax.Array):
         """u [..., H], x [..., P] (already zeroed at an episode start) -> (y, x')."""
-        a, gamma = self.decay()
-        x = a * x + gamma * (u @ self.B)
+        a, scale = self.decay()
+        x = a * x + scale * (u @ self.B)
         return self.readout(u, x), x
 
 
