@@ -8,6 +8,10 @@ sampling actions as the first rollout does) for the same number of env steps.
 ratio = train_env_steps_per_s / env_only_steps_per_s: how much of the env's speed training keeps
 (target >= 0.7 on a 2-core CPU). Train and env-only calls alternate, so load from other
 processes on a shared machine hits both alike. The last stdout line is one JSON object.
+
+--policy ssm also trains an SSM policy (policy_arch=ssm, the spec's default SSM settings) on the
+same worlds, its iterations alternating with the MLP's: ssm_over_mlp = SSM training env steps/s
+over MLP training env steps/s (target >= 0.6).
 """
 
 from __future__ import annotations
@@ -63,6 +67,9 @@ def main() -> None:
         "--hidden-sizes",
         help="policy and value MLP sizes, e.g. 128,128 (default: the PpoSpec default)",
     )
+    parser.add_argument(
+        "--policy", choices=("mlp", "ssm"), default="mlp", help="ssm: also time an SSM policy"
+    )
     args = parser.parse_args()
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
@@ -94,12 +101,26 @@ def main() -> None:
     env_only = env_only.lower(env_state, keys).compile()
     env_compile_s = time.perf_counter() - start
 
+    ssm = None
+    if args.policy == "ssm":  # same seed: the same randomized worlds
+        ssm_trainer = make_trainer(spec.model_copy(update={"policy_arch": "ssm"}))
+        ssm_state = init_state(ssm_trainer)
+        start = time.perf_counter()
+        ssm = [ssm_trainer.iteration_fn.lower(ssm_state).compile(), ssm_state, 0.0]
+        ssm_compile_s = time.perf_counter() - start
+
     train_s = env_s = 0.0
     for round_index in range(iterations + 1):  # round 0 warms both up
         start = time.perf_counter()
         state, device_metrics = iteration_fn(state)
         to_host(device_metrics)  # blocks, as the training loop does
         elapsed_train = time.perf_counter() - start
+        if ssm is not None:
+            start = time.perf_counter()
+            ssm[1], ssm_metrics = ssm[0](ssm[1])
+            to_host(ssm_metrics)
+            if round_index > 0:
+                ssm[2] += time.perf_counter() - start
         start = time.perf_counter()
         env_state = env_only(env_state, keys)
         jax.block_until_ready(env_state.obs)
@@ -123,6 +144,18 @@ def main() -> None:
         "env_only_compile_s": round(env_compile_s, 1),
         "policy_hidden_sizes": list(spec.policy_hidden_sizes),
     }
+    if ssm is not None:
+        ssm_sps = steps / ssm[2]
+        report.update(
+            ssm_train_env_steps_per_s=round(ssm_sps, 1),
+            ssm_over_mlp=round(ssm_sps / train_sps, 3),
+            ssm_compile_s=round(ssm_compile_s, 1),
+            ssm_settings={
+                "layers": spec.ssm_layers,
+                "state_size": spec.ssm_state_size,
+                "width": spec.ssm_width,
+            },
+        )
     print(json.dumps(report))
 
 

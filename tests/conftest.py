@@ -74,7 +74,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.failed and (report.when == "call" or report.outcome == "failed"):
         worker = getattr(report, "node", None)
         where = f" [{worker.gateway.id}]" if worker is not None else ""
-        print(f"\nFAILED {report.nodeid} ({report.when}, {report.duration:.1f} s){where}", flush=True)
+        print(
+            f"\nFAILED {report.nodeid} ({report.when}, {report.duration:.1f} s){where}", flush=True
+        )
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -35,3 +35,10 @@ def test_explicit_fields_win_and_overrides_merge_by_key() -> None:
 def test_unknown_preset_names_the_known_ones() -> None:
     with pytest.raises(ValueError, match=r"preset: unknown 'run' \(known: walk-gpu, walk-cpu"):
         presets.apply_preset("run", {})
+
+
+def test_walk_cpu_ssm_is_walk_cpu_with_an_ssm_policy() -> None:
+    ssm, mlp = PpoSpec(**presets.PRESETS["walk-cpu-ssm"]), PpoSpec(**presets.PRESETS["walk-cpu"])
+    assert (ssm.policy_arch, mlp.policy_arch) == ("ssm", "mlp")
+    differing = {f for f in PpoSpec.model_fields if getattr(ssm, f) != getattr(mlp, f)}
+    assert differing == {"policy_arch"}  # the SSM settings are the spec defaults

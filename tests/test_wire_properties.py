@@ -59,6 +59,10 @@ def ppo_specs(draw: st.DrawFn) -> PpoSpec:
         "num_eval_envs": draw(st.integers(1, 65_536)),
         "eval_every": draw(st.integers(0, 1_000_000)),
         "export_onnx": draw(st.booleans()),
+        "policy_arch": draw(st.sampled_from(["mlp", "ssm"])),
+        "ssm_layers": draw(st.integers(1, 4)),
+        "ssm_state_size": draw(st.integers(1, 256)),
+        "ssm_width": draw(st.integers(8, 512)),
     }
     for name, (low, high) in _FLOAT_BOUNDS.items():
         fields[name] = draw(st.floats(low, high, allow_nan=False, allow_infinity=False))

@@ -50,6 +50,10 @@ _PPO_SCALARS = (
     "export_onnx",
     "video_seconds",
     "policy_layer_norm",
+    "policy_arch",
+    "ssm_layers",
+    "ssm_state_size",
+    "ssm_width",
 )
 _PPO_REPEATED = ("policy_hidden_sizes", "value_hidden_sizes")
 

@@ -31,6 +31,24 @@ _GPU_BATCH = {
     "episode_length": 1000,
 }
 
+WALK_CPU: dict[str, Any] = {
+    "task": "WildRobotWalk",
+    "num_envs": 256,
+    "batch_size": 256,
+    "num_minibatches": 8,
+    "unroll_length": 20,
+    "num_updates_per_batch": 4,
+    "episode_length": 500,
+    "num_timesteps": 20_000_000,
+    "learning_rate": 1e-3,
+    "entropy_cost": 1e-3,
+    "discounting": 0.97,
+    "policy_hidden_sizes": (128, 128),
+    "value_hidden_sizes": (128, 128),
+    "checkpoint_every": 50,
+    "env_overrides": _WALK_CPU_COMMANDS,
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     "walk-gpu": {
         "task": "WildRobotWalk",
@@ -43,22 +61,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "value_hidden_sizes": (512, 256, 128),
         "checkpoint_every": 50,
     },
-    "walk-cpu": {
-        "task": "WildRobotWalk",
-        "num_envs": 256,
-        "batch_size": 256,
-        "num_minibatches": 8,
-        "unroll_length": 20,
-        "num_updates_per_batch": 4,
-        "episode_length": 500,
-        "num_timesteps": 20_000_000,
-        "learning_rate": 1e-3,
-        "entropy_cost": 1e-3,
-        "discounting": 0.97,
-        "policy_hidden_sizes": (128, 128),
-        "value_hidden_sizes": (128, 128),
-        "checkpoint_every": 50,
-        "env_overrides": _WALK_CPU_COMMANDS,
+    "walk-cpu": WALK_CPU,
+    # walk-cpu with an SSM policy (docs/ssm.md): 2 layers of 64 states, width 128; the value
+    # network stays walk-cpu's MLP. unroll_length (20) is the truncated-BPTT window.
+    "walk-cpu-ssm": {
+        **WALK_CPU,
+        "policy_arch": "ssm",
+        "ssm_layers": 2,
+        "ssm_state_size": 64,
+        "ssm_width": 128,
     },
     "stand-gpu": {
         "task": "WildRobotStand",

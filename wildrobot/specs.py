@@ -54,6 +54,9 @@ MAX_ENV_OVERRIDES = 64
 MAX_VIDEO_SECONDS = 30.0
 _OVERRIDE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
+MAX_SSM_LAYERS = 4
+MAX_SSM_STATE_SIZE = 256
+MAX_SSM_WIDTH = 512
 HiddenSizes = Annotated[
     tuple[Annotated[int, Field(ge=1, le=4096)], ...], Field(min_length=1, max_length=8)
 ]
@@ -101,6 +104,14 @@ class PpoSpec(_Spec):
     value_hidden_sizes: HiddenSizes = (256, 256, 128)
     # LayerNorm after each hidden layer of the policy: what TTA's `tent` adapts (docs/tta.md).
     policy_layer_norm: bool = False
+    # The policy network (docs/ssm.md): `mlp` (feed-forward, policy_hidden_sizes) or `ssm`, a
+    # diagonal linear state-space model (encoder Dense(ssm_width), ssm_layers SSM layers of
+    # ssm_state_size states each, decoder) with a recurrent state per env, trained by recurrent
+    # PPO over unroll_length segments. The value network stays an MLP (value_hidden_sizes).
+    policy_arch: Literal["mlp", "ssm"] = "mlp"
+    ssm_layers: int = Field(2, ge=1, le=MAX_SSM_LAYERS)
+    ssm_state_size: int = Field(64, ge=1, le=MAX_SSM_STATE_SIZE)
+    ssm_width: int = Field(128, ge=8, le=MAX_SSM_WIDTH)
     seed: int = Field(0, ge=0, le=2**31 - 1)
     checkpoint_every: int = Field(50, ge=1, le=1_000_000, description="iterations")
     num_eval_envs: int = Field(128, ge=1, le=MAX_NUM_ENVS)
@@ -221,6 +232,8 @@ class AmpSpec(PpoSpec):
     def _check_weights(self) -> AmpSpec:
         if self.task_weight + self.style_weight <= 0:
             raise ValueError("task_weight + style_weight must be > 0")
+        if self.policy_arch != "mlp":
+            raise ValueError("policy_arch: AMP trains mlp policies only (ssm is PPO's)")
         return self
 
 

@@ -43,7 +43,9 @@ def make_extension(target: float) -> AmpExtension:
         disc_noise_target=target,
         disc_noise_step=STEP,
     )
-    return AmpExtension(spec, registry.make("WildRobotStand"), [load_motion(CLIPS / "walk_0.2.npz")])
+    return AmpExtension(
+        spec, registry.make("WildRobotStand"), [load_motion(CLIPS / "walk_0.2.npz")]
+    )
 
 
 def run_updates(ext: AmpExtension, policy_windows: np.ndarray, iterations: int, noise_std=0.0):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
+from wildrobot import presets
 from wildrobot.clients import config
 from wildrobot.clients.cli import build_parser
 from wildrobot.clients.commands.submit import KINDS, spec_fields
@@ -16,7 +18,7 @@ from wildrobot.clients.parsing import (
     parse_scalar,
     parse_step,
 )
-from wildrobot.specs import PpoSpec
+from wildrobot.specs import AmpSpec, PpoSpec
 
 
 @pytest.mark.parametrize(
@@ -201,3 +203,31 @@ def test_format_count() -> None:
         "200M",
         "2G",
     ]
+
+
+def test_submit_ppo_with_an_ssm_policy_through_set() -> None:
+    args = build_parser().parse_args(
+        ["submit", "ppo", "--preset", "walk-cpu-ssm", "--set", "policy_arch=ssm",
+         "--set", "ssm_layers=3", "--set", "ssm_state_size=32", "--set", "ssm_width=64"]
+    )  # fmt: skip
+    fields = spec_fields(KINDS[0], args)
+    assert fields == {"policy_arch": "ssm", "ssm_layers": 3, "ssm_state_size": 32, "ssm_width": 64}
+    assert args.preset == "walk-cpu-ssm"
+    spec = PpoSpec(**presets.apply_preset(args.preset, fields))
+    assert (spec.policy_arch, spec.ssm_layers, spec.ssm_state_size) == ("ssm", 3, 32)
+
+
+@pytest.mark.parametrize(
+    ("item", "limit"),
+    [("ssm_layers=5", "4"), ("ssm_state_size=257", "256"), ("ssm_width=4", "8"),
+     ("policy_arch=lstm", "mlp")],
+)  # fmt: skip
+def test_ssm_settings_are_bounded(item: str, limit: str) -> None:
+    fields = parse_assignments(PpoSpec, [item])
+    with pytest.raises(ValidationError, match=limit):
+        PpoSpec(**fields)
+
+
+def test_amp_refuses_an_ssm_policy() -> None:
+    with pytest.raises(ValidationError, match="policy_arch: AMP trains mlp policies only"):
+        AmpSpec(policy_arch="ssm")

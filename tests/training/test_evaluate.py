@@ -58,3 +58,28 @@ def test_evaluator_compiles_once_and_takes_new_params():
     rest = evaluate(jax.numpy.zeros(2), jax.random.PRNGKey(1))
     assert len(traces) == 1
     assert push["fall_rate"] == 1.0 and rest["fall_rate"] == 0.0
+
+
+def test_evaluate_policy_carries_a_recurrent_state():
+    # A policy that counts steps in its state and pushes only from step 10: it falls, but only
+    # after step 10, which it could not do if the state were not carried from step to step.
+    def counting(obs, key, memory):
+        memory = memory + 1.0
+        push = jax.numpy.where(memory[:, :1] > 10, 1.0, 0.0)
+        return jax.numpy.broadcast_to(push, (obs.shape[0], 2)), memory
+
+    report = evaluate_policy(
+        counting, PointMass(), 4, 50, jax.random.PRNGKey(0), policy_state=jax.numpy.zeros((4, 1))
+    )
+    assert report["fall_rate"] == 1.0 and 10 < report["mean_episode_length"] < 50
+
+
+@pytest.mark.slow
+def test_evaluate_main_reports_an_ssm_checkpoint(tmp_path: Path, capsys):
+    spec = point_mass_spec(1, policy_arch="ssm", ssm_layers=1, ssm_state_size=4, ssm_width=8)
+    result = train_ppo(spec, tmp_path, RecordingHooks())
+
+    assert evaluate.main([str(result.checkpoint_dir), "--num-envs", "8"]) == 0
+
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["num_envs"] == 8 and 0 < report["mean_episode_length"] <= 50

@@ -164,6 +164,10 @@ class PpoSpec(_message.Message):
     VIDEO_SECONDS_FIELD_NUMBER: _builtins.int
     POLICY_LAYER_NORM_FIELD_NUMBER: _builtins.int
     LEARNING_RATE_SCHEDULE_FIELD_NUMBER: _builtins.int
+    POLICY_ARCH_FIELD_NUMBER: _builtins.int
+    SSM_LAYERS_FIELD_NUMBER: _builtins.int
+    SSM_STATE_SIZE_FIELD_NUMBER: _builtins.int
+    SSM_WIDTH_FIELD_NUMBER: _builtins.int
     task: _builtins.str
     num_envs: _builtins.int
     num_timesteps: _builtins.int
@@ -197,6 +201,14 @@ class PpoSpec(_message.Message):
     """
     learning_rate_schedule: _builtins.str
     """constant | linear | cosine: decay from learning_rate to 0 over the run's optimizer updates."""
+    policy_arch: _builtins.str
+    """The policy network: "mlp" (default) or "ssm", a diagonal linear state-space model with a
+    recurrent state per env (docs/ssm.md); its layers (1..4), states per layer (1..256) and
+    width (8..512). The value network stays an MLP.
+    """
+    ssm_layers: _builtins.int
+    ssm_state_size: _builtins.int
+    ssm_width: _builtins.int
     @_builtins.property
     def policy_hidden_sizes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
     @_builtins.property
@@ -236,10 +248,14 @@ class PpoSpec(_message.Message):
         video_seconds: _builtins.float | None = ...,
         policy_layer_norm: _builtins.bool | None = ...,
         learning_rate_schedule: _builtins.str | None = ...,
+        policy_arch: _builtins.str | None = ...,
+        ssm_layers: _builtins.int | None = ...,
+        ssm_state_size: _builtins.int | None = ...,
+        ssm_width: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_eval_every", b"_eval_every", "_export_onnx", b"_export_onnx", "_gae_lambda", b"_gae_lambda", "_learning_rate", b"_learning_rate", "_learning_rate_schedule", b"_learning_rate_schedule", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_envs", b"_num_envs", "_num_eval_envs", b"_num_eval_envs", "_num_hosts", b"_num_hosts", "_num_minibatches", b"_num_minibatches", "_num_timesteps", b"_num_timesteps", "_num_updates_per_batch", b"_num_updates_per_batch", "_policy_layer_norm", b"_policy_layer_norm", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_task", b"_task", "_unroll_length", b"_unroll_length", "_video_seconds", b"_video_seconds", "batch_size", b"batch_size", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "episode_length", b"episode_length", "eval_every", b"eval_every", "export_onnx", b"export_onnx", "gae_lambda", b"gae_lambda", "learning_rate", b"learning_rate", "learning_rate_schedule", b"learning_rate_schedule", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_envs", b"num_envs", "num_eval_envs", b"num_eval_envs", "num_hosts", b"num_hosts", "num_minibatches", b"num_minibatches", "num_timesteps", b"num_timesteps", "num_updates_per_batch", b"num_updates_per_batch", "policy_layer_norm", b"policy_layer_norm", "reward_scaling", b"reward_scaling", "seed", b"seed", "task", b"task", "unroll_length", b"unroll_length", "video_seconds", b"video_seconds"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_eval_every", b"_eval_every", "_export_onnx", b"_export_onnx", "_gae_lambda", b"_gae_lambda", "_learning_rate", b"_learning_rate", "_learning_rate_schedule", b"_learning_rate_schedule", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_envs", b"_num_envs", "_num_eval_envs", b"_num_eval_envs", "_num_hosts", b"_num_hosts", "_num_minibatches", b"_num_minibatches", "_num_timesteps", b"_num_timesteps", "_num_updates_per_batch", b"_num_updates_per_batch", "_policy_arch", b"_policy_arch", "_policy_layer_norm", b"_policy_layer_norm", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_ssm_layers", b"_ssm_layers", "_ssm_state_size", b"_ssm_state_size", "_ssm_width", b"_ssm_width", "_task", b"_task", "_unroll_length", b"_unroll_length", "_video_seconds", b"_video_seconds", "batch_size", b"batch_size", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "episode_length", b"episode_length", "eval_every", b"eval_every", "export_onnx", b"export_onnx", "gae_lambda", b"gae_lambda", "learning_rate", b"learning_rate", "learning_rate_schedule", b"learning_rate_schedule", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_envs", b"num_envs", "num_eval_envs", b"num_eval_envs", "num_hosts", b"num_hosts", "num_minibatches", b"num_minibatches", "num_timesteps", b"num_timesteps", "num_updates_per_batch", b"num_updates_per_batch", "policy_arch", b"policy_arch", "policy_layer_norm", b"policy_layer_norm", "reward_scaling", b"reward_scaling", "seed", b"seed", "ssm_layers", b"ssm_layers", "ssm_state_size", b"ssm_state_size", "ssm_width", b"ssm_width", "task", b"task", "unroll_length", b"unroll_length", "video_seconds", b"video_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_eval_every", b"_eval_every", "_export_onnx", b"_export_onnx", "_gae_lambda", b"_gae_lambda", "_learning_rate", b"_learning_rate", "_learning_rate_schedule", b"_learning_rate_schedule", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_envs", b"_num_envs", "_num_eval_envs", b"_num_eval_envs", "_num_hosts", b"_num_hosts", "_num_minibatches", b"_num_minibatches", "_num_timesteps", b"_num_timesteps", "_num_updates_per_batch", b"_num_updates_per_batch", "_policy_layer_norm", b"_policy_layer_norm", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_task", b"_task", "_unroll_length", b"_unroll_length", "_video_seconds", b"_video_seconds", "batch_size", b"batch_size", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "env_overrides", b"env_overrides", "episode_length", b"episode_length", "eval_every", b"eval_every", "export_onnx", b"export_onnx", "gae_lambda", b"gae_lambda", "learning_rate", b"learning_rate", "learning_rate_schedule", b"learning_rate_schedule", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_envs", b"num_envs", "num_eval_envs", b"num_eval_envs", "num_hosts", b"num_hosts", "num_minibatches", b"num_minibatches", "num_timesteps", b"num_timesteps", "num_updates_per_batch", b"num_updates_per_batch", "policy_hidden_sizes", b"policy_hidden_sizes", "policy_layer_norm", b"policy_layer_norm", "reward_scaling", b"reward_scaling", "seed", b"seed", "task", b"task", "unroll_length", b"unroll_length", "value_hidden_sizes", b"value_hidden_sizes", "video_seconds", b"video_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_checkpoint_every", b"_checkpoint_every", "_clipping_epsilon", b"_clipping_epsilon", "_discounting", b"_discounting", "_entropy_cost", b"_entropy_cost", "_episode_length", b"_episode_length", "_eval_every", b"_eval_every", "_export_onnx", b"_export_onnx", "_gae_lambda", b"_gae_lambda", "_learning_rate", b"_learning_rate", "_learning_rate_schedule", b"_learning_rate_schedule", "_max_grad_norm", b"_max_grad_norm", "_normalize_observations", b"_normalize_observations", "_num_envs", b"_num_envs", "_num_eval_envs", b"_num_eval_envs", "_num_hosts", b"_num_hosts", "_num_minibatches", b"_num_minibatches", "_num_timesteps", b"_num_timesteps", "_num_updates_per_batch", b"_num_updates_per_batch", "_policy_arch", b"_policy_arch", "_policy_layer_norm", b"_policy_layer_norm", "_reward_scaling", b"_reward_scaling", "_seed", b"_seed", "_ssm_layers", b"_ssm_layers", "_ssm_state_size", b"_ssm_state_size", "_ssm_width", b"_ssm_width", "_task", b"_task", "_unroll_length", b"_unroll_length", "_video_seconds", b"_video_seconds", "batch_size", b"batch_size", "checkpoint_every", b"checkpoint_every", "clipping_epsilon", b"clipping_epsilon", "discounting", b"discounting", "entropy_cost", b"entropy_cost", "env_overrides", b"env_overrides", "episode_length", b"episode_length", "eval_every", b"eval_every", "export_onnx", b"export_onnx", "gae_lambda", b"gae_lambda", "learning_rate", b"learning_rate", "learning_rate_schedule", b"learning_rate_schedule", "max_grad_norm", b"max_grad_norm", "normalize_observations", b"normalize_observations", "num_envs", b"num_envs", "num_eval_envs", b"num_eval_envs", "num_hosts", b"num_hosts", "num_minibatches", b"num_minibatches", "num_timesteps", b"num_timesteps", "num_updates_per_batch", b"num_updates_per_batch", "policy_arch", b"policy_arch", "policy_hidden_sizes", b"policy_hidden_sizes", "policy_layer_norm", b"policy_layer_norm", "reward_scaling", b"reward_scaling", "seed", b"seed", "ssm_layers", b"ssm_layers", "ssm_state_size", b"ssm_state_size", "ssm_width", b"ssm_width", "task", b"task", "unroll_length", b"unroll_length", "value_hidden_sizes", b"value_hidden_sizes", "video_seconds", b"video_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__batch_size: _TypeAlias = _typing.Literal["batch_size"]  # noqa: Y015
     _WhichOneofArgType__batch_size: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size"]  # noqa: Y015
@@ -279,12 +295,20 @@ class PpoSpec(_message.Message):
     _WhichOneofArgType__num_timesteps: _TypeAlias = _typing.Literal["_num_timesteps", b"_num_timesteps"]  # noqa: Y015
     _WhichOneofReturnType__num_updates_per_batch: _TypeAlias = _typing.Literal["num_updates_per_batch"]  # noqa: Y015
     _WhichOneofArgType__num_updates_per_batch: _TypeAlias = _typing.Literal["_num_updates_per_batch", b"_num_updates_per_batch"]  # noqa: Y015
+    _WhichOneofReturnType__policy_arch: _TypeAlias = _typing.Literal["policy_arch"]  # noqa: Y015
+    _WhichOneofArgType__policy_arch: _TypeAlias = _typing.Literal["_policy_arch", b"_policy_arch"]  # noqa: Y015
     _WhichOneofReturnType__policy_layer_norm: _TypeAlias = _typing.Literal["policy_layer_norm"]  # noqa: Y015
     _WhichOneofArgType__policy_layer_norm: _TypeAlias = _typing.Literal["_policy_layer_norm", b"_policy_layer_norm"]  # noqa: Y015
     _WhichOneofReturnType__reward_scaling: _TypeAlias = _typing.Literal["reward_scaling"]  # noqa: Y015
     _WhichOneofArgType__reward_scaling: _TypeAlias = _typing.Literal["_reward_scaling", b"_reward_scaling"]  # noqa: Y015
     _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
     _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    _WhichOneofReturnType__ssm_layers: _TypeAlias = _typing.Literal["ssm_layers"]  # noqa: Y015
+    _WhichOneofArgType__ssm_layers: _TypeAlias = _typing.Literal["_ssm_layers", b"_ssm_layers"]  # noqa: Y015
+    _WhichOneofReturnType__ssm_state_size: _TypeAlias = _typing.Literal["ssm_state_size"]  # noqa: Y015
+    _WhichOneofArgType__ssm_state_size: _TypeAlias = _typing.Literal["_ssm_state_size", b"_ssm_state_size"]  # noqa: Y015
+    _WhichOneofReturnType__ssm_width: _TypeAlias = _typing.Literal["ssm_width"]  # noqa: Y015
+    _WhichOneofArgType__ssm_width: _TypeAlias = _typing.Literal["_ssm_width", b"_ssm_width"]  # noqa: Y015
     _WhichOneofReturnType__task: _TypeAlias = _typing.Literal["task"]  # noqa: Y015
     _WhichOneofArgType__task: _TypeAlias = _typing.Literal["_task", b"_task"]  # noqa: Y015
     _WhichOneofReturnType__unroll_length: _TypeAlias = _typing.Literal["unroll_length"]  # noqa: Y015
@@ -330,11 +354,19 @@ class PpoSpec(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__num_updates_per_batch) -> _WhichOneofReturnType__num_updates_per_batch | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__policy_arch) -> _WhichOneofReturnType__policy_arch | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__policy_layer_norm) -> _WhichOneofReturnType__policy_layer_norm | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__reward_scaling) -> _WhichOneofReturnType__reward_scaling | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ssm_layers) -> _WhichOneofReturnType__ssm_layers | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ssm_state_size) -> _WhichOneofReturnType__ssm_state_size | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ssm_width) -> _WhichOneofReturnType__ssm_width | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__task) -> _WhichOneofReturnType__task | None: ...
     @_typing.overload

@@ -245,13 +245,36 @@ def export_policy(
     step = ckpt.read_meta(checkpoint_dir)["env_steps"]
     run_dir = checkpoint_dir.resolve().parent.parent
     job = job_id or (run_dir.parent if run_dir.name.startswith("attempt-") else run_dir).name
-    model = build_model(
-        read_policy_params(checkpoint_dir),
-        config.action_size,
-        config.activation,
-        config.normalize_observations,
-        metadata(env, spec.task, job, step, observation_layout(env)),
-    )
+    meta = metadata(env, spec.task, job, step, observation_layout(env))
+    if config.recurrent:
+        from . import onnx_ssm
+
+        state_meta = onnx_ssm.state_metadata(config.ssm_layers, config.ssm_state_size)
+        meta.update(
+            {
+                METADATA_PREFIX + k: v if isinstance(v, str) else json.dumps(v)
+                for k, v in state_meta.items()
+            }
+        )
+        model = onnx_ssm.build_ssm_model(
+            onnx_ssm.read_ssm_params(checkpoint_dir),
+            config.action_size,
+            config.normalize_observations,
+            meta,
+            doc_string=(
+                "Deterministic WildRobot SSM policy, one control step: (obs, policy_state) -> "
+                "(action, next_policy_state); policy_state is zeros at every episode start. "
+                "See metadata_props wildrobot.* for the layout, action mapping and state."
+            ),
+        )
+    else:
+        model = build_model(
+            read_policy_params(checkpoint_dir),
+            config.action_size,
+            config.activation,
+            config.normalize_observations,
+            meta,
+        )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     tmp.write_bytes(model.SerializeToString())

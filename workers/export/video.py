@@ -83,7 +83,7 @@ def rollout(checkpoint_dir: Path, seconds: float, seed: int) -> tuple[Any, dict[
     import jax
 
     from ..training import checkpoint as ckpt
-    from ..training.ppo import load_policy
+    from ..training.ppo import StatefulPolicy, load_policy
     from ..training.trainer import make_base_env
     from .check import Stepper
 
@@ -92,6 +92,8 @@ def rollout(checkpoint_dir: Path, seconds: float, seed: int) -> tuple[Any, dict[
     if getattr(env, "mj_model", None) is None:
         raise VideoError(f"{spec.task} has no MuJoCo model to render")
     policy = load_policy(checkpoint_dir)
+    if isinstance(policy, StatefulPolicy):  # an SSM: one episode, its state carried from zeros
+        policy = policy.carried((1,))
     stepper = Stepper(env)
     state = stepper.reset(jax.random.PRNGKey(seed))
     steps = max(1, round(seconds / env.dt))

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from wildrobot.specs import TASK_ALIASES
 
 from . import checkpoint as ckpt
-from .ppo import load_policy
+from .ppo import Policy, StatefulPolicy, load_policy
 from .rollout import evaluate_policy, make_evaluator
 from .trainer import make_base_env
 
@@ -53,12 +53,13 @@ def compare_policies(
     commands = jnp.repeat(jnp.asarray(list(command_sets.values())), num_envs, axis=0)
     total = commands.shape[0]
 
-    def policy_fn(which, obs, key):
+    def policy_fn(which, obs, key, memory):
         random = jax.random.uniform(key, (total, env.action_size), minval=-1.0, maxval=1.0)
         zero = jnp.zeros((total, env.action_size))
-        return jnp.select([which == 0, which == 1], [trained(obs), zero], random)
+        memory, action = _act(trained, memory, obs)
+        return jnp.select([which == 0, which == 1], [action, zero], random), memory
 
-    evaluate = make_evaluator(policy_fn, env, total, num_steps)
+    evaluate = make_evaluator(policy_fn, env, total, num_steps, _initial_memory(trained, total))
     out: dict[str, dict[str, dict[str, float]]] = {}
     for index, policy in enumerate(BASELINES):
         values = evaluate(jnp.asarray(index), jax.random.PRNGKey(seed), commands)["values"]
@@ -82,6 +83,20 @@ def compare_policies(
     return out
 
 
+def _act(policy: Policy, memory: jax.Array, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(memory, action): an SSM's step, or an MLP's action with the (dummy) memory unchanged."""
+    if isinstance(policy, StatefulPolicy):
+        return policy.step(memory, obs)
+    return memory, policy(obs)
+
+
+def _initial_memory(policy: Policy, num_envs: int) -> jax.Array:
+    """What the rollout carries per env: an SSM's zero state, or a dummy for an MLP."""
+    if isinstance(policy, StatefulPolicy):
+        return policy.init_state((num_envs,))
+    return jnp.zeros((num_envs, 1))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
@@ -96,12 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     task = TASK_ALIASES.get(args.task, args.task) if args.task else spec.task
     base_env = make_base_env(task, spec.env_overrides)
     policy = load_policy(args.checkpoint)
+
+    def policy_fn(obs, key, memory):
+        memory, action = _act(policy, memory, obs)
+        return action, memory
+
     report = evaluate_policy(
-        lambda obs, key: policy(obs),
+        policy_fn,
         base_env,
         num_envs=args.num_envs,
         episode_length=args.episode_length or spec.episode_length,
         rng=jax.random.PRNGKey(args.seed),
+        policy_state=_initial_memory(policy, args.num_envs),
     )
     report = {"checkpoint": str(args.checkpoint), "task": task, **report}
     for name, value in report.items():

@@ -20,6 +20,8 @@ from brax.training.agents.ppo import networks as ppo_networks
 
 from wildrobot.specs import PpoSpec
 
+from . import networks as net
+from . import recurrent
 from .loss import LossFn
 from .state import TrainingState
 
@@ -105,10 +107,13 @@ def make_iteration_fn(
     """
     num_unrolls = spec.batch_size * spec.num_minibatches // spec.num_envs
     make_policy = ppo_networks.make_inference_fn(networks)
+    is_recurrent = isinstance(networks.policy_network, net.SsmPolicyNetwork)
     state_extras = STATE_EXTRAS + (extension.state_extras if extension is not None else ())
     loss_and_grad_fn = gradients.loss_and_pgrad(loss_fn, pmap_axis_name=AXIS, has_aux=True)
 
     def rollout(state: TrainingState, key: jax.Array):
+        if is_recurrent:
+            return recurrent_rollout(state, key)
         policy = make_policy((state.normalizer, state.params.policy, state.params.value))
 
         def unroll(carry, _):
@@ -120,10 +125,27 @@ def make_iteration_fn(
             return (env_state, key_next), data
 
         (env_state, _), data = jax.lax.scan(unroll, (state.env_state, key), (), length=num_unrolls)
-        # [num_unrolls, T, envs, ...] -> [num_unrolls * envs, T, ...]: sequences of T steps.
-        data = jax.tree.map(lambda x: jnp.swapaxes(x, 1, 2), data)
-        data = jax.tree.map(lambda x: jnp.reshape(x, (-1,) + x.shape[2:]), data)
-        return env_state, data
+        return (env_state, None), _segments(data)
+
+    def recurrent_rollout(state: TrainingState, key: jax.Array):
+        params = (state.normalizer, state.params.policy)
+
+        def unroll(carry, _):
+            env_state, policy_state, key_unroll = carry
+            key_unroll, key_next = jax.random.split(key_unroll)
+            env_state, policy_state, data = recurrent.unroll(
+                env, env_state, policy_state, networks, params, key_unroll, spec.unroll_length,
+                state_extras,
+            )  # fmt: skip
+            return (env_state, policy_state, key_next), data
+
+        (env_state, policy_state, _), data = jax.lax.scan(
+            unroll, (state.env_state, state.policy_state, key), (), length=num_unrolls
+        )
+        initial = data.extras.pop(recurrent.POLICY_STATE_KEY)  # [num_unrolls, envs, L, P]
+        data = _segments(data)
+        data.extras[recurrent.POLICY_STATE_KEY] = jnp.reshape(initial, (-1,) + initial.shape[2:])
+        return (env_state, policy_state), data
 
     def minibatch_step(carry, batch: brax_types.Transition, normalizer):
         optimizer_state, params, key = carry
@@ -151,7 +173,7 @@ def make_iteration_fn(
 
     def iteration(state: TrainingState) -> tuple[TrainingState, dict[str, jax.Array]]:
         key_unroll, key_sgd, key_next = jax.random.split(state.rng, 3)
-        env_state, data = rollout(state, key_unroll)
+        (env_state, policy_state), data = rollout(state, key_unroll)
         state_extras = data.extras["state_extras"]
         ext_metrics: dict[str, jax.Array] = {}
         if extension is not None:
@@ -160,10 +182,12 @@ def make_iteration_fn(
             ext_data = data
             data = data._replace(reward=rewards)
         # The loss needs only truncation; don't shuffle episode bookkeeping through every epoch.
+        # (and a recurrent policy's segment initial states, which the loss starts from).
         data = data._replace(
             extras={
                 "policy_extras": data.extras["policy_extras"],
                 "state_extras": {"truncation": state_extras["truncation"]},
+                **{k: v for k, v in data.extras.items() if k == recurrent.POLICY_STATE_KEY},
             }
         )
         normalizer = running_statistics.update(
@@ -200,10 +224,17 @@ def make_iteration_fn(
             iteration=state.iteration + 1,
             rng=key_next,
             extension=ext_state,
+            policy_state=policy_state,
         )
         return new_state, metrics
 
     return iteration
+
+
+def _segments(data: brax_types.Transition) -> brax_types.Transition:
+    """[num_unrolls, T, envs, ...] -> [num_unrolls * envs, T, ...]: sequences of T steps."""
+    data = jax.tree.map(lambda x: jnp.swapaxes(x, 1, 2), data)
+    return jax.tree.map(lambda x: jnp.reshape(x, (-1,) + x.shape[2:]), data)
 
 
 def _all_finite(tree) -> jax.Array:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -17,6 +17,8 @@ from brax.training.agents.ppo import networks as ppo_networks
 from flax import linen
 
 from wildrobot.specs import PpoSpec
+
+from .ssm import SsmPolicy
 
 ACTIVATIONS = {"elu": linen.elu, "swish": linen.swish, "relu": linen.relu, "tanh": linen.tanh}
 PRIVILEGED_OBS_KEY = "privileged_state"
@@ -39,6 +41,21 @@ class NetworkConfig:
     policy_obs_key: str = "state"
     value_obs_key: str = "state"
     policy_layer_norm: bool = False  # LayerNorm after each hidden layer of the policy
+    # "ssm": the policy is an SsmPolicy (workers/training/ssm.py) with a recurrent state
+    # [ssm_layers, ssm_state_size] per env; the value network stays the MLP above.
+    policy_arch: str = "mlp"
+    ssm_layers: int = 2
+    ssm_state_size: int = 64
+    ssm_width: int = 128
+
+    @property
+    def recurrent(self) -> bool:
+        return self.policy_arch == "ssm"
+
+    @property
+    def policy_state_shape(self) -> tuple[int, ...]:
+        """One env's recurrent policy state; () for a feed-forward policy."""
+        return (self.ssm_layers, self.ssm_state_size) if self.recurrent else ()
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -68,6 +85,10 @@ def make_network_config(
         normalize_observations=spec.normalize_observations,
         value_obs_key=value_obs_key,
         policy_layer_norm=spec.policy_layer_norm,
+        policy_arch=spec.policy_arch,
+        ssm_layers=spec.ssm_layers,
+        ssm_state_size=spec.ssm_state_size,
+        ssm_width=spec.ssm_width,
     )
 
 
@@ -98,6 +119,8 @@ def make_networks(config: NetworkConfig) -> ppo_networks.PPONetworks:
         policy_obs_key=config.policy_obs_key,
         value_obs_key=config.value_obs_key,
     )
+    if config.recurrent:
+        return networks.replace(policy_network=make_ssm_policy_network(config, normalize))
     if not config.policy_layer_norm:
         return networks
     # Brax's make_ppo_networks has no LayerNorm switch; its policy network builder has.
@@ -111,6 +134,50 @@ def make_networks(config: NetworkConfig) -> ppo_networks.PPONetworks:
         obs_key=config.policy_obs_key,
     )
     return networks.replace(policy_network=policy_network)
+
+
+@dataclasses.dataclass(frozen=True)
+class SsmPolicyNetwork:
+    """The recurrent policy: init(key) -> params; both applies normalize the observation first.
+
+    apply(normalizer, params, obs [T, B, ...], state [B, L, P], resets [T, B])
+        -> (distribution params [T, B, 2A], final state): a whole segment (resettable scan).
+    step(normalizer, params, obs [..., O], state [..., L, P]) -> (params, state'): one step.
+    """
+
+    init: Callable[[jax.Array], Any]
+    apply: Callable[..., tuple[jax.Array, jax.Array]]
+    step: Callable[..., tuple[jax.Array, jax.Array]]
+    state_shape: tuple[int, ...]
+
+
+def make_ssm_policy_network(config: NetworkConfig, normalize: Callable) -> SsmPolicyNetwork:
+    module = SsmPolicy(
+        output_size=2 * config.action_size,
+        width=config.ssm_width,
+        state_size=config.ssm_state_size,
+        layers=config.ssm_layers,
+    )
+    size = _observation_size(config)
+    obs_size = size if isinstance(size, int) else size[config.policy_obs_key][-1]
+    state_shape = config.policy_state_shape
+
+    def features(normalizer, obs):
+        obs = normalize(obs, normalizer)
+        return obs[config.policy_obs_key] if isinstance(obs, Mapping) else obs
+
+    def init(key):
+        return module.init(
+            key, jnp.zeros((1, 1, obs_size)), jnp.zeros((1, *state_shape)), jnp.zeros((1, 1))
+        )
+
+    def apply(normalizer, params, obs, state, resets):
+        return module.apply(params, features(normalizer, obs), state, resets)
+
+    def step(normalizer, params, obs, state):
+        return module.apply(params, features(normalizer, obs), state, method=SsmPolicy.step)
+
+    return SsmPolicyNetwork(init=init, apply=apply, step=step, state_shape=state_shape)
 
 
 def init_normalizer(config: NetworkConfig) -> running_statistics.RunningStatisticsState:

@@ -222,11 +222,28 @@ def _make_evaluator(trainer: Trainer) -> Callable[[TrainingState], dict[str, flo
     spec = trainer.spec
     make_policy = ppo_networks.make_inference_fn(trainer.networks)
     key_eval = jax.random.PRNGKey(spec.seed + 1)
+    config = trainer.network_config
 
     def policy_fn(params, obs, key):
         return make_policy(params, deterministic=True)(obs, key)[0]
 
-    evaluator = make_evaluator(policy_fn, trainer.base_env, spec.num_eval_envs, spec.episode_length)
+    def recurrent_fn(params, obs, key, memory):
+        normalizer, policy_params, _ = params
+        logits, memory = trainer.networks.policy_network.step(
+            normalizer, policy_params, obs, memory
+        )
+        return trainer.networks.parametric_action_distribution.mode(logits), memory
+
+    memory = None
+    if config.recurrent:
+        memory = jnp.zeros((spec.num_eval_envs, *config.policy_state_shape))
+    evaluator = make_evaluator(
+        recurrent_fn if config.recurrent else policy_fn,
+        trainer.base_env,
+        spec.num_eval_envs,
+        spec.episode_length,
+        memory,
+    )
 
     def evaluate(state: TrainingState) -> dict[str, float]:
         first = jax.tree.map(lambda x: x[0], state)
@@ -237,8 +254,39 @@ def _make_evaluator(trainer: Trainer) -> Callable[[TrainingState], dict[str, flo
     return evaluate
 
 
-def load_policy(checkpoint_dir: Path) -> Callable[[jax.Array], jax.Array]:
-    """A jitted deterministic policy obs -> action ([..., obs] -> [..., action_size]).
+@dataclasses.dataclass(frozen=True)
+class StatefulPolicy:
+    """A trained recurrent (SSM) policy, deterministic: the caller carries its state.
+
+        state = policy.init_state((num_envs,))     # zeros: every env at an episode's start
+        state, action = policy.step(state, obs)    # jitted; [..., obs] -> [..., action_size]
+
+    Zero an env's state (init_state, or np.where(done, 0, state)) whenever its episode ends.
+    """
+
+    state_shape: tuple[int, ...]  # one env's state: (ssm_layers, ssm_state_size)
+    step: Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+
+    def init_state(self, batch_shape: tuple[int, ...] = ()) -> jax.Array:
+        return jnp.zeros((*batch_shape, *self.state_shape), jnp.float32)
+
+    def carried(self, batch_shape: tuple[int, ...] = (1,)) -> Callable[[jax.Array], jax.Array]:
+        """obs -> action for host loops over one episode: the state lives inside, from zeros."""
+        state = [self.init_state(batch_shape)]
+
+        def act(obs: jax.Array) -> jax.Array:
+            state[0], action = self.step(state[0], obs)
+            return action
+
+        return act
+
+
+Policy = Callable[[jax.Array], jax.Array] | StatefulPolicy
+
+
+def load_policy(checkpoint_dir: Path) -> Policy:
+    """The checkpoint's deterministic policy: for an MLP a jitted obs -> action
+    ([..., obs] -> [..., action_size]); for an SSM a StatefulPolicy (init_state, step).
 
     Everything it needs (network config, normalizer, params) comes from the checkpoint.
     """
@@ -248,6 +296,15 @@ def load_policy(checkpoint_dir: Path) -> Callable[[jax.Array], jax.Array]:
     fresh = net.init_params(networks, jax.random.PRNGKey(0))
     target = ckpt.policy_tree(net.init_normalizer(config), fresh.policy, fresh.value)
     tree = jax.tree.map(jnp.asarray, ckpt.load_policy_tree(checkpoint_dir, target))
+    if config.recurrent:
+        ssm = networks.policy_network
+        mode = networks.parametric_action_distribution.mode
+
+        def step(state, obs):
+            logits, state = ssm.step(tree["normalizer"], tree["policy"], obs, state)
+            return state, mode(logits)
+
+        return StatefulPolicy(state_shape=config.policy_state_shape, step=jax.jit(step))
     policy = ppo_networks.make_inference_fn(networks)(
         (tree["normalizer"], tree["policy"], tree["value"]), deterministic=True
     )

@@ -20,12 +20,19 @@ EvaluateFn = Callable[..., dict[str, float]]
 
 
 def make_evaluator(
-    policy_fn: PolicyFn, base_env: Env, num_envs: int, episode_length: int
+    policy_fn: PolicyFn,
+    base_env: Env,
+    num_envs: int,
+    episode_length: int,
+    policy_state: jax.Array | None = None,
 ) -> EvaluateFn:
     """evaluate(params, rng, commands=None) -> report; compiled once for the env and shapes.
 
     policy_fn: (params, obs [num_envs, obs_dim], key) -> actions [num_envs, action_size]; the
     params are an argument of the compiled rollout, so new params never recompile it.
+    policy_state: a recurrent policy's initial state [num_envs, ...] (zeros: every env starts
+    an episode); then policy_fn is (params, obs, key, state) -> (actions, state). Each env runs
+    one episode, so the state is never reset mid-rollout.
     commands: optional [num_envs, 3]: each env's fixed command (envs with `set_command`, the
     WildRobot tasks; give them a config whose command is never resampled).
 
@@ -41,12 +48,16 @@ def make_evaluator(
     has_command = "command" in probe.info and hasattr(probe.pipeline_state, "qvel")
 
     def step(carry, key, params):
-        state, alive, sums = carry
-        state = env.step(state, policy_fn(params, state.obs, key))
+        state, alive, sums, memory = carry
+        if memory is None:
+            actions = policy_fn(params, state.obs, key)
+        else:
+            actions, memory = policy_fn(params, state.obs, key, memory)
+        state = env.step(state, actions)
         if has_command:
             sums = sums + jnp.where(alive[:, None] > 0, velocity_report(state), 0.0)
         fell = state.done * (1.0 - state.info["truncation"])
-        return (state, alive * (1.0 - state.done), sums), (alive, alive * fell)
+        return (state, alive * (1.0 - state.done), sums, memory), (alive, alive * fell)
 
     @jax.jit
     def rollout(params, rng, commands):
@@ -54,9 +65,9 @@ def make_evaluator(
         state = env.reset(jax.random.split(key_reset, num_envs))
         if commands is not None:
             state = jax.vmap(base_env.set_command)(state, commands)
-        (_, _, sums), (alive_steps, falls) = jax.lax.scan(
+        (_, _, sums, _), (alive_steps, falls) = jax.lax.scan(
             lambda carry, key: step(carry, key, params),
-            (state, jnp.ones(num_envs), jnp.zeros((num_envs, 4))),
+            (state, jnp.ones(num_envs), jnp.zeros((num_envs, 4)), policy_state),
             jax.random.split(key_actions, episode_length),
         )
         lengths = jnp.sum(alive_steps, axis=0)
@@ -88,18 +99,20 @@ def make_evaluator(
 
 
 def evaluate_policy(
-    policy_fn: Callable[[jax.Array, jax.Array], jax.Array],
+    policy_fn: Callable[..., Any],
     base_env: Env,
     num_envs: int,
     episode_length: int,
     rng: jax.Array,
+    policy_state: jax.Array | None = None,
 ) -> dict[str, float]:
-    """One evaluation of policy_fn (obs, key) -> actions; see make_evaluator (scalars only).
+    """One evaluation of policy_fn (obs, key) -> actions, or with `policy_state` [num_envs, ...]
+    (obs, key, state) -> (actions, state); see make_evaluator (scalars only).
 
     Compiles a rollout for this call; to evaluate repeatedly, keep a make_evaluator.
     """
     evaluate = make_evaluator(
-        lambda _, obs, key: policy_fn(obs, key), base_env, num_envs, episode_length
+        lambda _, *args: policy_fn(*args), base_env, num_envs, episode_length, policy_state
     )
     report = evaluate(None, rng)
     report.pop("values", None)

@@ -31,3 +31,6 @@ class TrainingState:
     # An extension's own state (AMP: discriminator, its optimizer and normalizer, replay buffer,
     # reference windows). None for plain PPO: no leaves, so PPO checkpoints are unchanged.
     extension: Any = None
+    # An SSM policy's recurrent state per env [num_envs_per_device, layers, state_size], zeroed
+    # at every auto-reset; None for MLP policies (no leaves: their checkpoints are unchanged).
+    policy_state: Any = None

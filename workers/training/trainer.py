@@ -18,7 +18,7 @@ from brax.training.agents.ppo import networks as ppo_networks
 
 from wildrobot.specs import PpoSpec
 
-from . import distributed
+from . import distributed, recurrent
 from . import networks as net
 from .iteration import (
     AXIS,
@@ -99,9 +99,12 @@ def make_trainer(
     network_config = net.make_network_config(spec, base_env.observation_size, base_env.action_size)
     networks = net.make_networks(network_config)
     optimizer = make_optimizer(spec)
-    iteration = make_iteration_fn(
-        spec, env, networks, make_loss_fn(spec, networks), optimizer, extension
+    loss_fn = (
+        recurrent.make_loss_fn(spec, networks)
+        if network_config.recurrent
+        else make_loss_fn(spec, networks)
     )
+    iteration = make_iteration_fn(spec, env, networks, loss_fn, optimizer, extension)
     return Trainer(
         spec=spec,
         base_env=base_env,
@@ -161,6 +164,10 @@ def init_state(trainer: Trainer) -> TrainingState:
     keys_env = jax.random.split(key_envs, spec.num_envs).reshape(trainer.global_devices, -1, 2)
     env_state = jax.pmap(trainer.env.reset)(keys_env[rows])
     rng = jax.random.split(key_train, trainer.global_devices)[rows]
+    if trainer.network_config.recurrent:  # every env starts an episode: zero state
+        per_device = spec.num_envs // trainer.global_devices
+        shape = (num_devices, per_device, *trainer.network_config.policy_state_shape)
+        replicated["policy_state"] = np.zeros(shape, np.float32)
     if trainer.extension is not None:
         key_ext = jax.random.fold_in(jax.random.PRNGKey(spec.seed), EXTENSION_STREAM)
         extension = jax.tree.map(

@@ -60,6 +60,10 @@ def load_source(checkpoint_dir: Path) -> tuple[Source, Any]:
     """The checkpoint's networks and parameters, and its PpoSpec."""
     checkpoint_dir = Path(checkpoint_dir)
     config = ckpt.read_network_config(checkpoint_dir)
+    if config.recurrent:  # the adapters and rollout call a feed-forward policy (docs/ssm.md)
+        raise ValueError(
+            f"{checkpoint_dir}: tta_eval does not take SSM policies yet (policy_arch=ssm)"
+        )
     networks = net.make_networks(config)
     fresh = net.init_params(networks, jax.random.PRNGKey(0))
     target = ckpt.policy_tree(net.init_normalizer(config), fresh.policy, fresh.value)
