@@ -4,7 +4,7 @@ Structural test: every method that is handed the env state (best-of-N's lookahea
 `observe`; the others see only the observation) runs on the real env under the `imu` and
 `latency` shifts twice, once as it is and once with every field of the env state that carries
 a shift's true value replaced by garbage wherever the method is handed it (`make_rollout(method_view=...)`): the
-clean observation and the true IMU reading (NaN), the episode's latency (1000 substeps) and push
+clean observation and the true IMU reading (NaN), the episode's latency (0 substeps) and push
 (NaN), and, unless it declares noise_free_state or privileged_state, the whole simulator state
 (NaN). The results must be identical, episode for episode. The oracle (the old best_of_n: its
 lookahead started from the true state) must differ under the same garbage: the test can fail.
@@ -53,7 +53,9 @@ def garbage_view(method: methods.Method):
 
         info = dict(state.info)
         if hidden["info"]:
-            info["action_substeps"] = jnp.where(garbage, 1000, info["action_substeps"])
+            # 0: no delay at all. (A large value would not do: the env clips the delay to two
+            # control steps, so 1000 acts exactly as latency/5's 10 substeps.)
+            info["action_substeps"] = jnp.where(garbage, 0, info["action_substeps"])
             info["push_force"] = spoil(info["push_force"])
             info["imu_prev"] = spoil(info["imu_prev"])
         return state.replace(
