@@ -319,7 +319,15 @@ class InverseDynamicsSpec(_Spec):
 # Test-time adaptation evaluation (docs/tta.md). The names are the shift suite's and the adapter
 # registry's (wildrobot.workers.tta; a test keeps them equal).
 TTA_SHIFTS = ("gravity", "friction", "mass", "kp", "latency", "push", "imu")
-TTA_METHODS = ("none", "obs_norm", "tent", "sysid", "best_of_n", "sysid_best_of_n")
+TTA_METHODS = (
+    "none",
+    "obs_norm",
+    "tent",
+    "sysid",
+    "best_of_n",
+    "best_of_n_oracle",
+    "sysid_best_of_n",
+)
 MAX_TTA_EPISODES = 1024
 MAX_TTA_EPISODE_LENGTH = 5000
 MAX_TTA_SEEDS = 8
@@ -327,7 +335,9 @@ MAX_TTA_ENV_STEPS = 2_000_000_000  # simulated control steps in all, lookahead i
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 TtaShift = Literal["gravity", "friction", "mass", "kp", "latency", "push", "imu"]
-TtaMethod = Literal["none", "obs_norm", "tent", "sysid", "best_of_n", "sysid_best_of_n"]
+TtaMethod = Literal[
+    "none", "obs_norm", "tent", "sysid", "best_of_n", "best_of_n_oracle", "sysid_best_of_n"
+]
 
 
 def _unique(field: str, values: tuple) -> tuple:
@@ -357,8 +367,9 @@ class TtaEvalSpec(_Spec):
     )
     episodes: int = Field(32, ge=1, le=MAX_TTA_EPISODES, description="per cell and seed")
     episode_length: int = Field(500, ge=1, le=MAX_TTA_EPISODE_LENGTH, description="steps")
+    # Several seeds by default: the paired comparisons pool their episodes.
     seeds: tuple[Annotated[int, Field(ge=0, le=2**31 - 1)], ...] = Field(
-        (0,), min_length=1, max_length=MAX_TTA_SEEDS
+        (0, 1, 2), min_length=1, max_length=MAX_TTA_SEEDS
     )
     mode: Literal["episodic", "continual"] = "episodic"
     best_of_n_samples: int = Field(8, ge=2, le=64, description="candidates per control step")
@@ -394,7 +405,7 @@ class TtaEvalSpec(_Spec):
         sysid's replay of the transition (a primal and two forward-mode tangents)."""
         return (
             1
-            + (self.best_of_n_samples * self.lookahead_steps if method.endswith("best_of_n") else 0)
+            + (self.best_of_n_samples * self.lookahead_steps if "best_of_n" in method else 0)
             + (3 if method.startswith("sysid") else 0)
         )
 

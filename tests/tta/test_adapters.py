@@ -138,3 +138,17 @@ def test_registry_rejects_unknown_names_and_tent_needs_layer_norm(plain_source):
         make_adapter("bn", plain_source)
     with pytest.raises(ValueError, match="policy_layer_norm=true"):
         make_adapter("tent", plain_source)
+
+
+def test_tent_spike_criterion_survives_a_loss_that_crosses_zero():
+    """Running mean -0.01 and mean absolute deviation 0.05: a loss of 0.1 is ordinary (the old
+    |loss| > 5 |mean| rule fired on it), 0.3 is a spike (0.31 > 5 x 0.05); nothing fires in the
+    warm-up; a non-finite loss always does."""
+    from wildrobot.workers.tta.adapters import SPIKE_WARMUP, loss_spike
+
+    def spike(loss, seen=20):
+        return bool(loss_spike(jnp.float32(loss), -0.01, 0.05, seen, 5.0))
+
+    assert not spike(0.1) and not spike(-0.2) and spike(0.3)
+    assert not spike(0.3, seen=SPIKE_WARMUP - 1)
+    assert spike(float("nan"), seen=0)

@@ -64,6 +64,8 @@ def test_tta_eval_job_end_to_end(service: Service, worker_factory, tmp_path) -> 
             "4",
             "--episode-length",
             "20",
+            "--seeds",
+            "0",
             "--set",
             "best_of_n_samples=2",
             "--set",
@@ -91,12 +93,17 @@ def test_tta_eval_job_end_to_end(service: Service, worker_factory, tmp_path) -> 
             "best_of_n  policy_forwards 4, value_forwards 2, backward_passes 0, "
             "lookahead_sim_steps 20" in report.stdout
         )
+        # The paired figures against none, per method and cell.
+        assert "best_of_n - none (inputs: observation, nominal_model)" in report.stdout
+        assert "McNemar p" in report.stdout
         full = json.loads(cli(service, "report", job_id, "--json").stdout)
         assert full["checkpoint_job_id"] == source and full["checkpoint_step"] == 16
         cell = full["methods"]["none"]["cells"]["kp/5"]
         assert cell["episodes"] == 4 and 0.0 <= cell["fall_rate"] <= 1.0
         low, high = cell["fall_rate_ci95"]
         assert low <= cell["fall_rate"] <= high
+        paired = full["methods"]["best_of_n"]["cells"]["kp/5"]["paired_vs_none"]
+        assert paired["pairs"] == 4 and 0.0 <= paired["mcnemar_p"] <= 1.0
 
         names = sorted(a["name"] for a in alice.list_artifacts(job_id))
         assert names == [

@@ -12,7 +12,7 @@ Register a new one with `register(name)`; the rollout does not change.
 
 The gradient-based adapters share `Guards`: gradient clipping (global norm), a bound on each
 parameter's step, a trust region around an EMA anchor of the adapted parameters, and a reset to
-the source parameters when the loss spikes (above `spike_factor` x its running mean).
+the source parameters when the loss spikes (see `Guards.spike_factor`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,13 @@ class Guards:
     max_step: float = 0.01  # per parameter per update
     anchor_rate: float = 0.01  # EMA anchor: anchor += rate * (params - anchor)
     trust_radius: float = 0.2  # |params - anchor| bound, per parameter
-    spike_factor: float = 5.0  # reset when the loss exceeds this x its running mean
+    # Reset (tent) or skip (sysid) when the loss spikes: tent, whose loss can cross zero, when it
+    # exceeds its running mean by this many running mean absolute deviations; sysid, whose
+    # loss is a mean square, when it exceeds this x its running mean.
+    spike_factor: float = 5.0
+
+
+SPIKE_WARMUP = 10  # tent's losses seen before its spike reset may fire
 
 
 class Adapter(Protocol):
@@ -173,6 +179,8 @@ class TentState:
     norms: Any  # the LayerNorm scale/bias the adapter updates
     anchor: Any  # EMA of norms: the trust region's centre
     loss_mean: jax.Array  # running mean of the loss (spike detection)
+    loss_dev: jax.Array  # running mean absolute deviation of the loss from loss_mean
+    seen: jax.Array  # losses seen since the last reset
     resets: jax.Array  # how many times it fell back to the source
 
 
@@ -217,8 +225,14 @@ class Tent:
 
     def init(self, params: SourceParams) -> TentState:
         norms = layer_norm_params(params.policy)
+        zero = jnp.zeros(())
         return TentState(
-            norms=norms, anchor=norms, loss_mean=jnp.zeros(()), resets=jnp.zeros((), jnp.int32)
+            norms=norms,
+            anchor=norms,
+            loss_mean=zero,
+            loss_dev=zero,
+            seen=jnp.zeros((), jnp.int32),
+            resets=jnp.zeros((), jnp.int32),
         )
 
     def loss(self, params: SourceParams, norms, obs) -> jax.Array:
@@ -246,20 +260,31 @@ class Tent:
         norms = jax.tree.map(
             lambda p, a: jnp.clip(p, a - g.trust_radius, a + g.trust_radius), norms, anchor
         )
-        spike = (state.loss_mean != 0) & (
-            jnp.abs(loss) > g.spike_factor * jnp.abs(state.loss_mean)
-        ) | ~jnp.isfinite(loss)
+        # The loss (an entropy) can be negative or cross zero, so a spike is measured from its
+        # running mean in units of its running mean absolute deviation, not as a ratio to it.
+        spike = loss_spike(loss, state.loss_mean, state.loss_dev, state.seen, g.spike_factor)
         norms = jax.tree.map(lambda p, s: jnp.where(spike, s, p), norms, source_norms)
         anchor = jax.tree.map(lambda p, s: jnp.where(spike, s, p), anchor, source_norms)
-        loss_mean = jnp.where(state.loss_mean == 0, loss, 0.99 * state.loss_mean + 0.01 * loss)
+        first = state.seen == 0
+        loss_mean = jnp.where(first, loss, 0.99 * state.loss_mean + 0.01 * loss)
+        loss_dev = jnp.where(
+            first, 0.0, 0.99 * state.loss_dev + 0.01 * jnp.abs(loss - state.loss_mean)
+        )
         policy = with_layer_norms(params.policy, norms)
         action = deterministic_action(self.networks, params.normalizer, policy, obs)
+        zero = jnp.zeros(())
         return action, TentState(
             norms=norms,
             anchor=anchor,
-            loss_mean=jnp.where(spike, 0.0, loss_mean),
+            loss_mean=jnp.where(spike, zero, loss_mean),
+            loss_dev=jnp.where(spike, zero, loss_dev),
+            seen=jnp.where(spike, 0, state.seen + 1),
             resets=state.resets + spike.astype(jnp.int32),
         )
+
+    def counters(self, state: TentState) -> dict[str, jax.Array]:
+        """Spike resets to the source, for the report (per episode, per cell)."""
+        return {"resets": state.resets}
 
     def reset(self, params: SourceParams, state: TentState):
         return self.init(params).replace(resets=state.resets + 1)
@@ -267,6 +292,14 @@ class Tent:
     def cost(self) -> dict[str, float]:
         # The loss's forward (adapted and source) and backward, then the acting forward.
         return {"policy_forwards": 3.0, "backward_passes": 1.0}
+
+
+def loss_spike(loss, mean, deviation, seen, factor: float) -> jax.Array:
+    """Tent's spike: a non-finite loss, or (after SPIKE_WARMUP losses) one more than `factor`
+    running mean absolute deviations above the running mean. A ratio to the mean would fire
+    whenever a loss that crosses zero (an entropy) has a mean near 0."""
+    above = loss - mean > factor * jnp.maximum(deviation, 1e-6)
+    return ((seen >= SPIKE_WARMUP) & above) | ~jnp.isfinite(loss)
 
 
 def _gaussian(dist, logits) -> tuple[jax.Array, jax.Array]:
@@ -306,15 +339,19 @@ SYSID_PARAMETERS = ("mass_scale", "kp_scale")
 class SysId:
     """Fits the robot's mass and servo-gain scales online through the differentiable MJX model.
 
-    Each control step it replays the observed transition (the true simulator state before it,
-    full-state observation, and the action taken) through `env.step` under the current estimate
-    (with no push, which the robot cannot know; servo latency and backlash as calibrated, i.e.
-    the episode's own), and takes one damped Gauss-Newton step
-    on the log-scales to match the observed next joint and root velocities; the Jacobian comes
-    from forward-mode differentiation through the physics substeps (jax.jacfwd). Guards: the
-    shared step bound, trust region around an EMA anchor and reset on a loss spike (a push the
-    model does not know about). The policy acts unchanged: the estimate is reported against the
-    truth and is the model `sysid_best_of_n`'s lookahead plans under (`model_estimate`).
+    Each control step it replays the observed transition (the simulator's joint and base state
+    before it, without sensor noise, and the action taken: its declared `noise_free_state`)
+    through `env.step` under the current estimate, with no push (which the robot cannot know),
+    the training latency's middle (not the episode's: the latency shift stays unknown to it)
+    and the calibrated backlash, and takes one damped Gauss-Newton step on the log-scales to
+    match the observed next joint and root velocities; the Jacobian comes from forward-mode
+    differentiation through the physics substeps (jax.jacfwd). Its model family is exactly
+    the one the mass and kp shifts draw from (`shifts.apply_to_model`), so on those shifts a
+    near-zero error is expected by construction. Guards: gradient clipping (global norm), the
+    shared step bound, trust region around an EMA anchor and a skipped update on a loss spike
+    (a push the model does not know about). The policy acts unchanged: the estimate is reported
+    against the truth and is the model `sysid_best_of_n`'s lookahead plans under
+    (`model_estimate`).
     """
 
     name = "sysid"
@@ -337,6 +374,8 @@ class SysId:
             damping,
         )
         self.guards = guards or Guards(max_step=0.05, trust_radius=0.5, spike_factor=5.0)
+        # The training latency's middle: the robot knows its calibrated range, not the episode's.
+        self.nominal_substeps = int(round(sum(env.config.latency.action_substeps) / 2))
 
     def init(self, params: SourceParams) -> SysIdState:
         zero = jnp.zeros(len(SYSID_PARAMETERS))
@@ -359,6 +398,7 @@ class SysId:
         )
         info = dict(before.info)
         info["push_force"] = jnp.zeros_like(info["push_force"])
+        info["action_substeps"] = jnp.asarray(self.nominal_substeps, jnp.int32)
         with env.using_model(shift_lib.apply_to_model(env, shift, base_sys)):
             after = env.step(before.replace(info=info), action)
         return after.pipeline_state.qvel
@@ -374,7 +414,8 @@ class SysId:
         hessian = (
             jac.T @ jac + self.damping * jnp.trace(jac.T @ jac) * jnp.eye(2) + 1e-9 * jnp.eye(2)
         )
-        step = -self.rate * jnp.linalg.solve(hessian, jac.T @ residual)
+        gradient = _clip_global(jac.T @ residual, g.max_grad_norm)
+        step = -self.rate * jnp.linalg.solve(hessian, gradient)
         step = jnp.clip(step, -g.max_step, g.max_step)
         log_scale = state.log_scale + step
         anchor = state.anchor + g.anchor_rate * (log_scale - state.anchor)

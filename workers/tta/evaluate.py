@@ -9,7 +9,10 @@ measured again at the end: the difference to the first clean cell is the forgett
 
 Statistics per cell and method, over episodes x seeds: fall rate with a 95% Wilson interval,
 mean steps to fall (episode length when it never fell), return and velocity-tracking error with
-95% normal intervals, and the compute cost per control step.
+95% normal intervals, and the compute cost per control step. Every method meets the same episodes
+(the same per-cell keys), so each method is also compared with `none` pair by pair
+(`paired.paired_comparison`: McNemar's exact test on falls, paired bootstrap intervals on the
+fall-rate and return differences), under `paired_vs_none` per cell.
 """
 
 from __future__ import annotations
@@ -30,14 +33,12 @@ from ..training import networks as net
 from ..training.trainer import make_base_env
 from . import shifts as shift_lib
 from .adapters import Guards, Source, SourceParams, make_adapter
+from .methods import METHODS as METHODS
+from .methods import REGISTRY
+from .paired import paired_comparison
 from .rollout import make_rollout
 
-# A method is an adapter, or test-time compute: best_of_n on the unadapted policy planning with
-# the nominal model, sysid_best_of_n planning with sysid's online model estimate.
-METHODS = ("none", "obs_norm", "tent", "sysid", "best_of_n", "sysid_best_of_n")
-# The adapter behind each method, and which methods spend test-time compute (best-of-N).
-ADAPTER_OF = {"best_of_n": "none", "sysid_best_of_n": "sysid"}
-BEST_OF_N = ("best_of_n", "sysid_best_of_n")
+BEST_OF_N = tuple(name for name, m in REGISTRY.items() if m.best_of_n)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class TtaSettings:
     methods: tuple[str, ...] = ("none", "obs_norm", "tent", "best_of_n")
     episodes: int = 32  # per cell and seed
     episode_length: int = 500
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = (0, 1, 2)
     mode: str = "episodic"  # or "continual"
     learning_rate: dict[str, float] = field(default_factory=dict)  # per adapter
     tent_kl_weight: float = 1.0
@@ -109,13 +110,14 @@ def evaluate_checkpoint(
     substeps = int(round(env.config.ctrl_dt / env.config.sim_dt))
     order = cells(settings)
     results: dict[str, dict[str, Any]] = {}
+    episodes: dict[str, dict[str, list[dict[str, np.ndarray]]]] = {}
     total = len(settings.methods) * len(settings.seeds) * len(order)
     done = 0
     # Every adapter first: one the checkpoint cannot take (tent without LayerNorm) fails the job
     # before any cell runs.
     adapters = {}
     for method in settings.methods:
-        adapter_name = ADAPTER_OF.get(method, method)
+        adapter_name = REGISTRY[method].adapter
         adapters[method] = make_adapter(
             adapter_name,
             source,
@@ -135,6 +137,7 @@ def evaluate_checkpoint(
             samples=samples,
             horizon=settings.lookahead_steps if samples > 1 else 0,
             discount=spec.discounting,
+            privileged=REGISTRY[method].privileged,
         )
         per_cell: dict[str, list[dict[str, np.ndarray]]] = {}
         for seed in settings.seeds:
@@ -175,11 +178,21 @@ def evaluate_checkpoint(
                         }
                     )
         results[method] = {
+            "inputs": list(REGISTRY[method].inputs),
             "cost_per_control_step": method_cost(method, adapter.cost(), settings, substeps),
             "cells": {
                 key: summarize(runs, settings.episode_length) for key, runs in per_cell.items()
             },
         }
+        episodes[method] = per_cell
+    if "none" in episodes:
+        for method, per_cell in episodes.items():
+            if method == "none":
+                continue
+            for key, runs in per_cell.items():
+                results[method]["cells"][key]["paired_vs_none"] = paired_comparison(
+                    _concat(runs), _concat(episodes["none"][key])
+                )
     return {
         "checkpoint": str(checkpoint_dir),
         "task": spec.task,
@@ -221,6 +234,13 @@ def _carry_over(adapter, source: Source, end_state, fell: jax.Array):
 _DEFAULT_RATES = {"none": 0.0, "obs_norm": 0.01, "tent": 1e-3, "sysid": 0.3}
 
 
+def _concat(runs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One cell's per-episode values over its seeds, in seed order (pairs line up)."""
+    return {
+        name: np.concatenate([np.asarray(r[name]) for r in runs]) for name in ("fell", "return")
+    }
+
+
 def _cell_key(name: str, level: int) -> str:
     return name if name.startswith("clean") else f"{name}/{level}"
 
@@ -239,6 +259,10 @@ def summarize(runs: list[dict[str, np.ndarray]], episode_length: int) -> dict[st
     }
     for name in sorted(k for k in runs[0] if k.startswith(("estimate/", "truth/"))):
         out[name] = float(np.concatenate([r[name] for r in runs]).mean())
+    for name in sorted(k for k in runs[0] if k.startswith("count/")):  # e.g. tent's resets
+        counts = np.concatenate([r[name] for r in runs])
+        out[name] = int(counts.sum())
+        out[name + "_per_episode"] = float(counts.mean())
     for name in sorted(k for k in runs[0] if k.startswith("estimate/")):
         truth = np.concatenate([r["truth/" + name.split("/", 1)[1]] for r in runs])
         estimate = np.concatenate([r[name] for r in runs])

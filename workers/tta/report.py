@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .paired import excludes_zero
+
 REPORT_JSON = "report.json"
 
 
@@ -42,7 +44,8 @@ def _grid(report: dict[str, Any], method: str, metric: str = "fall_rate") -> lis
 
 
 def heatmap(report: dict[str, Any], method: str, path: Path) -> Path:
-    """Fall rate of `method` minus that of `none`, per shift x severity (green: fewer falls)."""
+    """Fall rate of `method` minus that of `none`, per shift x severity (green: fewer falls),
+    with `*` where the paired 95% bootstrap interval of the difference excludes 0."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,12 +62,25 @@ def heatmap(report: dict[str, Any], method: str, path: Path) -> Path:
     ax.set_xticks(range(len(settings["severities"])), [str(s) for s in settings["severities"]])
     ax.set_yticks(range(len(settings["shifts"])), settings["shifts"])
     ax.set_xlabel("severity")
+    cells = report["methods"][method]["cells"]
     for i, row in enumerate(delta):
         for j, value in enumerate(row):
+            cell = cells[f"{settings['shifts'][i]}/{settings['severities'][j]}"]
+            paired = cell.get("paired_vs_none")
+            mark = "*" if paired and excludes_zero(paired["fall_rate_diff_ci95"]) else ""
             ax.text(
-                j, i, f"{value:+.2f}\n({other[i][j]:.2f})", ha="center", va="center", fontsize=7
+                j,
+                i,
+                f"{value:+.2f}{mark}\n({other[i][j]:.2f})",
+                ha="center",
+                va="center",
+                fontsize=7,
             )
-    ax.set_title(f"{method}: fall rate minus none's (its own in brackets)", fontsize=9)
+    ax.set_title(
+        f"{method}: fall rate minus none's (its own in brackets)\n"
+        "*: paired 95% bootstrap interval excludes 0",
+        fontsize=9,
+    )
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
     partial = path.with_name(f".{path.name}.partial.png")

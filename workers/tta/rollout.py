@@ -4,16 +4,23 @@ with best-of-N test-time compute.
 `make_rollout` compiles once per (env, adapter, N, horizon, shapes): shift values, adapter state
 and keys are arguments, so every shift and severity of a method reuses the program. One episode
 per env slot, no auto-reset: an episode ends at its first fall (the env's termination) or at
-`episode_length` steps.
+`episode_length` control steps.
 
 best_of_n: each control step the adapter's action is candidate 0 and N-1 more are sampled from
 the source policy's distribution; each is scored by an H-step lookahead in MJX (the candidate,
 then the source policy's deterministic actions) as the discounted task reward plus the critic's
-value at the horizon, and the best is taken. The lookahead starts from the true simulator state
-(full-state observation, as a state estimator would give) with no push and the training latency.
-It runs the *nominal* model, unless the adapter estimates one (`model_estimate`, sysid's fitted
-mass and servo gain): then it plans under the estimate as it stands at that step
-(`sysid_best_of_n`). N = 1 is exactly the adapter's action.
+value at the horizon, and the best is taken. The lookahead runs with no push and the training
+latency, and starts from the state the robot estimates from its measured observation
+(`env.state_from_measurement`: tilt and angular velocity from the shifted IMU reading, joints from
+the encoders, the rest assumed); its observations come from the env's own (nominal) sensor model.
+With `privileged=True` (`best_of_n_oracle`) it starts from the true simulator state instead. It
+runs the *nominal* model, unless the adapter estimates one (`model_estimate`, sysid's fitted mass
+and servo gain): then it plans under the estimate as it stands at that step (`sysid_best_of_n`).
+N = 1 is exactly the adapter's action.
+
+Everything a method reads of the env state passes through `method_view` (identity; the
+structural test puts garbage there, tests/tta/test_privilege.py). The methods' code runs outside
+`env.using_model`, so the model it sees is the nominal one.
 """
 
 from __future__ import annotations
@@ -43,10 +50,16 @@ def make_rollout(
     samples: int = 1,
     horizon: int = 0,
     discount: float = 0.97,
+    privileged: bool = False,
+    method_view: Callable[[State, Any], State] | None = None,
 ) -> RolloutFn:
     """run(source_params, shift_params [E], adapter_state [E], key) -> (values, adapter_state).
 
-    source_params: the policy's SourceParams (an argument, not a compiled-in constant)."""
+    source_params: the policy's SourceParams (an argument, not a compiled-in constant).
+    privileged: best-of-N's lookahead starts from the true simulator state (`*_oracle`).
+    method_view: (state, view_arg) -> state, applied to every env State a method is handed (one
+    episode's); view_arg is run's optional last argument (so one compile serves both runs of the
+    structural test)."""
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     if samples > 1 and horizon < 1:
@@ -91,11 +104,18 @@ def make_rollout(
     observe = getattr(adapter, "observe", None)
     model_estimate = getattr(adapter, "model_estimate", None)
 
-    def lookahead_score(params: SourceParams, state: State, action: jax.Array) -> jax.Array:
+    def lookahead_start(state: State, obs: jax.Array) -> State:
+        """Where the lookahead starts: the state estimated from the measurement (or, privileged,
+        the true one), with no push and the training latency."""
+        if not privileged:
+            state = env.state_from_measurement(obs, state.info)
         info = dict(state.info)
         info["push_force"] = jnp.zeros_like(info["push_force"])
-        info["action_substeps"] = jnp.asarray(nominal_substeps, info["action_substeps"].dtype)
-        state = env.step(state.replace(info=info), action)
+        info["action_substeps"] = jnp.asarray(nominal_substeps, jnp.int32)
+        return state.replace(info=info)
+
+    def lookahead_score(params: SourceParams, state: State, action: jax.Array) -> jax.Array:
+        state = env.step(state, action)
         total, alive = state.reward, 1.0 - state.done
 
         def step(carry, k):
@@ -118,6 +138,7 @@ def make_rollout(
             jax.random.split(key, samples - 1)
         )
         candidates = jnp.concatenate([first[None], dist.postprocess(raw)])
+        state = lookahead_start(state, obs)
         score = lambda a: lookahead_score(params, state, a)  # noqa: E731
         if estimate is not None:  # plan under the adapter's model estimate (sysid_best_of_n)
             fields, gravity = model_of(estimate)
@@ -125,7 +146,14 @@ def make_rollout(
         scores = jax.vmap(score)(candidates)
         return candidates[jnp.argmax(scores)]
 
-    def run(params: SourceParams, shift_params: shift_lib.ShiftParams, adapter_state, key):
+    def run(
+        params: SourceParams, shift_params: shift_lib.ShiftParams, adapter_state, key, view_arg=None
+    ):
+        start_state = adapter_state
+
+        def view(state: State) -> State:
+            return state if method_view is None else method_view(state, view_arg)
+
         fields, gravity = jax.vmap(model_of)(shift_params)
         key_reset, key_steps = jax.random.split(key)
         state = jax.vmap(lambda f, g, k: with_model(f, g, env.reset, k))(
@@ -145,15 +173,23 @@ def make_rollout(
             estimate = None
             if samples > 1 and model_estimate is not None:
                 estimate = jax.vmap(model_estimate)(new_adapter)
-            action = jax.vmap(best_of, in_axes=(None, 0, 0, 0, 0, 0))(
-                params, state, obs, action, jax.random.split(key_best, num_episodes), estimate
-            )
+            if samples > 1:
+                action = jax.vmap(best_of, in_axes=(None, 0, 0, 0, 0, 0))(
+                    params,
+                    jax.vmap(view)(state),
+                    obs,
+                    action,
+                    jax.random.split(key_best, num_episodes),
+                    estimate,
+                )
             state = jax.vmap(override)(state, shift_params)
             nxt = jax.vmap(lambda f, g, s, a: with_model(f, g, env.step, s, a))(
                 fields, gravity, state, action
             )
             if observe is not None:  # adapters that learn from transitions (sysid)
-                new_adapter = jax.vmap(observe)(new_adapter, state, action, nxt)
+                new_adapter = jax.vmap(
+                    lambda a, before, act, after: observe(a, view(before), act, view(after))
+                )(new_adapter, state, action, nxt)
             # A fallen episode is over: its adapter stops changing and nothing more is counted.
             adapter_state = jax.tree.map(
                 lambda new, old: jnp.where(_expand(alive > 0, new), new, old),
@@ -182,6 +218,9 @@ def make_rollout(
         }
         if hasattr(adapter, "estimates"):
             values.update({f"estimate/{k}": v for k, v in adapter.estimates(adapter_state).items()})
+        if hasattr(adapter, "counters"):  # per episode, this run's: e.g. tent's resets
+            start, end = adapter.counters(start_state), adapter.counters(adapter_state)
+            values.update({f"count/{k}": end[k] - start[k] for k in end})
         return values, adapter_state
 
     return jax.jit(run)

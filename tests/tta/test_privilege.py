@@ -1,0 +1,174 @@
+"""No method reads what its declaration does not give it (workers/tta/methods.py).
+
+Structural test: every method that is handed the env state (best-of-N's lookahead, sysid's
+`observe`; the others see only the observation) runs on the real env under the `imu` and
+`latency` shifts twice, once as it is and once with every field of the env state that carries
+a shift's true value replaced by garbage wherever the method is handed it (`make_rollout(method_view=...)`): the
+clean observation and the true IMU reading (NaN), the episode's latency (0 substeps) and push
+(NaN), and, unless it declares noise_free_state or privileged_state, the whole simulator state
+(NaN). The results must be identical, episode for episode. The oracle (the old best_of_n: its
+lookahead started from the true state) must differ under the same garbage: the test can fail.
+Also: the measured-state estimator recovers a freshly reset robot within the sensor noise.
+Fresh small policies (the mechanics need no training); four rollout compiles (two with sysid's
+forward-mode replay): a few minutes on a quiet 2-core CPU, much more under load.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wildrobot.envs import registry
+from wildrobot.workers.tta import methods, shifts
+from wildrobot.workers.tta.adapters import make_adapter
+from wildrobot.workers.tta.evaluate import _fresh
+from wildrobot.workers.tta.rollout import make_rollout
+
+pytestmark = pytest.mark.slow
+
+EPISODES, STEPS = 2, 6
+SAMPLES, HORIZON = 2, 2
+
+
+@pytest.fixture(scope="module")
+def env():
+    return registry.make("WildRobotStand")
+
+
+def garbage_view(method: methods.Method):
+    """view(state, garbage) -> the env State with, where `garbage` (a traced flag: one compile
+    serves both runs), every truth-carrying field the declaration excludes made garbage."""
+    hidden = methods.truth_fields(method)
+
+    def view(state, garbage):
+        def spoil(tree):
+            return jax.tree.map(
+                lambda x: (
+                    jnp.where(garbage, jnp.nan, x) if jnp.issubdtype(x.dtype, jnp.floating) else x
+                ),
+                tree,
+            )
+
+        info = dict(state.info)
+        if hidden["info"]:
+            # 0: no delay at all. (A large value would not do: the env clips the delay to two
+            # control steps, so 1000 acts exactly as latency/5's 10 substeps.)
+            info["action_substeps"] = jnp.where(garbage, 0, info["action_substeps"])
+            info["push_force"] = spoil(info["push_force"])
+            info["imu_prev"] = spoil(info["imu_prev"])
+        return state.replace(
+            info=info,
+            obs=spoil(state.obs) if hidden["obs"] else state.obs,
+            pipeline_state=(
+                spoil(state.pipeline_state) if hidden["pipeline_state"] else state.pipeline_state
+            ),
+        )
+
+    return view
+
+
+def _runs(env, source, method: methods.Method, view_of: methods.Method):
+    """{shift: values} as the method runs, then with garbage in its view of the env state."""
+    adapter = make_adapter(method.adapter, source, env=env, learning_rate=0.3)
+    samples = SAMPLES if method.best_of_n else 1
+    run = make_rollout(
+        env,
+        source,
+        adapter,
+        EPISODES,
+        STEPS,
+        samples=samples,
+        horizon=HORIZON if samples > 1 else 0,
+        privileged=method.privileged,
+        method_view=garbage_view(view_of),
+    )
+    out = []
+    for garbage in (False, True):
+        per_shift = {}
+        for name in ("imu", "latency"):
+            params = shifts.shift_params(
+                name, env.config, 5, jax.random.split(jax.random.PRNGKey(1), EPISODES)
+            )
+            fresh = _fresh(adapter, source, EPISODES)
+            values, _ = run(
+                source.params, params, fresh, jax.random.PRNGKey(2), jnp.asarray(garbage)
+            )
+            per_shift[name] = {k: np.asarray(v) for k, v in values.items()}
+        out.append(per_shift)
+    return out
+
+
+def _handed_state(name: str, env, source) -> bool:
+    """Whether the rollout hands the method an env State at all: best-of-N's lookahead and an
+    adapter's `observe` get one; `act` gets only the observation."""
+    method = methods.REGISTRY[name]
+    adapter = make_adapter(method.adapter, source, env=env)
+    return method.best_of_n or hasattr(adapter, "observe")
+
+
+def test_observation_only_methods_are_never_handed_the_state(env, ln_source):
+    """none, obs_norm and tent act on the observation alone (no lookahead, no `observe`): the
+    rollout never hands them an env State, so the garbage test below need not run them."""
+    handed = {name: _handed_state(name, env, ln_source) for name in methods.METHODS}
+    assert {n for n, h in handed.items() if not h} == {"none", "obs_norm", "tent"}
+    assert all(methods.REGISTRY[n].inputs == ("observation",) for n, h in handed.items() if not h)
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("name", ["sysid", "best_of_n", "sysid_best_of_n"])
+def test_no_method_reads_the_truth(env, ln_source, name):
+    method = methods.REGISTRY[name]
+    plain, garbage = _runs(env, ln_source, method, method)
+    for shift in plain:
+        assert plain[shift]["steps_alive"].min() > 0
+        for key, value in plain[shift].items():
+            np.testing.assert_array_equal(garbage[shift][key], value, err_msg=f"{shift} {key}")
+
+
+@pytest.mark.timeout(1200)
+def test_the_oracle_reads_the_truth(env, ln_source):
+    """best_of_n_oracle is the old best_of_n: under best_of_n's garbage its choices change."""
+    oracle = methods.REGISTRY["best_of_n_oracle"]
+    plain, garbage = _runs(env, ln_source, oracle, methods.REGISTRY["best_of_n"])
+    for shift in plain:
+        assert not np.array_equal(plain[shift]["return"], garbage[shift]["return"]), shift
+
+
+def test_declarations():
+    assert methods.REGISTRY["best_of_n_oracle"].privileged
+    assert not any(m.privileged for n, m in methods.REGISTRY.items() if n != "best_of_n_oracle")
+    with pytest.raises(ValueError, match="only them"):
+        methods.Method("best_of_n_cheat", "none", True, ("observation", "privileged_state"))
+    with pytest.raises(ValueError, match="only them"):
+        methods.Method("x_oracle", "none", True, ("observation",))
+    with pytest.raises(ValueError, match="unknown inputs"):
+        methods.Method("x", "none", False, ("the_answer",))
+
+
+def test_state_from_measurement_recovers_a_reset_robot(env):
+    """From a reset state's own (noisy) observation: joints within the encoder noise, tilt within
+    the gravity reading's noise, angular velocity within the gyro's, the base height within
+    1 cm (the reset pose stands on its feet). (best_of_n steps from it in the tests above.)"""
+    cfg = env.config.noise
+    state = jax.jit(env.reset)(jax.random.PRNGKey(3))
+    est = jax.jit(env.state_from_measurement)(state.obs, state.info)
+    true, guess = state.pipeline_state, est.pipeline_state
+    joints = env.joint_qpos_addresses
+    np.testing.assert_allclose(
+        guess.qpos[joints], true.qpos[joints], atol=cfg.level * cfg.joint_pos + 1e-5
+    )
+
+    def down_in_base(quat):  # world (0, 0, -1) in the base frame
+        w, x, y, z = quat
+        return -jnp.array([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)])
+
+    np.testing.assert_allclose(
+        down_in_base(guess.qpos[3:7]),
+        down_in_base(true.qpos[3:7]),
+        atol=4 * cfg.level * cfg.gravity,
+    )
+    np.testing.assert_allclose(guess.qvel[3:6], true.qvel[3:6], atol=2 * cfg.level * cfg.gyro)
+    assert abs(float(guess.qpos[2] - true.qpos[2])) < 0.01
+    assert float(jnp.abs(guess.qvel[:3]).max()) == 0.0  # assumed: no linear velocity
