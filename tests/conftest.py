@@ -1,4 +1,9 @@
-"""Shared fixtures: a real redis-server on a free loopback port, and JAX's compilation cache."""
+"""Shared fixtures: a real redis-server on a free loopback port, and JAX's compilation cache.
+
+Test support modules (no `test_` prefix) are named for what they provide, as nouns:
+live_service.py (a real front end and worker processes), trained_stand.py (the session's stand
+policy), service/tiny_jobs.py, training/tiny_runs.py, dashboard/browser.py, deploy/kustomize.py;
+never helpers.py, common.py or utils.py."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.training.common import RecordingHooks
+from tests.training.tiny_runs import RecordingHooks
 from wildrobot import presets
 
 EPISODE_LENGTH = 500

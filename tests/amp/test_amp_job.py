@@ -14,8 +14,8 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.service_fixtures import *  # noqa: F403 (fixtures: service, worker_factory)
-from tests.service_fixtures import Service
+from tests.live_service import *  # noqa: F403 (fixtures: service, worker_factory)
+from tests.live_service import Service
 from wildrobot.clients import Client, errors
 from wildrobot.clients.cli import build_parser, main
 from wildrobot.clients.commands.submit import KINDS, spec_fields

@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 from tests.trained_stand import STEPS_PER_ITERATION, sampled_iterations, stand_spec_fields
-from tests.training.common import RecordingHooks
+from tests.training.tiny_runs import RecordingHooks
 from wildrobot.envs.motions.format import load_motion
 from wildrobot.envs.wildrobot.stand import WildRobotStand
 from wildrobot.specs import AmpSpec, PpoSpec

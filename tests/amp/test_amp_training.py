@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.training.common import STAND_TINY, RecordingHooks
+from tests.training.tiny_runs import STAND_TINY, RecordingHooks
 from wildrobot.clients.render import HEALTH_KEYS
 from wildrobot.envs.motions.format import load_motion
 from wildrobot.specs import AmpSpec

@@ -13,8 +13,8 @@ import onnx
 import pytest
 
 from tests.client.test_cli_training import STEPS_PER_ITERATION, TINY, cli
-from tests.service_fixtures import *  # noqa: F403 (fixtures: service, worker_factory)
-from tests.service_fixtures import Service
+from tests.live_service import *  # noqa: F403 (fixtures: service, worker_factory)
+from tests.live_service import Service
 from wildrobot.workers.export import onnx_policy
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow]

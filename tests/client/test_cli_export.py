@@ -14,8 +14,8 @@ import onnx
 import pytest
 
 from tests.client.test_cli_training import STEPS_PER_ITERATION, TINY, TOKEN, cli
-from tests.service_fixtures import *  # noqa: F403 (fixtures: service, worker_factory)
-from tests.service_fixtures import Service
+from tests.live_service import *  # noqa: F403 (fixtures: service, worker_factory)
+from tests.live_service import Service
 from wildrobot.clients import Client, ExportNotFound
 from wildrobot.workers.export import onnx_policy
 

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from tests.conftest import free_port
-from tests.service_fixtures import *  # noqa: F403 (fixtures: service, worker_factory)
-from tests.service_fixtures import Service
+from tests.live_service import *  # noqa: F403 (fixtures: service, worker_factory)
+from tests.live_service import Service
 from wildrobot.clients.cli import main
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.client.proxy import CuttableProxy
-from tests.service_fixtures import *  # noqa: F403 (fixtures: service, worker_factory)
-from tests.service_fixtures import Service
+from tests.live_service import *  # noqa: F403 (fixtures: service, worker_factory)
+from tests.live_service import Service
 from wildrobot.clients import Client
 from wildrobot.clients.cli import main
 from wildrobot.clients.parsing import format_count

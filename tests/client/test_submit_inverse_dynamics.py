@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tests.client.test_cli_service import run_cli
-from tests.service_fixtures import *  # noqa: F403 (fixtures: service, worker_factory)
-from tests.service_fixtures import Service
+from tests.live_service import *  # noqa: F403 (fixtures: service, worker_factory)
+from tests.live_service import Service
 from wildrobot.clients import Client, InvalidRequest, InvalidSpec
 from wildrobot.clients.cli import _message as cli_message
 from wildrobot.specs import JobState

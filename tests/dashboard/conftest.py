@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from tests.dashboard.browser import ARTIFACTS, make_driver, require_chromium
-from tests.service_fixtures import service, worker_factory  # noqa: F401 - fixtures
+from tests.live_service import service, worker_factory  # noqa: F401 - fixtures
 
 
 @pytest.fixture

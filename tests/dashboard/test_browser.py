@@ -17,8 +17,8 @@ from selenium.webdriver.support.select import Select
 
 from tests.dashboard.browser import ARTIFACTS, until
 from tests.dashboard.tensorboard_files import read_scalars
-from tests.service.helpers import STEPS_PER_ITERATION, state_is, submit, tiny_ppo, wait_for
-from tests.service_fixtures import TOKEN_OF
+from tests.live_service import TOKEN_OF
+from tests.service.tiny_jobs import STEPS_PER_ITERATION, state_is, submit, tiny_ppo, wait_for
 from wildrobot.v1 import jobs_pb2
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.integration]

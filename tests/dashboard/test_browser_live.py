@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.dashboard.browser import ARTIFACTS, sign_in, until
-from tests.service.helpers import STEPS_PER_ITERATION, submit, tiny_ppo
-from tests.service_fixtures import TOKEN_OF, ServerThread, Service, server_config
+from tests.live_service import TOKEN_OF, ServerThread, Service, server_config
+from tests.service.tiny_jobs import STEPS_PER_ITERATION, submit, tiny_ppo
 from wildrobot.queue import keys
 from wildrobot.queue.client import QueueClient, connect
 from wildrobot.v1 import jobs_pb2

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from tests.dashboard.http_client import call
-from tests.service.helpers import submit, tiny_ppo
-from tests.service_fixtures import TOKEN_OF
+from tests.live_service import TOKEN_OF
+from tests.service.tiny_jobs import submit, tiny_ppo
 from wildrobot import exports
 from wildrobot.queue.client import QueueClient, connect
 from wildrobot.server.auth import TokenAuth
@@ -259,7 +259,7 @@ def test_https_with_the_grpc_tls_pair(redis_url, tmp_path) -> None:
     import ssl
     import subprocess
 
-    from tests.service_fixtures import ServerThread, server_config
+    from tests.live_service import ServerThread, server_config
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
@@ -286,7 +286,7 @@ def test_https_with_the_grpc_tls_pair(redis_url, tmp_path) -> None:
 
 
 def test_dashboard_can_be_turned_off(redis_url, tmp_path) -> None:
-    from tests.service_fixtures import ServerThread, server_config
+    from tests.live_service import ServerThread, server_config
     from wildrobot.server.config import load_config
 
     assert load_config(["--dashboard", "false"], environ={}).dashboard is False

@@ -10,8 +10,8 @@ from urllib.parse import quote
 import pytest
 
 from tests.dashboard.http_client import SseStream, call
-from tests.service.helpers import submit, tiny_ppo
-from tests.service_fixtures import TOKEN_OF
+from tests.live_service import TOKEN_OF
+from tests.service.tiny_jobs import submit, tiny_ppo
 from wildrobot.queue.keys import MAX_SEQ
 from wildrobot.server.auth import TokenAuth
 from wildrobot.server.dashboard.api import DashboardServices, make_app

@@ -8,7 +8,7 @@ import pytest
 
 from tests.dashboard.http_client import SseStream, call
 from tests.dashboard.test_http_api import ALICE, BOB, take
-from tests.service.helpers import submit, tiny_ppo
+from tests.service.tiny_jobs import submit, tiny_ppo
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from tests.dashboard.browser import ARTIFACTS, sign_in, until
-from tests.service.helpers import submit, tiny_ppo
-from tests.service_fixtures import TOKEN_OF
+from tests.live_service import TOKEN_OF
+from tests.service.tiny_jobs import submit, tiny_ppo
 from wildrobot import exports
 from wildrobot.queue.client import QueueClient, connect
 

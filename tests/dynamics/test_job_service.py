@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from tests.service_fixtures import *  # noqa: F403 (fixtures: service, worker_factory)
-from tests.service_fixtures import Service
+from tests.live_service import *  # noqa: F403 (fixtures: service, worker_factory)
+from tests.live_service import Service
 from wildrobot import convert
 from wildrobot.clients import Client
 from wildrobot.envs.dynamics import trial as trial_io

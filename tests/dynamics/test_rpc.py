@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.service_fixtures import TOKEN_OF, service  # noqa: F401 - fixture
+from tests.live_service import TOKEN_OF, service  # noqa: F401 - fixture
 from wildrobot import arrays
 from wildrobot.envs.dynamics import Config, Trial, generate, make_inverse_fn
 from wildrobot.envs.dynamics.runner import bucket_for

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import redis
 
-from tests.service_fixtures import TOKEN_OF, service  # noqa: F401 - fixture
+from tests.live_service import TOKEN_OF, service  # noqa: F401 - fixture
 from wildrobot.clients import Client
 from wildrobot.clients.cli import main
 from wildrobot.queue import keys

@@ -8,7 +8,7 @@ import time
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.service_fixtures import ServerThread, server_config
+from tests.live_service import ServerThread, server_config
 from wildrobot.server.dynamics import WARMUP_HEALTH_NAME
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.common import STAND_TINY, RecordingHooks, point_mass_spec
+from tests.training.tiny_runs import STAND_TINY, RecordingHooks, point_mass_spec
 from wildrobot.specs import PpoSpec
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
-from tests.training.common import RecordingHooks, point_mass_spec
+from tests.training.tiny_runs import RecordingHooks, point_mass_spec
 from wildrobot.envs.wildrobot import base
 from wildrobot.workers.export import check, onnx_policy
 from wildrobot.workers.export.observation_layout import LayoutError, observation_layout

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
-from tests.training.common import STAND_TINY, RecordingHooks
+from tests.training.tiny_runs import STAND_TINY, RecordingHooks
 from wildrobot.specs import PpoSpec
 from wildrobot.workers.export import check, onnx_policy, onnx_ssm
 from wildrobot.workers.training.ppo import StatefulPolicy, load_policy, train_ppo

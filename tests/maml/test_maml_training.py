@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.training.common import RecordingHooks
+from tests.training.tiny_runs import RecordingHooks
 from wildrobot.specs import MamlSpec
 from wildrobot.workers.maml import algorithm as alg
 from wildrobot.workers.maml.tasks import PointNavTasks

@@ -1,6 +1,6 @@
 import pytest  # noqa: E402
 
-from tests.service_fixtures import service, worker_factory  # noqa: F401 - fixtures
+from tests.live_service import service, worker_factory  # noqa: F401 - fixtures
 from wildrobot.queue.client import QueueClient, connect  # noqa: E402
 
 

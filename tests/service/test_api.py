@@ -379,7 +379,7 @@ def test_health_follows_redis(tmp_path) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     from tests.conftest import RedisServer
-    from tests.service_fixtures import AuthedStub, ServerThread, server_config
+    from tests.live_service import AuthedStub, ServerThread, server_config
 
     private = RedisServer(tmp_path)
     private.start()
@@ -414,7 +414,7 @@ def test_health_follows_redis(tmp_path) -> None:
 def test_tls_when_configured(redis_url, tmp_path) -> None:
     import subprocess
 
-    from tests.service_fixtures import AuthedStub, ServerThread, server_config
+    from tests.live_service import AuthedStub, ServerThread, server_config
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(

@@ -48,7 +48,7 @@ def test_liveness_stays_serving_while_redis_is_down_and_readiness_does_not(tmp_p
     import time
 
     from tests.conftest import RedisServer
-    from tests.service_fixtures import ServerThread, server_config
+    from tests.live_service import ServerThread, server_config
     from wildrobot.server import healthcheck
 
     private = RedisServer(tmp_path)

@@ -11,8 +11,8 @@ import time
 import grpc
 import pytest
 
-from tests.service.helpers import submit, tiny_ppo
-from tests.service_fixtures import TOKEN_OF, AuthedStub, ServerThread, server_config
+from tests.live_service import TOKEN_OF, AuthedStub, ServerThread, server_config
+from tests.service.tiny_jobs import submit, tiny_ppo
 from wildrobot.server.config import ServerConfig
 from wildrobot.v1 import jobs_pb2
 

@@ -12,8 +12,8 @@ import grpc
 import pytest
 import redis
 
+from tests.live_service import TOKEN_OF, ServerThread, server_config
 from tests.service.malformed_corpus import CASES, Case
-from tests.service_fixtures import TOKEN_OF, ServerThread, server_config
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]
 

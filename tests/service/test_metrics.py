@@ -14,11 +14,11 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.service_fixtures import TOKEN_OF, AuthedStub, ServerThread, server_config, start_worker
+from tests.live_service import TOKEN_OF, AuthedStub, ServerThread, server_config, start_worker
 from wildrobot.server import healthcheck
 from wildrobot.v1 import jobs_pb2
 
-from .helpers import STEPS_PER_ITERATION, state_is, submit, tiny_ppo, wait_for
+from .tiny_jobs import STEPS_PER_ITERATION, state_is, submit, tiny_ppo, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.service_fixtures import ServerThread, Service, server_config
+from tests.live_service import ServerThread, Service, server_config
 from wildrobot.v1 import jobs_pb2
 
-from .helpers import STEPS_PER_ITERATION, state_is, submit, tiny_ppo, wait_for
+from .tiny_jobs import STEPS_PER_ITERATION, state_is, submit, tiny_ppo, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tests.live_service import ServerThread, Service, server_config
 from tests.service.test_api import code_of, db_keys, submit
-from tests.service_fixtures import ServerThread, Service, server_config
 from wildrobot.v1 import jobs_pb2
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]

@@ -10,8 +10,8 @@ import redis
 
 from tests.conftest import RedisServer
 from tests.dashboard.http_client import call
-from tests.service.helpers import submit, tiny_ppo
-from tests.service_fixtures import TOKEN_OF, AuthedStub, ServerThread, server_config
+from tests.live_service import TOKEN_OF, AuthedStub, ServerThread, server_config
+from tests.service.tiny_jobs import submit, tiny_ppo
 from wildrobot.v1 import jobs_pb2
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]

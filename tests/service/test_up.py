@@ -18,11 +18,11 @@ import pytest
 import redis
 
 from tests.dashboard.http_client import call
-from tests.service_fixtures import AuthedStub
+from tests.live_service import AuthedStub
 from wildrobot.ops import stack
 from wildrobot.v1 import jobs_pb2
 
-from .helpers import state_is, submit, tiny_ppo, wait_for
+from .tiny_jobs import state_is, submit, tiny_ppo, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow]
 

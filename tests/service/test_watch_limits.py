@@ -12,9 +12,9 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 
-from tests.service.helpers import submit, tiny_ppo
+from tests.live_service import TOKEN_OF, ServerThread, Service, server_config
 from tests.service.test_queue import SPEC
-from tests.service_fixtures import TOKEN_OF, ServerThread, Service, server_config
+from tests.service.tiny_jobs import submit, tiny_ppo
 from wildrobot.clients import Client
 from wildrobot.clients.commands.watch import _describe
 from wildrobot.clients.types import EventsTrimmed, Snapshot

@@ -17,7 +17,7 @@ import redis
 from wildrobot.queue import keys
 from wildrobot.v1 import jobs_pb2
 
-from .helpers import state_is, submit, tiny_ppo, wait_for
+from .tiny_jobs import state_is, submit, tiny_ppo, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.slow]
 

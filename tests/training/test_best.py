@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.training.common import STEPS_PER_ITERATION, RecordingHooks, point_mass_spec
+from tests.training.tiny_runs import STEPS_PER_ITERATION, RecordingHooks, point_mass_spec
 from wildrobot.workers.training import best as best_rule
 from wildrobot.workers.training import checkpoint as ckpt
 from wildrobot.workers.training.iteration import learning_rate_schedule, make_optimizer

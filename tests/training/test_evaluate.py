@@ -8,7 +8,7 @@ from pathlib import Path
 import jax
 import pytest
 
-from tests.training.common import RecordingHooks, point_mass_spec
+from tests.training.tiny_runs import RecordingHooks, point_mass_spec
 from wildrobot.envs.point_mass import PointMass
 from wildrobot.workers.training import evaluate
 from wildrobot.workers.training.ppo import train_ppo

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from brax.training import types as brax_types
 
-from tests.training.common import point_mass_spec
+from tests.training.tiny_runs import point_mass_spec
 from wildrobot.workers.training import networks as net
 from wildrobot.workers.training.loss import make_loss_fn
 

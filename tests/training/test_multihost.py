@@ -19,7 +19,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from tests.training.common import point_mass_spec
+from tests.training.tiny_runs import point_mass_spec
 from wildrobot.workers.training import checkpoint as ckpt
 from wildrobot.workers.training.ppo import load_policy
 

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.training.common import (
+from tests.training.tiny_runs import (
     ENV_STEPS_PER_ITERATION_PER_ENV,
     STEPS_PER_ITERATION,
     RecordingHooks,
@@ -84,7 +84,7 @@ def test_resume_continues_the_same_run_exactly(tmp_path: Path):
             sys.executable,
             "-c",
             "from pathlib import Path\n"
-            "from tests.training.common import RecordingHooks, point_mass_spec\n"
+            "from tests.training.tiny_runs import RecordingHooks, point_mass_spec\n"
             "from wildrobot.workers.training.ppo import train_ppo\n"
             f"r = train_ppo(point_mass_spec({k}, checkpoint_every=100), Path({str(tmp_path / 'b')!r}),"
             " RecordingHooks())\n"
@@ -214,7 +214,7 @@ def test_pmap_over_two_host_devices(tmp_path: Path):
         import json
         from pathlib import Path
         import jax, numpy as np
-        from tests.training.common import RecordingHooks, point_mass_spec
+        from tests.training.tiny_runs import RecordingHooks, point_mass_spec
         from wildrobot.workers.training import checkpoint as ckpt
         from wildrobot.workers.training.ppo import train_ppo
         from wildrobot.workers.training.trainer import init_state, make_trainer

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.training.common import RecordingHooks, point_mass_spec
+from tests.training.tiny_runs import RecordingHooks, point_mass_spec
 from wildrobot.workers.training import checkpoint as ckpt
 from wildrobot.workers.training import networks as net
 from wildrobot.workers.training import recurrent

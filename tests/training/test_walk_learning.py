@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.common import RecordingHooks
+from tests.training.tiny_runs import RecordingHooks
 from wildrobot import presets
 from wildrobot.specs import PpoSpec
 from wildrobot.workers.training.ppo import train_ppo

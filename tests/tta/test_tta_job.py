@@ -12,9 +12,9 @@ import time
 import pytest
 
 from tests.client.test_cli_training import cli
-from tests.service_fixtures import *  # noqa: F403 (fixtures: service, worker_factory)
-from tests.service_fixtures import Service
-from tests.training.common import STAND_TINY as STAND
+from tests.live_service import *  # noqa: F403 (fixtures: service, worker_factory)
+from tests.live_service import Service
+from tests.training.tiny_runs import STAND_TINY as STAND
 from wildrobot.clients import Client
 from wildrobot.clients.errors import InvalidSpec
 from wildrobot.specs import TERMINAL_STATES, JobState

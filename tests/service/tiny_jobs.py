@@ -1,4 +1,5 @@
-"""Helpers for service tests: a tiny PointMass PPO spec, submit, and polling."""
+"""Tiny service jobs for the service tests: a PointMass PPO spec that compiles in seconds, submit
+and polling helpers."""
 
 from __future__ import annotations
 

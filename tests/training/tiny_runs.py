@@ -1,4 +1,4 @@
-"""Helpers shared by the trainer tests: a small PointMass spec and hooks that record calls."""
+"""Tiny trainer runs: a small PointMass spec and hooks that record what the trainer reported."""
 
 from __future__ import annotations
 

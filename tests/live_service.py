@@ -3,7 +3,7 @@ with its own event loop) over the session's real Redis, and real `wildrobot-work
 
 Use from any test folder:
 
-    from tests.service_fixtures import *  # noqa: F403  (fixtures: service, worker_factory)
+    from tests.live_service import *  # noqa: F403  (fixtures: service, worker_factory)
 
     def test_x(service, worker_factory):
         stub = service.stub("alice")            # JobService stub with alice's bearer token
