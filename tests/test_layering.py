@@ -72,3 +72,9 @@ def test_the_private_attribute_check_sees_a_reach_in(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text("def f(env, self):\n    return env._torso_id, self.env._floor_geom, env.sys\n")
     assert len(_private_env_reads(probe, root=tmp_path)) == 2
+
+
+def test_test_support_modules_are_named_for_what_they_provide() -> None:
+    vague = {"helpers.py", "common.py", "utils.py", "util.py", "misc.py", "fixtures.py"}
+    found = [str(p.relative_to(REPO)) for p in (REPO / "tests").rglob("*.py") if p.name in vague]
+    assert not found, f"name these for what they provide (tests/conftest.py): {found}"
