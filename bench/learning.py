@@ -14,7 +14,8 @@ tracking error over env steps) and <out>/<task>_learning.json (the curve and the
 The last stdout line is one JSON object: task, env_steps, wall_s, fall_rate,
 zero_action_fall_rate, random_fall_rate, vx_tracking_error, zero_action_vx_tracking_error,
 forward_speed_at_0_3 (m/s, mean over alive steps at a 0.3 m/s command), and the scale used
-(num_envs, threads, devices).
+(num_envs, threads, devices): at least JSON_KEYS. `--smoke` (CI: that it runs): 8 envs, a budget
+of one iteration, 2 x 10-step evaluations, everything written to a temporary directory.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,6 +41,9 @@ COMMANDS = {
     "stand": {"stand_still": (0.0, 0.0, 0.0)},
 }
 FORWARD = ("forward_0.2", "forward_0.3", "forward_0.4")
+# The keys the last line always has (tests/test_bench_smoke.py checks them).
+JSON_KEYS = ("task", "env_steps", "iterations", "wall_s", "fall_rate", "zero_action_fall_rate",
+             "random_fall_rate", "num_envs", "platform")  # fmt: skip
 
 
 class BudgetHooks:
@@ -161,7 +166,15 @@ def main() -> None:
         metavar="FIELD=JSON",
         help="override a preset field, e.g. --set num_envs=128",
     )
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds: 8 envs, one iteration, tiny evaluation"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        scratch = Path(tempfile.mkdtemp(prefix="wildrobot-learning-smoke-"))
+        args.minutes, args.eval_envs, args.eval_steps, args.eval_every = 10.0, 2, 10, 1000
+        args.out, args.run_dir = scratch / "out", scratch / "run"
+        args.set += ["num_envs=8", "batch_size=8", "num_minibatches=2", "unroll_length=4"]
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 
@@ -175,7 +188,8 @@ def main() -> None:
     fields = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     fields.update(seed=args.seed, eval_every=args.eval_every, num_eval_envs=64)
     spec = PpoSpec(**presets.apply_preset(f"{args.task}-cpu", fields))
-    spec = spec.model_copy(update={"num_timesteps": 10**10})
+    one_iteration = spec.env_steps_per_iteration  # the smoke's budget: one iteration
+    spec = spec.model_copy(update={"num_timesteps": one_iteration if args.smoke else 10**10})
     run_dir = args.run_dir
     if run_dir is None:  # the default folder holds only the last run's checkpoints
         run_dir = REPO_ROOT / "runs" / "learning" / args.task

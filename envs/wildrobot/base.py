@@ -55,7 +55,7 @@ from mujoco import mjx
 
 from wildrobot import task_settings
 
-from . import constants, model_edits, randomization, rewards
+from . import backend, constants, model_edits, randomization, rewards
 
 OBS_SIZE = 3 + 3 + 3 * constants.NUM_ACTUATORS + 3 + 4
 # (name, size) of each observation part, in the order `_observation` concatenates them.
@@ -139,9 +139,8 @@ class WildRobotEnv(Env, abc.ABC):
         # accelerometer on every substep and compile the sensor stages.
         mj_model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_SENSOR
         self._mj_model = mj_model
-        self.sys = mjx.put_model(mj_model)
+        self.sys, self._data_template = backend.put(mj_model, cfg.impl)
         self._init_ids(mj_model)
-        self._data_template = mjx.make_data(self.sys)
 
     # ---- static set-up ------------------------------------------------------------------------
 
@@ -323,9 +322,7 @@ class WildRobotEnv(Env, abc.ABC):
             )
         )
         data = self._data_template.replace(qpos=qpos, qvel=qvel, ctrl=self._home_ctrl)
-        # Only what the observation reads (poses, body velocities): mjx.step recomputes the rest,
-        # and skipping the full forward pass here keeps compile time down.
-        data = mjx.com_vel(self.sys, mjx.com_pos(self.sys, mjx.kinematics(self.sys, data)))
+        data = backend.first_kinematics(self.sys, data, cfg.impl)
 
         command = self._sample_command(key_command)
         info = {
