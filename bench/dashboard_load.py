@@ -19,8 +19,10 @@ writer) so the client side is not the bottleneck. The last stdout line is one JS
 
 The bench sets the server limits it needs explicitly and reports them in its JSON: every SSE
 client is the one bench tenant's, so `--max-watches-per-tenant` is `--sse-clients` (the server's
-default cap, 100 per tenant per front end, would refuse the rest with 429); the ports are free
-ones it picks; no InverseDynamics warm-up compile runs in the background. The last stdout line is
+default cap, 100 per tenant per front end, would refuse the rest with 429); the Redis pool holds
+a connection for every table poller besides the default 64 (`--redis-pool-size`: with 200 pages
+polling on a loaded machine, requests waiting over 10 s for a pooled connection get 503); the
+ports are free ones it picks; no InverseDynamics warm-up compile runs in the background. The last stdout line is
 one JSON object with at least JSON_KEYS.
 
 Target (2-core machine): 200 SSE clients with event latency p99 < 250 ms, and GetJob figures
@@ -53,7 +55,7 @@ SENT = "bench/sent_ms"
 JSON_KEYS = (
     "sse_clients", "event_latency_p99_ms", "sse_events_expected", "sse_events_received",
     "sse_open_all_s", "jobs_list_rps", "get_job_alone_rps", "get_job_with_dashboard_rps",
-    "max_watches_per_tenant", "layout", "target_met", "cpu_count",
+    "max_watches_per_tenant", "redis_pool_size", "layout", "target_met", "cpu_count",
 )  # fmt: skip
 
 
@@ -285,7 +287,7 @@ def run_loader(port: int, http_port: int, job_ids: list[str], plan: dict, out: A
 
 
 def start_stack(
-    work: Path, separate: bool, max_watches: int
+    work: Path, separate: bool, max_watches: int, pool_size: int
 ) -> tuple[list[subprocess.Popen], int, int, str]:
     """Redis, then the front end; with `separate`, one front end for gRPC (`--dashboard false`)
     and a second one, over the same Redis, serving only the dashboard's HTTP."""
@@ -302,7 +304,8 @@ def start_stack(
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     common = ["--redis-url", redis_url, "--tokens", f"{TOKEN}:bench",
               "--artifact-dir", str(work / "artifacts"),
-              "--max-watches-per-tenant", str(max_watches), "--dynamics-warm-buckets", ""]  # fmt: skip
+              "--max-watches-per-tenant", str(max_watches), "--redis-pool-size", str(pool_size),
+              "--dynamics-warm-buckets", ""]  # fmt: skip
     main_flags = ["--dashboard", "false"] if separate else ["--http-port", str(http_port)]
     server = subprocess.Popen(
         [sys.executable, "-m", "wildrobot.server.main", "--port", str(port), *main_flags, *common],
@@ -347,10 +350,29 @@ def submit_jobs(port: int, count: int) -> list[str]:
     return ids
 
 
+def result_of(process: Any, queue: Any, timeout_s: float, what: str) -> Any:
+    """What `process` puts on `queue`; RuntimeError as soon as it dies without (its traceback
+    is on stderr) or after timeout_s."""
+    import queue as queue_module
+
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        try:
+            return queue.get(timeout=0.5)
+        except queue_module.Empty:
+            if not process.is_alive():
+                message = f"{what} failed (exit code {process.exitcode}; see stderr)"
+                raise RuntimeError(message) from None
+    raise RuntimeError(f"{what}: no result within {timeout_s:g} s")
+
+
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     separate = args.layout == "separate"
-    procs, port, http_port, redis_url = start_stack(work, separate, args.max_watches_per_tenant)
+    pool_size = 64 + args.sse_clients  # one per table poller (as many as SSE clients) + default
+    procs, port, http_port, redis_url = start_stack(
+        work, separate, args.max_watches_per_tenant, pool_size
+    )
     server_pids = [p.pid for p in procs[1:]]
 
     def server_cpu() -> float:
@@ -403,7 +425,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         time.sleep(args.duration)
         phase2_start_ms = time.time() * 1000
         cpu2 = server_cpu()
-        loaded = loader_q.get(timeout=args.duration * 4 + 120)
+        loaded = result_of(loader, loader_q, args.duration * 4 + 120, "the pollers and gRPC loader")
         cpu3 = server_cpu()
         phase2_end_ms = time.time() * 1000
         stop_writer.set()
@@ -454,6 +476,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "server_cpu_dashboard_plus_grpc_pct": round(100 * (cpu3 - cpu2) / args.duration, 1),
         "layout": args.layout,
         "max_watches_per_tenant": args.max_watches_per_tenant,
+        "redis_pool_size": pool_size,
         "dynamics_warm_buckets": "none",
         "server_processes": len(server_pids),
         "server_threads": server_threads_open,
