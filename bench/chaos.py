@@ -53,6 +53,8 @@ import redis
 from wildrobot.ops.stack import RedisServer, free_port, wait_for_port
 from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
 
+# The keys the last line always has (tests/test_bench_smoke.py checks them).
+JSON_KEYS = ("jobs", "faults_injected", "lost", "duplicated", "corrupt", "stuck", "duration_s")
 TOKEN = "chaos-token"
 TENANT = "chaos"
 METADATA = (("authorization", f"Bearer {TOKEN}"),)
