@@ -8,7 +8,8 @@ randomized worlds) and times their compiled iterations alternately, so load from
 processes on a shared machine hits both alike. AMP's iteration does everything PPO's does plus
 the feature windows in the rollout, the style reward, the discriminator's updates and the
 replay buffer. ratio = amp_env_steps_per_s / ppo_env_steps_per_s (target >= 0.8: the
-discriminator costs less than 20%). The last stdout line is one JSON object.
+discriminator costs less than 20%). `--smoke` (CI): 8 worlds, 1 iteration. The last stdout line
+is one JSON object with at least JSON_KEYS.
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ from wildrobot.workers.training.metrics import to_host
 from wildrobot.workers.training.trainer import init_state, make_trainer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The keys the last line always has (tests/test_bench_smoke.py checks them).
+JSON_KEYS = ("ppo_env_steps_per_s", "amp_env_steps_per_s", "ratio", "compile_s", "num_envs")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 timed iterations instead of 6")
+    parser.add_argument("--smoke", action="store_true", help="seconds: 8 worlds, 1 iteration")
     parser.add_argument("--num-envs", type=int, default=128)
     parser.add_argument("--iterations", type=int, help="timed iterations (after one warm-up)")
     parser.add_argument("--motions", default="walk_0.2", help="comma-separated clip names")
@@ -40,6 +44,8 @@ def main() -> None:
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
     iterations = args.iterations or (3 if args.quick else 6)
+    if args.smoke:
+        args.num_envs, iterations = 8, 1
 
     ppo_fields = {
         "task": "WildRobotStand",

@@ -24,10 +24,11 @@ then lets the jobs drain and checks, from Redis and the artifact directory:
     stuck       acknowledged jobs not in a terminal state when the drain time is up
 
     .venv/bin/python bench/chaos.py --quick     # <= 10 minutes on the 2-core machine
-    .venv/bin/python bench/chaos.py --jobs 3 --faults 5 --workers 2   # a minimal round (CI)
+    .venv/bin/python bench/chaos.py --jobs 3 --faults 5 --workers 2   # a minimal round
+    .venv/bin/python bench/chaos.py --smoke     # 1 job, 1 worker, 1 fault: that it runs (CI)
 
 Target: lost = duplicated = corrupt = stuck = 0 with at least 50 faults injected. The last stdout
-line is one JSON object.
+line is one JSON object with at least JSON_KEYS.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ import redis
 from wildrobot.ops.stack import RedisServer, free_port, wait_for_port
 from wildrobot.v1 import jobs_pb2, jobs_pb2_grpc
 
+# The keys the last line always has (tests/test_bench_smoke.py checks them).
+JSON_KEYS = ("jobs", "faults_injected", "lost", "duplicated", "corrupt", "stuck", "duration_s")
 TOKEN = "chaos-token"
 TENANT = "chaos"
 METADATA = (("authorization", f"Bearer {TOKEN}"),)
@@ -395,6 +398,7 @@ def run(args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the <=10 min soak (see defaults)")
+    parser.add_argument("--smoke", action="store_true", help="1 job, 1 worker, 1 fault")
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--faults", type=int, default=None, help="faults to inject (at most)")
     parser.add_argument("--workers", type=int, default=3)
@@ -404,7 +408,10 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     defaults = {"jobs": 12, "faults": 60, "fault_s": 300.0, "drain_s": 240.0}
-    if not args.quick:
+    if args.smoke:
+        defaults = {"jobs": 1, "faults": 1, "fault_s": 15.0, "drain_s": 180.0}
+        args.workers = 1
+    elif not args.quick:
         defaults = {"jobs": 30, "faults": 200, "fault_s": 1200.0, "drain_s": 600.0}
     for name, value in defaults.items():
         if getattr(args, name) is None:

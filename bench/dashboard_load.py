@@ -15,6 +15,15 @@ Client roles run in separate processes (SSE clients; table pollers + gRPC loader
 writer) so the client side is not the bottleneck. The last stdout line is one JSON object.
 
     .venv/bin/python bench/dashboard_load.py --quick
+    .venv/bin/python bench/dashboard_load.py --smoke   # seconds: that it runs (CI)
+
+The bench sets the server limits it needs explicitly and reports them in its JSON: every SSE
+client is the one bench tenant's, so `--max-watches-per-tenant` is `--sse-clients` (the server's
+default cap, 100 per tenant per front end, would refuse the rest with 429); the Redis pool holds
+a connection for every table poller besides the default 64 (`--redis-pool-size`: with 200 pages
+polling on a loaded machine, requests waiting over 10 s for a pooled connection get 503); the
+ports are free ones it picks; no InverseDynamics warm-up compile runs in the background. The last stdout line is
+one JSON object with at least JSON_KEYS.
 
 Target (2-core machine): 200 SSE clients with event latency p99 < 250 ms, and GetJob figures
 unchanged within noise while the dashboard load runs.
@@ -42,6 +51,12 @@ from wildrobot.ops.stack import free_port, wait_for_port
 
 TOKEN = "bench-token"
 SENT = "bench/sent_ms"
+# The keys the last line always has (tests/test_bench_smoke.py checks them).
+JSON_KEYS = (
+    "sse_clients", "event_latency_p99_ms", "sse_events_expected", "sse_events_received",
+    "sse_open_all_s", "jobs_list_rps", "get_job_alone_rps", "get_job_with_dashboard_rps",
+    "max_watches_per_tenant", "redis_pool_size", "layout", "target_met", "cpu_count",
+)  # fmt: skip
 
 
 def threads_of(pid: int | str = "self") -> int:
@@ -145,6 +160,10 @@ def run_sse_clients(port: int, targets: list[str], ready: Any, stop: Any, out: A
         ]
         while not stop.is_set():
             await asyncio.sleep(0.1)
+            if not ready.is_set():  # a refused client (429: the watch cap) fails the run now
+                for task in tasks:
+                    if task.done() and task.exception():
+                        raise task.exception()
         errors = [t.exception() for t in tasks if t.done() and t.exception()]
         for task in tasks:
             task.cancel()
@@ -267,7 +286,9 @@ def run_loader(port: int, http_port: int, job_ids: list[str], plan: dict, out: A
 # ---- the run ----------------------------------------------------------------------------------
 
 
-def start_stack(work: Path, separate: bool) -> tuple[list[subprocess.Popen], int, int, str]:
+def start_stack(
+    work: Path, separate: bool, max_watches: int, pool_size: int
+) -> tuple[list[subprocess.Popen], int, int, str]:
     """Redis, then the front end; with `separate`, one front end for gRPC (`--dashboard false`)
     and a second one, over the same Redis, serving only the dashboard's HTTP."""
     redis_port, port, http_port = free_port(), free_port(), free_port()
@@ -282,7 +303,9 @@ def start_stack(work: Path, separate: bool) -> tuple[list[subprocess.Popen], int
     wait_for_port(redis_port, redis, 20, "redis-server")
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     common = ["--redis-url", redis_url, "--tokens", f"{TOKEN}:bench",
-              "--artifact-dir", str(work / "artifacts")]  # fmt: skip
+              "--artifact-dir", str(work / "artifacts"),
+              "--max-watches-per-tenant", str(max_watches), "--redis-pool-size", str(pool_size),
+              "--dynamics-warm-buckets", ""]  # fmt: skip
     main_flags = ["--dashboard", "false"] if separate else ["--http-port", str(http_port)]
     server = subprocess.Popen(
         [sys.executable, "-m", "wildrobot.server.main", "--port", str(port), *main_flags, *common],
@@ -327,10 +350,29 @@ def submit_jobs(port: int, count: int) -> list[str]:
     return ids
 
 
+def result_of(process: Any, queue: Any, timeout_s: float, what: str) -> Any:
+    """What `process` puts on `queue`; RuntimeError as soon as it dies without (its traceback
+    is on stderr) or after timeout_s."""
+    import queue as queue_module
+
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        try:
+            return queue.get(timeout=0.5)
+        except queue_module.Empty:
+            if not process.is_alive():
+                message = f"{what} failed (exit code {process.exitcode}; see stderr)"
+                raise RuntimeError(message) from None
+    raise RuntimeError(f"{what}: no result within {timeout_s:g} s")
+
+
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     separate = args.layout == "separate"
-    procs, port, http_port, redis_url = start_stack(work, separate)
+    pool_size = 64 + args.sse_clients  # one per table poller (as many as SSE clients) + default
+    procs, port, http_port, redis_url = start_stack(
+        work, separate, args.max_watches_per_tenant, pool_size
+    )
     server_pids = [p.pid for p in procs[1:]]
 
     def server_cpu() -> float:
@@ -369,8 +411,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         sse.start()
         children.append(sse)
         opened = time.perf_counter()
-        if not ready.wait(120):
-            raise RuntimeError("not every SSE client got its snapshot within 120 s")
+        while not ready.wait(0.5):
+            if not sse.is_alive():
+                raise RuntimeError(f"the SSE clients failed (exit code {sse.exitcode}; see stderr)")
+            if time.perf_counter() - opened > 120:
+                raise RuntimeError("not every SSE client got its snapshot within 120 s")
         open_s = time.perf_counter() - opened
         server_threads_open = [threads_of(pid) for pid in server_pids]
         cpu1 = server_cpu()
@@ -380,7 +425,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         time.sleep(args.duration)
         phase2_start_ms = time.time() * 1000
         cpu2 = server_cpu()
-        loaded = loader_q.get(timeout=args.duration * 4 + 120)
+        loaded = result_of(loader, loader_q, args.duration * 4 + 120, "the pollers and gRPC loader")
         cpu3 = server_cpu()
         phase2_end_ms = time.time() * 1000
         stop_writer.set()
@@ -430,6 +475,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "server_cpu_dashboard_pct": round(100 * (cpu2 - cpu1) / args.duration, 1),
         "server_cpu_dashboard_plus_grpc_pct": round(100 * (cpu3 - cpu2) / args.duration, 1),
         "layout": args.layout,
+        "max_watches_per_tenant": args.max_watches_per_tenant,
+        "redis_pool_size": pool_size,
+        "dynamics_warm_buckets": "none",
         "server_processes": len(server_pids),
         "server_threads": server_threads_open,
         "redis_processes": 1,
@@ -454,6 +502,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 s per phase")
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds: 2 s phases, 10 clients on 2 jobs"
+    )
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per phase")
     parser.add_argument("--sse-clients", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=10, help="running jobs the clients watch")
@@ -467,9 +518,18 @@ def main() -> int:
         default="in-process",
         help="dashboard in the gRPC front end, or in a second front end beside it",
     )
+    parser.add_argument(
+        "--max-watches-per-tenant",
+        type=int,
+        help="the server's watch cap (default: --sse-clients; all clients are one tenant's)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.duration = 10.0
+    if args.smoke:
+        args.duration, args.sse_clients, args.jobs, args.poll_s = 2.0, 10, 2, 1.0
+    if args.max_watches_per_tenant is None:
+        args.max_watches_per_tenant = args.sse_clients
     work = Path(tempfile.mkdtemp(prefix="wildrobot-dashboard-bench-"))
     try:
         result = run(args, work)

@@ -6,8 +6,8 @@ MJX: N worlds reset with jax.vmap, then one jitted function scans `num_steps` co
 vmap(env.step) (zero actions: the home servo targets), each control step being the env's physics
 substeps plus observation, rewards and bookkeeping. Native: `mujoco.rollout` over the same N
 initial states with 2 threads, the same MjModel (timestep, options, sensors off) and
-num_steps * substeps physics steps. ratio = MJX physics steps/s over native physics steps/s.
-The last stdout line is one JSON object.
+num_steps * substeps physics steps. ratio = MJX physics steps/s over native physics steps/s. `--smoke` (CI): 4 worlds, 2 steps.
+The last stdout line is one JSON object with at least JSON_KEYS.
 """
 
 from __future__ import annotations
@@ -19,6 +19,11 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The keys the last line always has (tests/test_bench_smoke.py checks them).
+JSON_KEYS = (
+    "num_envs", "mjx_physics_steps_per_s", "native_physics_steps_per_s", "ratio", "compile_s",
+    "backend",
+)  # fmt: skip
 
 
 def main() -> None:
@@ -28,10 +33,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="native rollout threads")
     parser.add_argument("--quick", action="store_true", help="128 worlds, 20 steps, 1 repeat")
+    parser.add_argument("--smoke", action="store_true", help="seconds: 4 worlds, 2 steps")
     parser.add_argument("--no-cache", action="store_true", help="ignore JAX's compile cache")
     args = parser.parse_args()
     if args.quick:
         args.num_envs, args.num_steps, args.repeats = 128, 20, 1
+    if args.smoke:
+        args.num_envs, args.num_steps, args.repeats = 4, 2, 1
     if not args.no_cache:
         os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")

@@ -10,7 +10,8 @@ of `mujoco.mj_inverse` over the same frames (qpos/qvel/qacc set per frame, same 
 Euler, INVDISCRETE, constraints off), one core. compile_s: the first MJX call (trace + compile,
 or a load from JAX's persistent cache unless --no-cache). RPC: one num_frames float32 trial
 against a local front end (create_server on port 0, in a thread), warm, p50/p99 over `calls`.
-The last stdout line is one JSON object.
+`--smoke` (CI): 2 trials x 64 frames. The last stdout line is one JSON object with at least
+JSON_KEYS.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The keys the last line always has (tests/test_bench_smoke.py checks them).
+JSON_KEYS = (
+    "mjx_frames_per_s", "native_frames_per_s", "ratio", "compile_s", "rpc_p50_ms", "rpc_p99_ms",
+    "num_trials", "num_frames",
+)  # fmt: skip
 TOKEN = "bench-token"
 
 
@@ -122,10 +128,15 @@ def main() -> None:
     parser.add_argument("--rpc-calls", type=int, default=100)
     parser.add_argument("--block", type=int, default=8, help="frames per trial per scan step")
     parser.add_argument("--quick", action="store_true", help="3 repeats, 30 RPC calls")
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds: 2 x 64 frames, 1 repeat, 3 RPC calls"
+    )
     parser.add_argument("--no-cache", action="store_true", help="ignore JAX's compile cache")
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.rpc_calls = 3, 30
+    if args.smoke:
+        args.num_trials, args.num_frames, args.repeats, args.rpc_calls = 2, 64, 1, 3
     if not args.no_cache:
         os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")

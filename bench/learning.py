@@ -14,9 +14,11 @@ tracking error over env steps) and <out>/<task>_learning.json (the curve and the
 The last stdout line is one JSON object: task, env_steps, wall_s, fall_rate,
 zero_action_fall_rate, random_fall_rate, vx_tracking_error, zero_action_vx_tracking_error,
 forward_speed_at_0_3 (m/s, mean over alive steps at a 0.3 m/s command), and the scale used
-(num_envs, threads, devices); with the `best` checkpoint (periodic evaluation) its step and
-fall rate on the same test, and the periodic evaluations' fall rates. `--set num_timesteps=N`
-ends the run at N steps (the horizon of a learning_rate_schedule) if the budget lasts.
+(num_envs, threads, devices): at least JSON_KEYS; with the `best` checkpoint (periodic
+evaluation) its step and fall rate on the same test, and the periodic evaluations' fall rates.
+`--set num_timesteps=N` ends the run at N steps (the horizon of a learning_rate_schedule) if the
+budget lasts. `--smoke` (CI: that it runs): 8 envs, a budget of one iteration, 2 x 10-step
+evaluations, everything written to a temporary directory.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import argparse
 import json
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +44,9 @@ COMMANDS = {
     "stand": {"stand_still": (0.0, 0.0, 0.0)},
 }
 FORWARD = ("forward_0.2", "forward_0.3", "forward_0.4")
+# The keys the last line always has (tests/test_bench_smoke.py checks them).
+JSON_KEYS = ("task", "env_steps", "iterations", "wall_s", "fall_rate", "zero_action_fall_rate",
+             "random_fall_rate", "num_envs", "platform")  # fmt: skip
 
 
 class BudgetHooks:
@@ -163,7 +169,15 @@ def main() -> None:
         metavar="FIELD=JSON",
         help="override a preset field, e.g. --set num_envs=128",
     )
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds: 8 envs, one iteration, tiny evaluation"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        scratch = Path(tempfile.mkdtemp(prefix="wildrobot-learning-smoke-"))
+        args.minutes, args.eval_envs, args.eval_steps, args.eval_every = 10.0, 2, 10, 1000
+        args.out, args.run_dir = scratch / "out", scratch / "run"
+        args.set += ["num_envs=8", "batch_size=8", "num_minibatches=2", "unroll_length=4"]
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 
@@ -177,7 +191,10 @@ def main() -> None:
     fields = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     fields.update(seed=args.seed, eval_every=args.eval_every, num_eval_envs=64)
     spec = PpoSpec(**presets.apply_preset(f"{args.task}-cpu", fields))
-    if "num_timesteps" not in fields:  # else it ends the run (and a schedule's decay) first
+    one_iteration = spec.env_steps_per_iteration  # the smoke's budget: one iteration
+    if args.smoke:
+        spec = spec.model_copy(update={"num_timesteps": one_iteration})
+    elif "num_timesteps" not in fields:  # else it ends the run (and a schedule's decay) first
         spec = spec.model_copy(update={"num_timesteps": 10**10})
     run_dir = args.run_dir
     if run_dir is None:  # the default folder holds only the last run's checkpoints

@@ -69,6 +69,9 @@ def run_arm(spec: MamlSpec) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+JSON_KEYS = ("iterations", "held_out_goals", "do_nothing_return", "maml_so", "maml_fo", "joint")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="3 iterations per arm")

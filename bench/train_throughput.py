@@ -7,7 +7,8 @@ the same process, steps the same randomized worlds with a fixed policy (the init
 sampling actions as the first rollout does) for the same number of env steps.
 ratio = train_env_steps_per_s / env_only_steps_per_s: how much of the env's speed training keeps
 (target >= 0.7 on a 2-core CPU). Train and env-only calls alternate, so load from other
-processes on a shared machine hits both alike. The last stdout line is one JSON object.
+processes on a shared machine hits both alike. `--smoke` (CI): 8 worlds, 1 iteration. The last
+stdout line is one JSON object with at least JSON_KEYS.
 
 --policy ssm also trains an SSM policy (policy_arch=ssm, the spec's default SSM settings) on the
 same worlds, its iterations alternating with the MLP's: ssm_over_mlp = SSM training env steps/s
@@ -31,6 +32,8 @@ from wildrobot.workers.training.state import TrainingState
 from wildrobot.workers.training.trainer import Trainer, init_state, make_trainer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The keys the last line always has (tests/test_bench_smoke.py checks them).
+JSON_KEYS = ("train_env_steps_per_s", "env_only_steps_per_s", "ratio", "compile_s", "num_envs")
 
 
 def make_env_only_fn(trainer: Trainer, state: TrainingState):
@@ -61,6 +64,7 @@ def _parse_sizes(text: str | None) -> tuple[int, ...] | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 timed iterations instead of 6")
+    parser.add_argument("--smoke", action="store_true", help="seconds: 8 worlds, 1 iteration")
     parser.add_argument("--num-envs", type=int, default=128)
     parser.add_argument("--iterations", type=int, help="timed iterations (after one warm-up)")
     parser.add_argument(
@@ -74,6 +78,8 @@ def main() -> None:
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
     iterations = args.iterations or (3 if args.quick else 6)
+    if args.smoke:
+        args.num_envs, iterations = 8, 1
 
     spec = PpoSpec(
         task="WildRobotWalk",

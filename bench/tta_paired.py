@@ -23,6 +23,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+JSON_KEYS = ("checkpoint", "episodes_per_cell", "episode_length", "train_s", "eval_s", "methods")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, help="a PPO checkpoint folder")
@@ -50,10 +53,13 @@ def main() -> None:
     checkpoint = args.checkpoint
     train_s = 0.0
     if checkpoint is None:
-        from tests.trained_stand import train_stand
-
         start = time.perf_counter()
-        checkpoint = train_stand(args.out / "stand").checkpoint_dir
+        if args.smoke:  # one tiny iteration: a checkpoint to run the evaluation on, not a policy
+            checkpoint = _tiny_stand_checkpoint(args.out / "stand-smoke")
+        else:
+            from tests.trained_stand import train_stand
+
+            checkpoint = train_stand(args.out / "stand").checkpoint_dir
         train_s = time.perf_counter() - start
     settings = TtaSettings(
         shifts=tuple(args.shifts.split(",")),
@@ -95,6 +101,31 @@ def main() -> None:
             }
         )
     )
+
+
+def _tiny_stand_checkpoint(directory: Path) -> Path:
+    """A one-iteration stand PPO checkpoint (8 envs): what the smoke evaluates."""
+    from wildrobot.specs import PpoSpec
+    from wildrobot.workers.training.ppo import train_ppo
+
+    class Quiet:
+        def on_metrics(self, step, metrics):
+            pass
+
+        def on_checkpoint(self, step, path, best=False):
+            pass
+
+        def should_stop(self):
+            return False
+
+    spec = PpoSpec(
+        task="WildRobotStand", num_envs=8, batch_size=8, num_minibatches=1, unroll_length=5,
+        num_timesteps=40, episode_length=20, checkpoint_every=1, export_onnx=False,
+        video_seconds=0.0,
+    )  # fmt: skip
+    result = train_ppo(spec, directory, Quiet())
+    assert result.checkpoint_dir is not None
+    return Path(result.checkpoint_dir)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ so a misspelt key, a wrong type or a value out of bounds is refused before anyth
 with the key and the rule in the message. This module is plain Python (no JAX), so the client
 can import it.
 
-A setting's type is its default's: bool, int, float, or a (min, max) range of two ints or two
-floats. A range is overridden as a whole, by a two-element list (`[3, 8]`, or `3,8` on the
-command line).
+A setting's type is its default's: bool, int, float, a (min, max) range of two ints or two
+floats, or a string from a fixed list of choices (`impl`: the physics backend, "jax" or "warp").
+A range is overridden as a whole, by a two-element list (`[3, 8]`, or `3,8` on the command line).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-Value = bool | int | float | tuple[int, int] | tuple[float, float]
+Value = bool | int | float | str | tuple[int, int] | tuple[float, float]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,9 +27,14 @@ class Setting:
     default: Value
     lo: float
     hi: float
+    choices: tuple[str, ...] = ()  # a string setting's allowed values
 
     def check(self, key: str, value: Any) -> Value:
         """`value` as this setting's type; raises ValueError naming `key` and the rule."""
+        if isinstance(self.default, str):
+            if value not in self.choices:
+                raise ValueError(f"{key}: must be one of {list(self.choices)}, got {value!r}")
+            return value
         if isinstance(self.default, bool):
             if not isinstance(value, bool):
                 raise ValueError(f"{key}: must be true or false, got {value!r}")
@@ -73,6 +78,9 @@ def _weights(**weights: float) -> dict[str, Setting]:
 _WILDROBOT = {
     "ctrl_dt": Setting(0.02, 0.005, 0.1),  # s: 50 Hz control
     "sim_dt": Setting(0.004, 0.0005, 0.02),  # s: 5 physics substeps per control step
+    # MJX's physics backend: "jax" (any JAX device) or "warp" (MuJoCo Warp: an NVIDIA GPU and the
+    # cuda extra, WILDROBOT_CUDA=1 scripts/setup; envs/wildrobot/backend.py says when it runs).
+    "impl": Setting("jax", 0, 0, choices=("jax", "warp")),
     "action_scale": Setting(0.3, 0.0, 1.5),  # rad per unit action
     "action_filter_alpha": Setting(0.6, 0.01, 1.0),  # 1.0: no low-pass filter
     "init.joint_noise": Setting(0.05, 0.0, 0.5),

@@ -22,14 +22,9 @@ A world whose physics goes non-finite keeps its last finite state, ends its epis
 termination penalty, and reports finite observation and reward, so one diverging world never
 poisons a training batch.
 
-The robot as it is (shared/WILDROBOT.md), each drawn per episode from a configured range:
-- action delay (`latency.action_substeps`): the new servo targets reach the servos after this
-  many physics substeps (one control step = `ctrl_dt / sim_dt` substeps); until then the
-  previous control step's targets (or the one before) act.
-- IMU latency (`latency.imu_steps`): the observed gravity and gyro lag the truth by this
-  fraction of a control step (linear interpolation between the last two control-step readings).
-- servo backlash (`backlash`): a dead band of this half-width (rad) on each servo's position
-  error, re-applied at every physics substep: inside the band the servo exerts no holding torque.
+The robot as it is (shared/WILDROBOT.md), each drawn per episode from a configured range, lives
+in realism.py: the action delay line (one control step = `ctrl_dt / sim_dt` substeps), IMU
+latency, servo backlash and pushes. The physics backend (`impl`) is backend.py's.
 
 Observation [64], all computable on the robot: gravity in the IMU frame (3), gyro (3), joint
 positions relative to home as the encoders read them (17), joint velocities (17), previous
@@ -55,7 +50,7 @@ from mujoco import mjx
 
 from wildrobot import task_settings
 
-from . import constants, model_edits, randomization, rewards
+from . import backend, constants, model_edits, randomization, realism, rewards
 
 OBS_SIZE = 3 + 3 + 3 * constants.NUM_ACTUATORS + 3 + 4
 # (name, size) of each observation part, in the order `_observation` concatenates them.
@@ -139,9 +134,8 @@ class WildRobotEnv(Env, abc.ABC):
         # accelerometer on every substep and compile the sensor stages.
         mj_model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_SENSOR
         self._mj_model = mj_model
-        self.sys = mjx.put_model(mj_model)
+        self.sys, self._data_template = backend.put(mj_model, cfg.impl)
         self._init_ids(mj_model)
-        self._data_template = mjx.make_data(self.sys)
 
     # ---- static set-up ------------------------------------------------------------------------
 
@@ -323,9 +317,7 @@ class WildRobotEnv(Env, abc.ABC):
             )
         )
         data = self._data_template.replace(qpos=qpos, qvel=qvel, ctrl=self._home_ctrl)
-        # Only what the observation reads (poses, body velocities): mjx.step recomputes the rest,
-        # and skipping the full forward pass here keeps compile time down.
-        data = mjx.com_vel(self.sys, mjx.com_pos(self.sys, mjx.kinematics(self.sys, data)))
+        data = backend.first_kinematics(self.sys, data, cfg.impl)
 
         command = self._sample_command(key_command)
         info = {
@@ -350,9 +342,9 @@ class WildRobotEnv(Env, abc.ABC):
             self._home_ctrl + cfg.action_scale * filtered, self._ctrl_lower, self._ctrl_upper
         )
         # [3, 17]: the targets of two control steps ago, of the last one, and the new ones.
-        targets = jnp.concatenate([info["targets"], target[None]])
+        targets = realism.push_targets(info["targets"], target)
 
-        push_force, push_info = self._push(info, key_push)
+        push_force, push_info = realism.push_step(cfg.push, info, key_push)
         xfrc = state.pipeline_state.xfrc_applied.at[self._torso_id, :3].set(push_force)
         before = state.pipeline_state.replace(xfrc_applied=xfrc)
         data = self._physics(before, targets, info["action_substeps"], info["backlash"])
@@ -475,27 +467,15 @@ class WildRobotEnv(Env, abc.ABC):
         cfg = self._config
         key_push, key_delay, key_imu, key_backlash, key_phase = jax.random.split(rng, 5)
         zeros = jnp.zeros(constants.NUM_ACTUATORS)
-        delay = cfg.latency.action_substeps
         return {
             "last_action": zeros,
             "filtered_action": zeros,
-            "targets": jnp.broadcast_to(self._home_ctrl, (2, constants.NUM_ACTUATORS)),
+            "targets": realism.initial_targets(self._home_ctrl),
             "imu_prev": self._imu(data),
             "feet_air_time": jnp.zeros(2),
             "last_contact": jnp.zeros(2, dtype=bool),
             "last_foot_pos": data.site_xpos[self._foot_sites],
-            "push_timer": jnp.zeros((), jnp.int32),
-            **self._sample_push(key_push),
-            "action_substeps": jax.random.randint(key_delay, (), delay[0], delay[1] + 1),
-            "imu_lag": jax.random.uniform(
-                key_imu, (), minval=cfg.latency.imu_steps[0], maxval=cfg.latency.imu_steps[1]
-            ),
-            "backlash": jax.random.uniform(
-                key_backlash,
-                (constants.NUM_ACTUATORS,),
-                minval=cfg.backlash[0],
-                maxval=cfg.backlash[1],
-            ),
+            **realism.episode_draws(cfg, key_push, key_delay, key_imu, key_backlash),
             "phase": jnp.array([0.0, jnp.pi]),
             "phase_dt": self._phase_dt(key_phase),
             "command": command,
@@ -531,13 +511,9 @@ class WildRobotEnv(Env, abc.ABC):
         num_substeps = self._num_substeps
 
         def substep(i, d):
-            # Substep i acts on the targets issued (i - delay) substeps after this step began.
-            age = jnp.clip(2 + jnp.floor_divide(i - delay, num_substeps), 0, 2)
-            target = targets[age]
-            measured = self._joint_pos_measured(d)
-            error = target - measured
-            dead_band = jnp.sign(error) * jnp.maximum(jnp.abs(error) - backlash, 0.0)
-            return mjx.step(self.sys, d.replace(ctrl=measured + dead_band))
+            target = realism.delayed_target(targets, i, delay, num_substeps)
+            ctrl = realism.backlash_ctrl(target, self._joint_pos_measured(d), backlash)
+            return mjx.step(self.sys, d.replace(ctrl=ctrl))
 
         return jax.lax.fori_loop(0, num_substeps, substep, data)
 
@@ -572,7 +548,7 @@ class WildRobotEnv(Env, abc.ABC):
         """imu [6]: this control step's true reading; the observed one lags it by info's
         `imu_lag` control steps (interpolated towards `imu_prev`)."""
         noise = self._config.noise
-        lagged = imu + info["imu_lag"] * (info["imu_prev"] - imu)
+        lagged = realism.lagged_imu(imu, info["imu_prev"], info["imu_lag"])
         parts = [
             (lagged[:3], noise.gravity),
             (lagged[3:], noise.gyro),
@@ -636,35 +612,6 @@ class WildRobotEnv(Env, abc.ABC):
         too_tilted = -s.gravity[2] < jnp.cos(term.max_tilt)
         out_of_height = (s.height < term.min_height) | (s.height > term.max_height)
         return too_tilted | out_of_height
-
-    def _sample_push(self, rng: jax.Array) -> dict[str, jax.Array]:
-        push = self._config.push
-        key_start, key_angle, key_magnitude = jax.random.split(rng, 3)
-        start = jax.random.randint(
-            key_start, (), push.interval_steps[0], push.interval_steps[1] + 1
-        )
-        angle = jax.random.uniform(key_angle, (), minval=-jnp.pi, maxval=jnp.pi)
-        magnitude = jax.random.uniform(
-            key_magnitude, (), minval=push.magnitude[0], maxval=push.magnitude[1]
-        )
-        force = magnitude * jnp.array([jnp.cos(angle), jnp.sin(angle), 0.0])
-        return {"push_start": start, "push_force": force}
-
-    def _push(self, info: dict[str, Any], rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """This step's push force [3] and the push schedule after it."""
-        push = self._config.push
-        timer = info["push_timer"] + 1
-        end = info["push_start"] + push.duration_steps
-        active = (timer >= info["push_start"]) & (timer < end) & push.enable
-        force = jnp.where(active, info["push_force"], 0.0)
-        finished = timer >= end
-        fresh = self._sample_push(rng)
-        schedule = {
-            "push_timer": jnp.where(finished, 0, timer),
-            "push_start": jnp.where(finished, fresh["push_start"], info["push_start"]),
-            "push_force": jnp.where(finished, fresh["push_force"], info["push_force"]),
-        }
-        return force, schedule
 
 
 def imu_gyro(site_xmat: jax.Array, body_cvel: jax.Array) -> jax.Array:
