@@ -50,7 +50,7 @@ from mujoco import mjx
 
 from wildrobot import task_settings
 
-from . import backend, constants, model_edits, randomization, realism, rewards
+from . import backend, constants, estimation, model_edits, randomization, realism, rewards
 
 OBS_SIZE = 3 + 3 + 3 * constants.NUM_ACTUATORS + 3 + 4
 # (name, size) of each observation part, in the order `_observation` concatenates them.
@@ -407,46 +407,7 @@ class WildRobotEnv(Env, abc.ABC):
         is taken as is (IMU lag included). `info["imu_prev"]` becomes the reading, so the next
         observation's lag interpolates from what was measured.
         """
-        gravity = obs[observation_slice("gravity")]
-        gyro = obs[observation_slice("gyro")]
-        joint_pos = (
-            obs[observation_slice("joint_pos")]
-            + self._home_joint_pos
-            + self.sys.actuator_biasprm[:, 0] / self.sys.actuator_gainprm[:, 0]
-        )
-        qpos = self._home_qpos.at[self._qpos_adr].set(joint_pos)
-        qpos = qpos.at[3:7].set(jnp.array([1.0, 0.0, 0.0, 0.0]))
-        data = self._data_template.replace(qpos=qpos, ctrl=self._home_ctrl)
-        # The IMU's orientation relative to the base, at these joint angles (base upright).
-        relative = mjx.kinematics(self.sys, data).site_xmat[self._imu_site]
-        # gravity reading g = R_imu^T (0, 0, -1) and R_imu = R_base relative: the base turns
-        # relative @ g onto (0, 0, -1).
-        down_in_base = relative @ (gravity / jnp.maximum(jnp.linalg.norm(gravity), 1e-6))
-        quat = _quat_between(down_in_base, jnp.array([0.0, 0.0, -1.0]))
-        qpos = qpos.at[3:7].set(quat)
-        feet = mjx.kinematics(self.sys, data.replace(qpos=qpos)).site_xpos[self._foot_sites]
-        home = mjx.kinematics(self.sys, data.replace(qpos=self._home_qpos))
-        lift = jnp.min(home.site_xpos[self._foot_sites][:, 2]) - jnp.min(feet[:, 2])
-        qpos = qpos.at[2].add(lift)
-        qvel = (
-            jnp.zeros(self.sys.nv)
-            .at[3:6]
-            .set(relative @ gyro)
-            .at[self._qvel_adr]
-            .set(obs[observation_slice("joint_vel")])
-        )
-        data = data.replace(qpos=qpos, qvel=qvel)
-        data = mjx.com_vel(self.sys, mjx.com_pos(self.sys, mjx.kinematics(self.sys, data)))
-        info = {
-            **info,
-            "imu_prev": jnp.concatenate([gravity, gyro]),
-            "feet_air_time": jnp.zeros(2),
-            "last_contact": jnp.ones(2, dtype=bool),
-            "last_foot_pos": data.site_xpos[self._foot_sites],
-            "push_force": jnp.zeros_like(info["push_force"]),
-        }
-        metrics = {f"reward/{name}": jnp.zeros(()) for name in self.REWARD_TERMS}
-        return State(data, obs, jnp.zeros(()), jnp.zeros(()), metrics, info)
+        return estimation.state_from_measurement(self, obs, info)
 
     def set_command(self, state: State, command: jax.Array) -> State:
         """`state` with `command` [3] as its episode's command, in the observation too.
@@ -659,14 +620,3 @@ def _quat_mul(a: jax.Array, b: jax.Array) -> jax.Array:
             w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
         ]
     )
-
-
-def _quat_between(a: jax.Array, b: jax.Array) -> jax.Array:
-    """The smallest rotation (w, x, y, z) taking unit vector a [3] onto unit vector b [3]; for
-    opposite vectors (undefined axis), a half turn about x."""
-    w = 1.0 + jnp.dot(a, b)
-    xyz = jnp.cross(a, b)
-    quat = jnp.concatenate([w[None], xyz])
-    flipped = jnp.array([0.0, 1.0, 0.0, 0.0])
-    quat = jnp.where(w > 1e-6, quat, flipped)
-    return quat / jnp.linalg.norm(quat)
