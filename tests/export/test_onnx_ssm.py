@@ -73,6 +73,9 @@ def test_ssm_export_follows_jax_over_a_closed_loop_with_resets(ssm_stand_checkpo
     # Not vacuous: the actions vary, and the state matters (a zero state gives other actions).
     assert np.std(np.stack(actions)) > 0.01
     assert np.abs(np.asarray(jax_state)).max() > 1e-3 or resets > 0
-    _, zero_state_action = onnx_ssm.run_onnx_step(session, obs, np.zeros_like(onnx_state))
-    _, carried_action = onnx_ssm.run_onnx_step(session, obs, np.ones_like(onnx_state))
-    assert np.abs(zero_state_action - carried_action).max() > 1e-4
+    zero_next, zero_state_action = onnx_ssm.run_onnx_step(session, obs, np.zeros_like(onnx_state))
+    ones_next, carried_action = onnx_ssm.run_onnx_step(session, obs, np.ones_like(onnx_state))
+    # The state input is wired through: it changes the next state, and the action (this small
+    # policy saturates most action dims at +-1 through the tanh, so the action's change is small).
+    assert np.abs(zero_next - ones_next).max() > 1e-3
+    assert np.abs(zero_state_action - carried_action).max() > 1e-6
