@@ -109,11 +109,7 @@ class JobsClient(Connection):
     ) -> SubmitResult:
         """Submits a tta_eval job (TtaEvalSpec fields; the server fills in the defaults and checks
         the checkpoint is one of yours). Raises InvalidSpec naming the field and rule."""
-        try:
-            TtaEvalSpec(**fields)  # the same rules the server applies, before the round trip
-            msg = tta_eval_fields_to_proto(fields)
-        except (ValidationError, ValueError, TypeError) as exc:
-            raise spec_error(exc) from None
+        msg = _checked_message(TtaEvalSpec, tta_eval_fields_to_proto, fields)
         return self.submit(
             jobs_pb2.JobSpec(tta_eval=msg),
             name=name,
@@ -132,11 +128,7 @@ class JobsClient(Connection):
         """Submits a maml job (MamlSpec fields: `task="stand"`, `tasks_per_batch=8`,
         `inner_steps=1`, `inner_lr=1e-2`, ...; the server fills in the defaults). Raises
         InvalidSpec naming the field and rule."""
-        try:
-            MamlSpec(**fields)  # the same rules the server applies, before the round trip
-            msg = maml_fields_to_proto(fields)
-        except (ValidationError, ValueError, TypeError) as exc:
-            raise spec_error(exc) from None
+        msg = _checked_message(MamlSpec, maml_fields_to_proto, fields)
         return self.submit(
             jobs_pb2.JobSpec(maml=msg),
             name=name,
@@ -298,3 +290,13 @@ def spec_error(exc: Exception) -> errors.InvalidSpec:
     else:
         text = str(exc).strip("'\"")
     return errors.InvalidSpec(f"invalid spec: {text}", errors.parse_violations(text))
+
+
+def _checked_message(spec_cls: Any, to_proto: Callable[[dict], Any], fields: dict) -> Any:
+    """The wire message of `fields` after the same rules the server applies (spec_cls);
+    InvalidSpec naming the field and rule otherwise."""
+    try:
+        spec_cls(**fields)
+        return to_proto(fields)
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise spec_error(exc) from None
