@@ -19,6 +19,7 @@ import pytest
 from wildrobot.ops.stack import RedisServer, free_port  # noqa: F401 - tests import them from here
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO_ROOT / ".test-artifacts"
 # Compiled XLA programs are reused across test processes and runs (worker subprocesses too).
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
@@ -37,7 +38,6 @@ STAND_MODULES = (
 LONGEST_FIRST = (
     STAND_GROUP,
     "tests/training/test_walk_learning.py",
-    "tests/amp/test_amp_learning.py",
 )
 
 
@@ -76,6 +76,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Names a failure the moment it happens (on the xdist controller too), so a CI log that is
     cut short still says which test failed; the full list is in the summary and the JUnit file."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:  # the controller, or a run without xdist
+        ARTIFACTS.mkdir(exist_ok=True)
+        with open(ARTIFACTS / "durations.tsv", "a") as f:  # as they happen: a cut run still says
+            f.write(f"{report.duration:.2f}\t{report.when}\t{report.outcome}\t{report.nodeid}\n")
     if report.failed and (report.when == "call" or report.outcome == "failed"):
         worker = getattr(report, "node", None)
         where = f" [{worker.gateway.id}]" if worker is not None else ""

@@ -18,8 +18,10 @@ function xAxis(mode) {
   return { label: X_LABELS[mode], values: (u, ticks) => ticks.map(X_TICKS[mode]), size: 40 };
 }
 
+// What uPlot can draw: finite numbers (and, on a log axis, positive ones); the rest are gaps.
 function logSafe(values, logY) {
-  return logY ? values.map((v) => (v !== null && v > 0 ? v : null)) : values;
+  const keep = logY ? (v) => Number.isFinite(v) && v > 0 : Number.isFinite;
+  return values.map((v) => (v !== null && keep(v) ? v : null));
 }
 
 function fade(hex, alpha) {
@@ -46,6 +48,7 @@ class BaseChart {
 
   make(series, data) {
     this.plot?.destroy();
+    this.zoomed = false; // a rebuilt chart (log y, another x axis) starts at the full range
     const self = this;
     this.plot = new uPlot({
       width: this.width(),
