@@ -1,4 +1,4 @@
-"""Slow: PPO on WildRobotWalk improves its velocity tracking within a ~10 minute CPU budget.
+"""Slow: PPO on WildRobotWalk improves its velocity tracking within a ~5 minute CPU budget.
 
 The `walk-cpu` preset (256 envs, 500-step episodes, commands mostly forward; wildrobot.presets)
 for ITERATIONS iterations of 40960 env steps. The measure is the velocity-tracking reward term
@@ -10,10 +10,13 @@ falling (fast, uncommanded velocities) earns less.
 The test compares the mean of the last 5 iterations with the first 3. Each iteration's value
 averages the episodes that ended in it, so it moves little from one iteration to the next: in
 the 60-minute bench run (docs/learning/README.md) the first 3 iterations read 0.63-0.66 and the
-spread (standard deviation) of 5 consecutive iterations was 0.01-0.04 over the first 100; the
-same run reached a gain of 0.19 by iteration 100. MIN_GAIN (0.12) is 3-12 times that spread, and
-the test also requires the gain to be at least 4 times the spread it measures in its own first
-and last windows, so a policy that does not learn cannot pass by chance.
+spread (standard deviation) of 5 consecutive iterations was 0.01-0.04 over the first 100. A
+clean-clone CI run of the 100-iteration version of this test (2026-12-07) read 0.636 for the
+first 3 and 0.755 for iterations 36-40 (spread 0.008): a gain of 0.119 by iteration 40, 0.212 by
+100. It was cut to 40 iterations to keep CI under its time budget (issue 30). MIN_GAIN (0.07)
+is 60% of that measured gain and 2-7 times the spread, and the test also requires the gain to be
+at least 4 times the spread it measures in its own first and last windows, so a policy that does
+not learn cannot pass by chance.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from wildrobot import presets
 from wildrobot.specs import PpoSpec
 from wildrobot.workers.training.ppo import train_ppo
 
-ITERATIONS = 100  # 4.1M env steps: about 7 minutes of training on this CPU when it is quiet
-MIN_GAIN = 0.12  # per-step tracking term (weight 1.5 included; at most 1.5)
+ITERATIONS = 40  # 1.6M env steps: about 3 minutes of training on this CPU when it is quiet
+MIN_GAIN = 0.07  # per-step tracking term (weight 1.5 included; at most 1.5)
 WALK = presets.PRESETS["walk-cpu"]
 
 

@@ -407,8 +407,9 @@ class SysId:
         g = self.guards
         observed = after.pipeline_state.qvel
         predict = lambda s: self.predict_qvel(s, before, action)  # noqa: E731
-        predicted = predict(state.log_scale)
-        jac = jax.jacfwd(predict)(state.log_scale)  # [nv, 2]
+        # One forward-mode pass gives the prediction (as aux) and its Jacobian [nv, 2]: the
+        # replayed env.step is traced once, not once more for the primal alone.
+        jac, predicted = jax.jacfwd(lambda s: (predict(s),) * 2, has_aux=True)(state.log_scale)
         residual = predicted - observed
         loss = jnp.mean(jnp.square(residual))
         hessian = (

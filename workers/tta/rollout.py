@@ -115,17 +115,19 @@ def make_rollout(
         return state.replace(info=info)
 
     def lookahead_score(params: SourceParams, state: State, action: jax.Array) -> jax.Array:
-        state = env.step(state, action)
-        total, alive = state.reward, 1.0 - state.done
+        """The candidate's first step, then the policy's for the rest of the horizon: one
+        env.step inside one scan (step k acts with the candidate when k is 0), so the program
+        holds a single copy of the physics."""
 
         def step(carry, k):
             s, total, alive = carry
-            a = deterministic_action(networks, params.normalizer, params.policy, s.obs)
-            s = env.step(s, a)
+            policy = deterministic_action(networks, params.normalizer, params.policy, s.obs)
+            s = env.step(s, jnp.where(k == 0, action, policy))
             total = total + alive * discount**k * s.reward
             return (s, total, alive * (1.0 - s.done)), None
 
-        (state, total, alive), _ = jax.lax.scan(step, (state, total, alive), jnp.arange(1, horizon))
+        carry = (state, jnp.zeros(()), jnp.ones(()))
+        (state, total, alive), _ = jax.lax.scan(step, carry, jnp.arange(horizon))
         value = networks.value_network.apply(params.normalizer, params.value, state.obs)
         return total + alive * discount**horizon * value
 
