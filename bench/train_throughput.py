@@ -139,7 +139,9 @@ def main() -> None:
     report = {
         "task": spec.task,
         "num_envs": spec.num_envs,
-        "devices": trainer.num_devices,
+        "devices": trainer.num_devices,  # both sides: the same devices, one process
+        "threads": os.cpu_count(),  # both sides: XLA's CPU pool spans every core
+        "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
         "platform": jax.default_backend(),
         "env_steps_per_iteration": spec.env_steps_per_iteration,
         "timed_iterations": iterations,
