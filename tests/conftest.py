@@ -35,10 +35,7 @@ STAND_MODULES = (
     "tests/tta/test_best_of_n.py",
     "tests/tta/test_sysid.py",
 )
-LONGEST_FIRST = (
-    STAND_GROUP,
-    "tests/training/test_walk_learning.py",
-)
+LONGEST_FIRST = (STAND_GROUP,)
 
 
 def work_unit(nodeid: str) -> str:
