@@ -57,7 +57,9 @@ def heatmap(report: dict[str, Any], method: str, path: Path) -> Path:
         [o - b for o, b in zip(row_o, row_b, strict=True)]
         for row_o, row_b in zip(other, base, strict=True)
     ]
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(settings["severities"]), 1 + 0.5 * len(delta)))
+    # At least as wide as the two-line title (it was cut off on narrow grids).
+    width = max(4.8, 1.2 + 0.9 * len(settings["severities"]))
+    fig, ax = plt.subplots(figsize=(width, 1.2 + 0.5 * len(delta)))
     image = ax.imshow(delta, cmap="RdYlGn_r", vmin=-1.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(len(settings["severities"])), [str(s) for s in settings["severities"]])
     ax.set_yticks(range(len(settings["shifts"])), settings["shifts"])
