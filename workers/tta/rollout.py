@@ -117,12 +117,19 @@ def make_rollout(
     def lookahead_score(params: SourceParams, state: State, action: jax.Array) -> jax.Array:
         """The candidate's first step, then the policy's for the rest of the horizon: one
         env.step inside one scan (step k acts with the candidate when k is 0), so the program
-        holds a single copy of the physics."""
+        holds a single copy of the physics. `k` is never batched (vmap maps candidates and
+        episodes, not the scan), so the cond stays a branch: the policy runs h - 1 times, as
+        the cost report counts."""
 
         def step(carry, k):
             s, total, alive = carry
-            policy = deterministic_action(networks, params.normalizer, params.policy, s.obs)
-            s = env.step(s, jnp.where(k == 0, action, policy))
+            a = jax.lax.cond(
+                k == 0,
+                lambda obs: action,
+                lambda obs: deterministic_action(networks, params.normalizer, params.policy, obs),
+                s.obs,
+            )
+            s = env.step(s, a)
             total = total + alive * discount**k * s.reward
             return (s, total, alive * (1.0 - s.done)), None
 
