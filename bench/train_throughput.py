@@ -13,6 +13,11 @@ stdout line is one JSON object with at least JSON_KEYS.
 --policy ssm also trains an SSM policy (policy_arch=ssm, the spec's default SSM settings) on the
 same worlds, its iterations alternating with the MLP's: ssm_over_mlp = SSM training env steps/s
 over MLP training env steps/s (target >= 0.6).
+
+--profile splits an iteration's time three ways from three programs timed alternately on the same
+worlds: `env` (the wrapped env stepped with zero actions), `policy_in_rollout` (the env-only run
+with the policy acting, less `env`) and `update` (the training iteration less the env-only run
+with the policy: recording transitions, the normalizer update, GAE and the SGD epochs).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 from brax.training.agents.ppo import networks as ppo_networks
 
 from wildrobot.specs import PpoSpec
@@ -36,10 +42,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 JSON_KEYS = ("train_env_steps_per_s", "env_only_steps_per_s", "ratio", "compile_s", "num_envs")
 
 
-def make_env_only_fn(trainer: Trainer, state: TrainingState):
+def make_env_only_fn(trainer: Trainer, state: TrainingState, policy_acts: bool = True):
     """pmapped: (env_state, key) -> env_state after one iteration's worth of env steps.
 
-    Actions come from the policy with the fixed parameters of `state`.
+    Actions come from the policy with the fixed parameters of `state` (or, with `policy_acts`
+    False, are zero: the env's own cost without the policy's forward pass).
     """
     spec = trainer.spec
     num_steps = spec.batch_size * spec.num_minibatches // spec.num_envs * spec.unroll_length
@@ -49,7 +56,10 @@ def make_env_only_fn(trainer: Trainer, state: TrainingState):
 
     def run(env_state, key):
         def step(state, key_step):
-            actions, _ = policy(state.obs, key_step)
+            if policy_acts:
+                actions, _ = policy(state.obs, key_step)
+            else:
+                actions = jnp.zeros((state.obs.shape[0], trainer.env.action_size))
             return trainer.env.step(state, actions), ()
 
         return jax.lax.scan(step, env_state, jax.random.split(key, num_steps))[0]
@@ -73,6 +83,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--policy", choices=("mlp", "ssm"), default="mlp", help="ssm: also time an SSM policy"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="split an iteration into env, policy and update"
     )
     args = parser.parse_args()
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
@@ -107,6 +120,13 @@ def main() -> None:
     env_only = env_only.lower(env_state, keys).compile()
     env_compile_s = time.perf_counter() - start
 
+    zero = None
+    if args.profile:  # [program, env_state, seconds]
+        start = time.perf_counter()
+        program = make_env_only_fn(trainer, state, policy_acts=False)
+        zero = [program.lower(env_state, keys).compile(), init_state(trainer).env_state, 0.0]
+        zero_compile_s = time.perf_counter() - start
+
     ssm = None
     if args.policy == "ssm":  # same seed: the same randomized worlds
         ssm_trainer = make_trainer(spec.model_copy(update={"policy_arch": "ssm"}))
@@ -127,6 +147,12 @@ def main() -> None:
             to_host(ssm_metrics)
             if round_index > 0:
                 ssm[2] += time.perf_counter() - start
+        if zero is not None:
+            start = time.perf_counter()
+            zero[1] = zero[0](zero[1], keys)
+            jax.block_until_ready(zero[1].obs)
+            if round_index > 0:
+                zero[2] += time.perf_counter() - start
         start = time.perf_counter()
         env_state = env_only(env_state, keys)
         jax.block_until_ready(env_state.obs)
@@ -152,6 +178,19 @@ def main() -> None:
         "env_only_compile_s": round(env_compile_s, 1),
         "policy_hidden_sizes": list(spec.policy_hidden_sizes),
     }
+    if zero is not None:
+        per_iteration = {
+            "env": zero[2] / iterations,
+            "policy_in_rollout": (env_s - zero[2]) / iterations,
+            "update": (train_s - env_s) / iterations,
+        }
+        report.update(
+            iteration_s=round(train_s / iterations, 3),
+            profile_s={k: round(v, 3) for k, v in per_iteration.items()},
+            profile_share={k: round(v * iterations / train_s, 3) for k, v in per_iteration.items()},
+            zero_action_env_steps_per_s=round(steps / zero[2], 1),
+            zero_action_compile_s=round(zero_compile_s, 1),
+        )
     if ssm is not None:
         ssm_sps = steps / ssm[2]
         report.update(

@@ -44,7 +44,7 @@ def launch(
     env = dict(
         os.environ,
         JAX_PLATFORMS="cpu",
-        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+        XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}",
         PYTHONUNBUFFERED="1",
     )
     for name in ("WILDROBOT_COORDINATOR", "WILDROBOT_NUM_PROCESSES", "WILDROBOT_PROCESS_ID"):

@@ -196,7 +196,9 @@ def test_load_policy_matches_the_trained_policy(tmp_path: Path):
 
 def _run_with_two_devices(code: str) -> subprocess.CompletedProcess[str]:
     env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu"
+        os.environ,
+        XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2",
+        JAX_PLATFORMS="cpu",
     )
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],

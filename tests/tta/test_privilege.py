@@ -9,11 +9,15 @@ clean observation and the true IMU reading (NaN), the episode's latency (0 subst
 (NaN). The results must be identical, episode for episode. The oracle (the old best_of_n: its
 lookahead started from the true state) must differ under the same garbage: the test can fail.
 Also: the measured-state estimator recovers a freshly reset robot within the sensor noise.
+Also: sysid_best_of_n plans under sysid's estimate (at rate 0 it is best_of_n exactly).
 Fresh small policies (the mechanics need no training); four rollout compiles (two with sysid's
-forward-mode replay): a few minutes on a quiet 2-core CPU, much more under load.
+forward-mode replay), each shared by the tests that run it: a few minutes on a quiet 2-core CPU,
+much more under load.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +34,7 @@ pytestmark = pytest.mark.slow
 
 EPISODES, STEPS = 2, 6
 SAMPLES, HORIZON = 2, 2
+SHIFTS = ("imu", "latency")
 
 
 @pytest.fixture(scope="module")
@@ -69,35 +74,63 @@ def garbage_view(method: methods.Method):
     return view
 
 
-def _runs(env, source, method: methods.Method, view_of: methods.Method):
-    """{shift: values} as the method runs, then with garbage in its view of the env state."""
-    adapter = make_adapter(method.adapter, source, env=env, learning_rate=0.3)
-    samples = SAMPLES if method.best_of_n else 1
-    run = make_rollout(
-        env,
-        source,
-        adapter,
-        EPISODES,
-        STEPS,
-        samples=samples,
-        horizon=HORIZON if samples > 1 else 0,
-        privileged=method.privileged,
-        method_view=garbage_view(view_of),
-    )
-    out = []
-    for garbage in (False, True):
-        per_shift = {}
-        for name in ("imu", "latency"):
-            params = shifts.shift_params(
+class Program:
+    """One method's compiled rollout (with `view_of`'s garbage view), run per shift; its plain
+    and garbage results are computed once per module and shared by the tests below."""
+
+    def __init__(self, env, source, method: methods.Method, view_of: methods.Method) -> None:
+        self.source = source
+        self.adapter = make_adapter(method.adapter, source, env=env, learning_rate=0.3)
+        samples = SAMPLES if method.best_of_n else 1
+        self.run = make_rollout(
+            env,
+            source,
+            self.adapter,
+            EPISODES,
+            STEPS,
+            samples=samples,
+            horizon=HORIZON if samples > 1 else 0,
+            privileged=method.privileged,
+            method_view=garbage_view(view_of),
+        )
+        self.params = {
+            name: shifts.shift_params(
                 name, env.config, 5, jax.random.split(jax.random.PRNGKey(1), EPISODES)
             )
-            fresh = _fresh(adapter, source, EPISODES)
-            values, _ = run(
-                source.params, params, fresh, jax.random.PRNGKey(2), jnp.asarray(garbage)
-            )
-            per_shift[name] = {k: np.asarray(v) for k, v in values.items()}
-        out.append(per_shift)
-    return out
+            for name in SHIFTS
+        }
+
+    def fresh(self):
+        return _fresh(self.adapter, self.source, EPISODES)
+
+    def values(self, shift: str, adapter_state=None, garbage: bool = False) -> dict:
+        state = self.fresh() if adapter_state is None else adapter_state
+        values, _ = self.run(
+            self.source.params,
+            self.params[shift],
+            state,
+            jax.random.PRNGKey(2),
+            jnp.asarray(garbage),
+        )
+        return {k: np.asarray(v) for k, v in values.items()}
+
+    @functools.cached_property
+    def plain_and_garbage(self) -> tuple[dict, dict]:
+        """({shift: values} as the method runs, the same with garbage in its view)."""
+        return tuple(
+            {shift: self.values(shift, garbage=garbage) for shift in SHIFTS}
+            for garbage in (False, True)
+        )
+
+
+@pytest.fixture(scope="module")
+def program(env, ln_source):
+    """program(name, view_of=name) -> its Program, compiled once per module."""
+    return functools.cache(
+        lambda name, view_of=None: Program(
+            env, ln_source, methods.REGISTRY[name], methods.REGISTRY[view_of or name]
+        )
+    )
 
 
 def _handed_state(name: str, env, source) -> bool:
@@ -118,9 +151,8 @@ def test_observation_only_methods_are_never_handed_the_state(env, ln_source):
 
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("name", ["sysid", "best_of_n", "sysid_best_of_n"])
-def test_no_method_reads_the_truth(env, ln_source, name):
-    method = methods.REGISTRY[name]
-    plain, garbage = _runs(env, ln_source, method, method)
+def test_no_method_reads_the_truth(program, name):
+    plain, garbage = program(name).plain_and_garbage
     for shift in plain:
         assert plain[shift]["steps_alive"].min() > 0
         for key, value in plain[shift].items():
@@ -128,12 +160,32 @@ def test_no_method_reads_the_truth(env, ln_source, name):
 
 
 @pytest.mark.timeout(1200)
-def test_the_oracle_reads_the_truth(env, ln_source):
+def test_the_oracle_reads_the_truth(program):
     """best_of_n_oracle is the old best_of_n: under best_of_n's garbage its choices change."""
-    oracle = methods.REGISTRY["best_of_n_oracle"]
-    plain, garbage = _runs(env, ln_source, oracle, methods.REGISTRY["best_of_n"])
+    plain, garbage = program("best_of_n_oracle", "best_of_n").plain_and_garbage
     for shift in plain:
         assert not np.array_equal(plain[shift]["return"], garbage[shift]["return"]), shift
+
+
+@pytest.mark.timeout(1200)
+def test_sysid_best_of_n_plans_under_the_estimate(program):
+    """At sysid rate 0 the estimate stays the nominal model, so sysid_best_of_n is best_of_n
+    exactly; started from another estimate (kp x 0.4, held by rate 0) the lookahead's model
+    changes and so do the chosen actions: the combination really plans under sysid's estimate.
+    The rate is part of sysid's state, so these runs reuse the compile of the test above."""
+    best_of_n, _ = program("best_of_n").plain_and_garbage
+    combined = program("sysid_best_of_n")
+    still = combined.fresh().replace(rate=jnp.zeros(EPISODES))
+    start = still.log_scale.at[:, 1].set(jnp.log(0.4))
+    held = still.replace(log_scale=start, anchor=start)  # the trust region's centre too
+    for shift in SHIFTS:
+        values = combined.values(shift, still)
+        for name, value in best_of_n[shift].items():
+            np.testing.assert_array_equal(values[name], value, err_msg=f"{shift} {name}")
+        np.testing.assert_array_equal(values["estimate/kp_scale"], 1.0)
+        moved = combined.values(shift, held)
+        np.testing.assert_allclose(moved["estimate/kp_scale"], 0.4, rtol=1e-6)
+        assert not np.array_equal(moved["return"], values["return"]), shift
 
 
 def test_declarations():

@@ -330,6 +330,9 @@ class SysIdState:
     loss_mean: jax.Array
     resets: jax.Array
     updates: jax.Array  # transitions used
+    # The Gauss-Newton step's rate: state, not a constant compiled into the rollout, so one
+    # program serves every rate (tests/tta/test_privilege.py runs rate 0 on the same compile).
+    rate: jax.Array
 
 
 SYSID_PARAMETERS = ("mass_scale", "kp_scale")
@@ -379,8 +382,9 @@ class SysId:
 
     def init(self, params: SourceParams) -> SysIdState:
         zero = jnp.zeros(len(SYSID_PARAMETERS))
+        count = jnp.zeros((), jnp.int32)
         return SysIdState(
-            zero, zero, jnp.zeros(()), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32)
+            zero, zero, jnp.zeros(()), count, count, jnp.asarray(self.rate, jnp.float32)
         )
 
     def act(self, params: SourceParams, state: SysIdState, obs, key):
@@ -416,7 +420,7 @@ class SysId:
             jac.T @ jac + self.damping * jnp.trace(jac.T @ jac) * jnp.eye(2) + 1e-9 * jnp.eye(2)
         )
         gradient = _clip_global(jac.T @ residual, g.max_grad_norm)
-        step = -self.rate * jnp.linalg.solve(hessian, gradient)
+        step = -state.rate * jnp.linalg.solve(hessian, gradient)
         step = jnp.clip(step, -g.max_step, g.max_step)
         log_scale = state.log_scale + step
         anchor = state.anchor + g.anchor_rate * (log_scale - state.anchor)
@@ -436,6 +440,7 @@ class SysId:
             loss_mean=jnp.where(jnp.isfinite(loss), loss_mean, state.loss_mean),
             resets=state.resets + spike.astype(jnp.int32),
             updates=state.updates + (~spike).astype(jnp.int32),
+            rate=state.rate,
         )
 
     def estimates(self, state: SysIdState) -> dict[str, jax.Array]:
@@ -448,7 +453,7 @@ class SysId:
         return shift_lib.ShiftParams(**self.estimates(state))
 
     def reset(self, params: SourceParams, state: SysIdState):
-        return self.init(params).replace(resets=state.resets + 1)
+        return self.init(params).replace(resets=state.resets + 1, rate=state.rate)
 
     def cost(self) -> dict[str, float]:
         # The acting forward; the replay: one primal and two tangent control steps (forward mode).
