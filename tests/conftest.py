@@ -23,13 +23,10 @@ ARTIFACTS = REPO_ROOT / ".test-artifacts"
 # Compiled XLA programs are reused across test processes and runs (worker subprocesses too).
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
-# Tests compile far more than they run: LLVM's optimization level 1 instead of 2 cut the compile
-# of a 32-world WildRobotWalk rollout (100 steps in Brax's wrappers) from 37 s to 28 s (mean of
-# 3 cold compiles each) at the same run time (0.75-0.85 s per call either way). Level 0 compiled
-# in 20 s but ran 8x slower. Worker subprocesses inherit it. Services keep XLA's default.
-TEST_XLA_FLAGS = "--xla_backend_optimization_level=1"
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
+# (Tried and withdrawn: LLVM optimization level 1 for tests, which compiled a 32-world walk
+# rollout in 28 s instead of 37. Under it the session's stand policy ended its 200 iterations
+# falling in 44% of the evaluation episodes (the statue 58%) and the stand learning test failed:
+# the stand recipe's last iterate depends on float details, issue 29.)
 
 # scripts/test runs the suite on two pytest-xdist workers. A work unit (what one worker runs, in
 # one process) is a test module, except the modules that use the session's trained stand policy,

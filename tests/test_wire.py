@@ -104,6 +104,9 @@ def test_tta_eval_spec_round_trips_every_field() -> None:
         tent_learning_rate=0.01,
         tent_kl_weight=2.0,
         sysid_rate=0.5,
+        adapt_steps=3,
+        adapt_episodes=2,
+        maml_rate=0.1,
     )
     defaults = TtaEvalSpec(checkpoint_job_id=spec.checkpoint_job_id)
     differing = {f for f in TtaEvalSpec.model_fields if getattr(spec, f) != getattr(defaults, f)}

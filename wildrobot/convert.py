@@ -243,6 +243,9 @@ _TTA_SCALARS = (
     "tent_learning_rate",
     "tent_kl_weight",
     "sysid_rate",
+    "adapt_steps",
+    "adapt_episodes",
+    "maml_rate",
 )
 _TTA_REPEATED = ("shifts", "severities", "methods", "seeds")
 

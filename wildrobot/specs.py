@@ -327,16 +327,19 @@ TTA_METHODS = (
     "best_of_n",
     "best_of_n_oracle",
     "sysid_best_of_n",
+    "maml",
 )
 MAX_TTA_EPISODES = 1024
 MAX_TTA_EPISODE_LENGTH = 5000
 MAX_TTA_SEEDS = 8
+MAX_TTA_ADAPT_EPISODES = 8
+MAX_MAML_INNER_STEPS = 10
 MAX_TTA_ENV_STEPS = 2_000_000_000  # simulated control steps in all, lookahead included
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 TtaShift = Literal["gravity", "friction", "mass", "kp", "latency", "push", "imu"]
 TtaMethod = Literal[
-    "none", "obs_norm", "tent", "sysid", "best_of_n", "best_of_n_oracle", "sysid_best_of_n"
+    "none", "obs_norm", "tent", "sysid", "best_of_n", "best_of_n_oracle", "sysid_best_of_n", "maml"
 ]
 
 
@@ -378,6 +381,13 @@ class TtaEvalSpec(_Spec):
     sysid_rate: float = Field(0.3, ge=0.0, le=1.0, description="Gauss-Newton step fraction")
     tent_learning_rate: float = Field(1e-3, ge=0.0, le=1.0)
     tent_kl_weight: float = Field(1.0, ge=0.0, le=100.0)
+    adapt_steps: int = Field(
+        1, ge=1, le=MAX_MAML_INNER_STEPS, description="maml: inner steps before each episode"
+    )
+    adapt_episodes: int = Field(
+        1, ge=1, le=MAX_TTA_ADAPT_EPISODES, description="maml: own episodes before each one"
+    )
+    maml_rate: float = Field(0.05, ge=0.0, le=1.0, description="maml: inner learning rate")
 
     @field_validator("shifts", "severities", "methods", "seeds")
     @classmethod
@@ -402,11 +412,13 @@ class TtaEvalSpec(_Spec):
 
     def sim_steps_per_control_step(self, method: str) -> int:
         """Control steps simulated per acted step: the step itself, best-of-N's lookahead, and
-        sysid's replay of the transition (a primal and two forward-mode tangents)."""
+        sysid's replay of the transition (a primal and two forward-mode tangents), and maml's
+        adaptation episodes before each evaluated one (as long as it)."""
         return (
             1
             + (self.best_of_n_samples * self.lookahead_steps if "best_of_n" in method else 0)
             + (3 if method.startswith("sysid") else 0)
+            + (self.adapt_episodes if method == "maml" else 0)
         )
 
     @property
@@ -423,7 +435,6 @@ class TtaEvalSpec(_Spec):
 # Meta-learning (docs/maml.md): MAML for policy gradients over a task family.
 MAML_TASKS = ("WildRobotStand", "WildRobotWalk", "PointNav")
 MAML_TASK_ALIASES = {**TASK_ALIASES, "point_nav": "PointNav"}
-MAX_MAML_INNER_STEPS = 10
 MAX_MAML_TASKS = 256
 MAX_MAML_ENV_STEPS_PER_ITERATION = 50_000_000
 

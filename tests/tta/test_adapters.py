@@ -133,7 +133,7 @@ def test_obs_norm_guards_bound_the_statistics(plain_source):
 
 def test_registry_rejects_unknown_names_and_tent_needs_layer_norm(plain_source):
     with pytest.raises(
-        ValueError, match="unknown adapter 'bn'; known: none, obs_norm, sysid, tent"
+        ValueError, match="unknown adapter 'bn'; known: maml, none, obs_norm, sysid, tent"
     ):
         make_adapter("bn", plain_source)
     with pytest.raises(ValueError, match="policy_layer_norm=true"):

@@ -142,11 +142,13 @@ def _handed_state(name: str, env, source) -> bool:
 
 
 def test_observation_only_methods_are_never_handed_the_state(env, ln_source):
-    """none, obs_norm and tent act on the observation alone (no lookahead, no `observe`): the
-    rollout never hands them an env State, so the garbage test below need not run them."""
+    """none, obs_norm and tent act on the observation alone (no lookahead, no `observe`), and
+    maml also on its own episodes' observations, actions and rewards (`collect`): the rollout
+    never hands them an env State, so the garbage test below need not run them."""
     handed = {name: _handed_state(name, env, ln_source) for name in methods.METHODS}
-    assert {n for n, h in handed.items() if not h} == {"none", "obs_norm", "tent"}
-    assert all(methods.REGISTRY[n].inputs == ("observation",) for n, h in handed.items() if not h)
+    assert {n for n, h in handed.items() if not h} == {"none", "obs_norm", "tent", "maml"}
+    for name in (n for n, h in handed.items() if not h):
+        assert set(methods.REGISTRY[name].inputs) <= {"observation", "own_episodes"}, name
 
 
 @pytest.mark.timeout(1200)

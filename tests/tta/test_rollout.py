@@ -48,3 +48,37 @@ def test_zero_rate_and_single_sample_are_none_exactly(env, ln_source):
     # With a rate the episodes differ: the comparison above can fail.
     moved = _values(env, ln_source, "obs_norm", learning_rate=0.2)
     assert not np.array_equal(moved["return"], none["return"])
+
+
+def test_maml_adapts_on_its_own_episodes_and_at_rate_zero_is_none(env, ln_source):
+    """maml runs its own adaptation episodes in each slot's shifted env, takes its inner steps
+    on them and then acts deterministically: at rate 0 (the rate is adapter state, so one
+    compile serves both runs) the evaluated episodes are `none`'s exactly, the inner steps
+    still counted; at rate 0.05 the parameters move, within the trust region, and so do the
+    episodes. (Whether it helps is a bench question: docs/maml.md.)"""
+    import jax.numpy as jnp
+
+    from wildrobot.workers.tta.meta import MamlAdaptation
+
+    none = _values(env, ln_source, "none")
+    maml = make_adapter("maml", ln_source, env=env, adapt_steps=2, adapt_episodes=2)
+    assert isinstance(maml, MamlAdaptation)
+    run = make_rollout(env, ln_source, maml, EPISODES, STEPS)
+    params = shifts.shift_params(
+        "imu", env.config, 5, jax.random.split(jax.random.PRNGKey(1), EPISODES)
+    )
+    fresh = _fresh(maml, ln_source, EPISODES)
+    key = jax.random.PRNGKey(2)
+    still, _ = run(ln_source.params, params, fresh.replace(rate=jnp.zeros(EPISODES)), key)
+    for name, value in none.items():
+        np.testing.assert_array_equal(np.asarray(still[name]), value, err_msg=name)
+    np.testing.assert_array_equal(np.asarray(still["count/inner_steps"]), 2)
+    assert np.all(np.asarray(still["diag/inner_grad_norm"]) > 0)
+
+    moved, end = run(ln_source.params, params, fresh, key)
+    np.testing.assert_array_equal(np.asarray(moved["count/inner_steps"]), 2)
+    np.testing.assert_array_equal(np.asarray(moved["count/skipped_inner_steps"]), 0)
+    shift = jax.tree.map(lambda a, p: jnp.max(jnp.abs(a - p)), end.policy, ln_source.params.policy)
+    largest = max(float(x) for x in jax.tree.leaves(shift))
+    assert 0 < largest <= 2 * maml.guards.max_step + 1e-6  # two inner steps, each bounded
+    assert not np.array_equal(np.asarray(moved["return"]), none["return"])

@@ -27,7 +27,7 @@ def _one(env, name, severity, seed=0):
 def test_names_are_the_specs():
     assert tuple(shifts.SHIFTS) == specs.TTA_SHIFTS
     assert evaluate.METHODS == specs.TTA_METHODS
-    assert set(adapters.ADAPTERS) == {"none", "obs_norm", "tent", "sysid"}
+    assert set(adapters.ADAPTERS) == {"none", "obs_norm", "tent", "sysid", "maml"}
 
 
 def test_clean_leaves_the_model_as_trained(env):

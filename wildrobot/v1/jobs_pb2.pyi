@@ -622,6 +622,9 @@ class TtaEvalSpec(_message.Message):
     TENT_LEARNING_RATE_FIELD_NUMBER: _builtins.int
     TENT_KL_WEIGHT_FIELD_NUMBER: _builtins.int
     SYSID_RATE_FIELD_NUMBER: _builtins.int
+    ADAPT_STEPS_FIELD_NUMBER: _builtins.int
+    ADAPT_EPISODES_FIELD_NUMBER: _builtins.int
+    MAML_RATE_FIELD_NUMBER: _builtins.int
     checkpoint_job_id: _builtins.str
     checkpoint_step: _builtins.int
     episodes: _builtins.int
@@ -634,6 +637,12 @@ class TtaEvalSpec(_message.Message):
     tent_learning_rate: _builtins.float
     tent_kl_weight: _builtins.float
     sysid_rate: _builtins.float
+    adapt_steps: _builtins.int
+    """maml: inner steps before each episode, 1..10"""
+    adapt_episodes: _builtins.int
+    """maml: its own episodes before each one, 1..8"""
+    maml_rate: _builtins.float
+    """maml: inner learning rate"""
     @_builtins.property
     def shifts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """gravity, friction, mass, kp, latency, push, imu"""
@@ -644,7 +653,7 @@ class TtaEvalSpec(_message.Message):
 
     @_builtins.property
     def methods(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """none, obs_norm, tent, sysid, best_of_n, sysid_best_of_n ("none" required)"""
+        """none, obs_norm, tent, sysid, best_of_n, best_of_n_oracle, sysid_best_of_n, maml ("none" required)"""
 
     @_builtins.property
     def seeds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
@@ -666,11 +675,18 @@ class TtaEvalSpec(_message.Message):
         tent_learning_rate: _builtins.float | None = ...,
         tent_kl_weight: _builtins.float | None = ...,
         sysid_rate: _builtins.float | None = ...,
+        adapt_steps: _builtins.int | None = ...,
+        adapt_episodes: _builtins.int | None = ...,
+        maml_rate: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_best_of_n_samples", b"_best_of_n_samples", "_checkpoint_step", b"_checkpoint_step", "_episode_length", b"_episode_length", "_episodes", b"_episodes", "_lookahead_steps", b"_lookahead_steps", "_mode", b"_mode", "_obs_norm_rate", b"_obs_norm_rate", "_sysid_rate", b"_sysid_rate", "_tent_kl_weight", b"_tent_kl_weight", "_tent_learning_rate", b"_tent_learning_rate", "best_of_n_samples", b"best_of_n_samples", "checkpoint_step", b"checkpoint_step", "episode_length", b"episode_length", "episodes", b"episodes", "lookahead_steps", b"lookahead_steps", "mode", b"mode", "obs_norm_rate", b"obs_norm_rate", "sysid_rate", b"sysid_rate", "tent_kl_weight", b"tent_kl_weight", "tent_learning_rate", b"tent_learning_rate"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_adapt_episodes", b"_adapt_episodes", "_adapt_steps", b"_adapt_steps", "_best_of_n_samples", b"_best_of_n_samples", "_checkpoint_step", b"_checkpoint_step", "_episode_length", b"_episode_length", "_episodes", b"_episodes", "_lookahead_steps", b"_lookahead_steps", "_maml_rate", b"_maml_rate", "_mode", b"_mode", "_obs_norm_rate", b"_obs_norm_rate", "_sysid_rate", b"_sysid_rate", "_tent_kl_weight", b"_tent_kl_weight", "_tent_learning_rate", b"_tent_learning_rate", "adapt_episodes", b"adapt_episodes", "adapt_steps", b"adapt_steps", "best_of_n_samples", b"best_of_n_samples", "checkpoint_step", b"checkpoint_step", "episode_length", b"episode_length", "episodes", b"episodes", "lookahead_steps", b"lookahead_steps", "maml_rate", b"maml_rate", "mode", b"mode", "obs_norm_rate", b"obs_norm_rate", "sysid_rate", b"sysid_rate", "tent_kl_weight", b"tent_kl_weight", "tent_learning_rate", b"tent_learning_rate"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_best_of_n_samples", b"_best_of_n_samples", "_checkpoint_step", b"_checkpoint_step", "_episode_length", b"_episode_length", "_episodes", b"_episodes", "_lookahead_steps", b"_lookahead_steps", "_mode", b"_mode", "_obs_norm_rate", b"_obs_norm_rate", "_sysid_rate", b"_sysid_rate", "_tent_kl_weight", b"_tent_kl_weight", "_tent_learning_rate", b"_tent_learning_rate", "best_of_n_samples", b"best_of_n_samples", "checkpoint_job_id", b"checkpoint_job_id", "checkpoint_step", b"checkpoint_step", "episode_length", b"episode_length", "episodes", b"episodes", "lookahead_steps", b"lookahead_steps", "methods", b"methods", "mode", b"mode", "obs_norm_rate", b"obs_norm_rate", "seeds", b"seeds", "severities", b"severities", "shifts", b"shifts", "sysid_rate", b"sysid_rate", "tent_kl_weight", b"tent_kl_weight", "tent_learning_rate", b"tent_learning_rate"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_adapt_episodes", b"_adapt_episodes", "_adapt_steps", b"_adapt_steps", "_best_of_n_samples", b"_best_of_n_samples", "_checkpoint_step", b"_checkpoint_step", "_episode_length", b"_episode_length", "_episodes", b"_episodes", "_lookahead_steps", b"_lookahead_steps", "_maml_rate", b"_maml_rate", "_mode", b"_mode", "_obs_norm_rate", b"_obs_norm_rate", "_sysid_rate", b"_sysid_rate", "_tent_kl_weight", b"_tent_kl_weight", "_tent_learning_rate", b"_tent_learning_rate", "adapt_episodes", b"adapt_episodes", "adapt_steps", b"adapt_steps", "best_of_n_samples", b"best_of_n_samples", "checkpoint_job_id", b"checkpoint_job_id", "checkpoint_step", b"checkpoint_step", "episode_length", b"episode_length", "episodes", b"episodes", "lookahead_steps", b"lookahead_steps", "maml_rate", b"maml_rate", "methods", b"methods", "mode", b"mode", "obs_norm_rate", b"obs_norm_rate", "seeds", b"seeds", "severities", b"severities", "shifts", b"shifts", "sysid_rate", b"sysid_rate", "tent_kl_weight", b"tent_kl_weight", "tent_learning_rate", b"tent_learning_rate"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__adapt_episodes: _TypeAlias = _typing.Literal["adapt_episodes"]  # noqa: Y015
+    _WhichOneofArgType__adapt_episodes: _TypeAlias = _typing.Literal["_adapt_episodes", b"_adapt_episodes"]  # noqa: Y015
+    _WhichOneofReturnType__adapt_steps: _TypeAlias = _typing.Literal["adapt_steps"]  # noqa: Y015
+    _WhichOneofArgType__adapt_steps: _TypeAlias = _typing.Literal["_adapt_steps", b"_adapt_steps"]  # noqa: Y015
     _WhichOneofReturnType__best_of_n_samples: _TypeAlias = _typing.Literal["best_of_n_samples"]  # noqa: Y015
     _WhichOneofArgType__best_of_n_samples: _TypeAlias = _typing.Literal["_best_of_n_samples", b"_best_of_n_samples"]  # noqa: Y015
     _WhichOneofReturnType__checkpoint_step: _TypeAlias = _typing.Literal["checkpoint_step"]  # noqa: Y015
@@ -681,6 +697,8 @@ class TtaEvalSpec(_message.Message):
     _WhichOneofArgType__episodes: _TypeAlias = _typing.Literal["_episodes", b"_episodes"]  # noqa: Y015
     _WhichOneofReturnType__lookahead_steps: _TypeAlias = _typing.Literal["lookahead_steps"]  # noqa: Y015
     _WhichOneofArgType__lookahead_steps: _TypeAlias = _typing.Literal["_lookahead_steps", b"_lookahead_steps"]  # noqa: Y015
+    _WhichOneofReturnType__maml_rate: _TypeAlias = _typing.Literal["maml_rate"]  # noqa: Y015
+    _WhichOneofArgType__maml_rate: _TypeAlias = _typing.Literal["_maml_rate", b"_maml_rate"]  # noqa: Y015
     _WhichOneofReturnType__mode: _TypeAlias = _typing.Literal["mode"]  # noqa: Y015
     _WhichOneofArgType__mode: _TypeAlias = _typing.Literal["_mode", b"_mode"]  # noqa: Y015
     _WhichOneofReturnType__obs_norm_rate: _TypeAlias = _typing.Literal["obs_norm_rate"]  # noqa: Y015
@@ -692,6 +710,10 @@ class TtaEvalSpec(_message.Message):
     _WhichOneofReturnType__tent_learning_rate: _TypeAlias = _typing.Literal["tent_learning_rate"]  # noqa: Y015
     _WhichOneofArgType__tent_learning_rate: _TypeAlias = _typing.Literal["_tent_learning_rate", b"_tent_learning_rate"]  # noqa: Y015
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__adapt_episodes) -> _WhichOneofReturnType__adapt_episodes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__adapt_steps) -> _WhichOneofReturnType__adapt_steps | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__best_of_n_samples) -> _WhichOneofReturnType__best_of_n_samples | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__checkpoint_step) -> _WhichOneofReturnType__checkpoint_step | None: ...
@@ -701,6 +723,8 @@ class TtaEvalSpec(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__episodes) -> _WhichOneofReturnType__episodes | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__lookahead_steps) -> _WhichOneofReturnType__lookahead_steps | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__maml_rate) -> _WhichOneofReturnType__maml_rate | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__mode) -> _WhichOneofReturnType__mode | None: ...
     @_typing.overload

@@ -68,10 +68,13 @@ def settings_of(spec: TtaEvalSpec):
             "obs_norm": spec.obs_norm_rate,
             "tent": spec.tent_learning_rate,
             "sysid": spec.sysid_rate,
+            "maml": spec.maml_rate,
         },
         tent_kl_weight=spec.tent_kl_weight,
         best_of_n_samples=spec.best_of_n_samples,
         lookahead_steps=spec.lookahead_steps,
+        adapt_steps=spec.adapt_steps,
+        adapt_episodes=spec.adapt_episodes,
     )
 
 

@@ -458,3 +458,7 @@ class SysId:
     def cost(self) -> dict[str, float]:
         # The acting forward; the replay: one primal and two tangent control steps (forward mode).
         return {"policy_forwards": 1.0, "backward_passes": 0.0, "model_sim_steps_factor": 3.0}
+
+
+# Adapters defined in their own modules register on import (they build on this module).
+from . import meta as _meta  # noqa: E402, F401  (maml)

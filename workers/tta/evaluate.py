@@ -54,6 +54,8 @@ class TtaSettings:
     tent_kl_weight: float = 1.0
     best_of_n_samples: int = 8
     lookahead_steps: int = 8
+    adapt_steps: int = 1  # maml: inner steps before each episode
+    adapt_episodes: int = 1  # maml: its own episodes in the shifted env before each episode
     guards: Guards | None = None  # None: each adapter's own (tent and sysid differ)
 
 
@@ -96,6 +98,10 @@ def method_cost(name: str, adapter_cost: dict[str, float], settings: TtaSettings
         "lookahead_sim_steps": float(n * h * substeps if n > 1 else 0),
         # sysid replays each transition: one primal and two forward-mode tangent control steps.
         "model_sim_steps": adapter_cost.get("model_sim_steps_factor", 0.0) * substeps,
+        # maml, per evaluated episode: its adaptation episodes (as many control steps each as
+        # the evaluated one) and the inner gradient steps on them.
+        "adapt_episodes_per_episode": adapter_cost.get("adapt_episodes_per_episode", 0.0),
+        "inner_steps_per_episode": adapter_cost.get("inner_steps_per_episode", 0.0),
     }
 
 
@@ -125,6 +131,9 @@ def evaluate_checkpoint(
             guards=settings.guards,
             kl_weight=settings.tent_kl_weight,
             env=env,
+            adapt_steps=settings.adapt_steps,
+            adapt_episodes=settings.adapt_episodes,
+            discount=spec.discounting,
         )
     for method, adapter in adapters.items():
         samples = settings.best_of_n_samples if method in BEST_OF_N else 1
@@ -206,6 +215,8 @@ def evaluate_checkpoint(
             "mode": settings.mode,
             "best_of_n_samples": settings.best_of_n_samples,
             "lookahead_steps": settings.lookahead_steps,
+            "adapt_steps": settings.adapt_steps,
+            "adapt_episodes": settings.adapt_episodes,
             "learning_rate": {
                 k: settings.learning_rate.get(k, v) for k, v in _DEFAULT_RATES.items()
             },
@@ -231,7 +242,7 @@ def _carry_over(adapter, source: Source, end_state, fell: jax.Array):
     return jax.tree.map(pick, fresh, end_state)
 
 
-_DEFAULT_RATES = {"none": 0.0, "obs_norm": 0.01, "tent": 1e-3, "sysid": 0.3}
+_DEFAULT_RATES = {"none": 0.0, "obs_norm": 0.01, "tent": 1e-3, "sysid": 0.3, "maml": 0.05}
 
 
 def _concat(runs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -258,6 +269,8 @@ def summarize(runs: list[dict[str, np.ndarray]], episode_length: int) -> dict[st
         "steps_to_fall": float(np.concatenate([r["steps_alive"] for r in runs]).mean()),
     }
     for name in sorted(k for k in runs[0] if k.startswith(("estimate/", "truth/"))):
+        out[name] = float(np.concatenate([r[name] for r in runs]).mean())
+    for name in sorted(k for k in runs[0] if k.startswith("diag/")):  # e.g. maml's grad norm
         out[name] = float(np.concatenate([r[name] for r in runs]).mean())
     for name in sorted(k for k in runs[0] if k.startswith("count/")):  # e.g. tent's resets
         counts = np.concatenate([r[name] for r in runs])

@@ -10,6 +10,8 @@ and a declaration of its inputs:
 - `noise_free_state`: the simulator's joint and base positions and velocities before and after
   each transition, without sensor noise (sysid's replay; not the model, not the shift, not the
   episode's latency or push);
+- `own_episodes`: episodes the method ran itself in the shifted env before the evaluated one: the
+  observations it measured there, the actions it took and their task reward (maml's inner loop);
 - `privileged_state`: the whole simulator state (only methods named `*_oracle`): what a method
   that knew the truth could do, so the report shows what privilege buys.
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-INPUTS = ("observation", "nominal_model", "noise_free_state", "privileged_state")
+INPUTS = ("observation", "nominal_model", "noise_free_state", "own_episodes", "privileged_state")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ REGISTRY: dict[str, Method] = {
             True,
             ("observation", "nominal_model", "noise_free_state"),
         ),
+        Method("maml", "maml", False, ("observation", "own_episodes")),
     )
 }
 METHODS = tuple(REGISTRY)

@@ -18,6 +18,11 @@ runs the *nominal* model, unless the adapter estimates one (`model_estimate`, sy
 and servo gain): then it plans under the estimate as it stands at that step (`sysid_best_of_n`).
 N = 1 is exactly the adapter's action.
 
+An adapter with `prepare` (maml, workers/tta/meta.py) first runs its own adaptation episodes in
+each slot's shifted env (`collect`: its behaviour policy sampling actions, the shift's sensor
+corruption on the observations it records) and adapts on them; the evaluated episodes then meet
+the same keys as every other method's (the adaptation's keys are folded off the run's key).
+
 Everything a method reads of the env state passes through `method_view` (identity; the
 structural test puts garbage there, tests/tta/test_privilege.py). The methods' code runs outside
 `env.using_model`, so the model it sees is the nominal one.
@@ -34,6 +39,7 @@ from brax.envs.base import Env, State
 
 from wildrobot.envs.wildrobot import base
 
+from ..maml.algorithm import Batch
 from ..training.rollout import velocity_report
 from . import shifts as shift_lib
 from .adapters import Adapter, Source, SourceParams, deterministic_action
@@ -103,6 +109,52 @@ def make_rollout(
     networks = source.networks
     observe = getattr(adapter, "observe", None)
     model_estimate = getattr(adapter, "model_estimate", None)
+    prepare = getattr(adapter, "prepare", None)
+
+    def collect(params: SourceParams, adapter_state, shift_params, fields, gravity, key) -> Batch:
+        """The adaptation episodes of an adapter with `prepare` (maml): per episode slot,
+        `adapt_episodes` episodes of `episode_length` steps in the slot's shifted env, acted by
+        the adapter's behaviour policy sampling its actions. Batch [E] of [T, M, ...]."""
+        m = adapter.adapt_episodes
+        dist = networks.parametric_action_distribution
+        policy = jax.vmap(adapter.behaviour_policy)(adapter_state)  # [E] parameter trees
+        key_reset, key_steps = jax.random.split(key)
+        state = jax.vmap(
+            lambda f, g, keys: jax.vmap(lambda k: with_model(f, g, env.reset, k))(keys)
+        )(fields, gravity, jax.random.split(key_reset, (num_episodes, m)))
+        state = jax.vmap(jax.vmap(override, in_axes=(0, None)))(state, shift_params)
+
+        def slot_logits(p, obs):  # one slot's parameters on its M observations
+            return networks.policy_network.apply(params.normalizer, p, obs)
+
+        def body(carry, key):
+            state, alive = carry
+            key_noise, key_act = jax.random.split(key)
+            obs = jax.vmap(jax.vmap(corrupt, in_axes=(0, None, 0)))(
+                state.obs, shift_params, jax.random.split(key_noise, (num_episodes, m))
+            )
+            logits = jax.vmap(slot_logits)(policy, obs)
+            raw = dist.sample_no_postprocessing(logits, key_act)
+            logp = dist.log_prob(logits, raw)
+            state = jax.vmap(jax.vmap(override, in_axes=(0, None)))(state, shift_params)
+            nxt = jax.vmap(
+                lambda f, g, ss, aa: jax.vmap(lambda s, a: with_model(f, g, env.step, s, a))(ss, aa)
+            )(fields, gravity, state, dist.postprocess(raw))
+            reward = jnp.where(alive > 0, nxt.reward, 0.0)
+            out = (obs, raw, logp, reward, alive, alive * nxt.done)
+            return (nxt, alive * (1.0 - nxt.done)), out
+
+        (last, last_alive), out = jax.lax.scan(
+            body,
+            (state, jnp.ones((num_episodes, m))),
+            jax.random.split(key_steps, episode_length),
+        )
+        last_obs = jax.vmap(jax.vmap(corrupt, in_axes=(0, None, 0)))(
+            last.obs, shift_params, jax.random.split(key_steps, (num_episodes, m))
+        )
+        slot_major = lambda x: jnp.moveaxis(x, 0, 1)  # [T, E, M, ...] -> [E, T, M, ...]  # noqa: E731
+        obs, raw, logp, reward, alive, ended = (slot_major(x) for x in out)
+        return Batch(obs, raw, logp, reward, alive, ended, last_obs, last_alive)
 
     def lookahead_start(state: State, obs: jax.Array) -> State:
         """Where the lookahead starts: the state estimated from the measurement (or, privileged,
@@ -164,6 +216,11 @@ def make_rollout(
             return state if method_view is None else method_view(state, view_arg)
 
         fields, gravity = jax.vmap(model_of)(shift_params)
+        if prepare is not None:  # maml: adapt on its own episodes first (the same keys below)
+            batch = collect(
+                params, adapter_state, shift_params, fields, gravity, jax.random.fold_in(key, 1)
+            )
+            adapter_state = jax.vmap(prepare, in_axes=(None, 0, 0))(params, adapter_state, batch)
         key_reset, key_steps = jax.random.split(key)
         state = jax.vmap(lambda f, g, k: with_model(f, g, env.reset, k))(
             fields, gravity, jax.random.split(key_reset, num_episodes)
@@ -227,6 +284,8 @@ def make_rollout(
         }
         if hasattr(adapter, "estimates"):
             values.update({f"estimate/{k}": v for k, v in adapter.estimates(adapter_state).items()})
+        if hasattr(adapter, "diagnostics"):  # per episode: e.g. maml's inner-gradient norm
+            values.update({f"diag/{k}": v for k, v in adapter.diagnostics(adapter_state).items()})
         if hasattr(adapter, "counters"):  # per episode, this run's: e.g. tent's resets
             start, end = adapter.counters(start_state), adapter.counters(adapter_state)
             values.update({f"count/{k}": end[k] - start[k] for k in end})
