@@ -53,9 +53,10 @@ def test_zero_rate_and_single_sample_are_none_exactly(env, ln_source):
 def test_maml_adapts_on_its_own_episodes_and_at_rate_zero_is_none(env, ln_source):
     """maml runs its own adaptation episodes in each slot's shifted env, takes its inner steps
     on them and then acts deterministically: at rate 0 (the rate is adapter state, so one
-    compile serves both runs) the evaluated episodes are `none`'s exactly, the inner steps
-    still counted; at rate 0.05 the parameters move, within the trust region, and so do the
-    episodes. (Whether it helps is a bench question: docs/maml.md.)"""
+    compile serves both runs) the evaluated episodes are `none`'s (the same falls and lengths;
+    returns to float rounding, since per-episode weights make the policy's matmul a batched one:
+    measured 6e-6 relative), the inner steps still counted; at rate 0.05 the parameters move,
+    within the trust region, and so do the episodes. (Whether it helps: docs/maml.md.)"""
     import jax.numpy as jnp
 
     from wildrobot.workers.tta.meta import MamlAdaptation
@@ -71,7 +72,10 @@ def test_maml_adapts_on_its_own_episodes_and_at_rate_zero_is_none(env, ln_source
     key = jax.random.PRNGKey(2)
     still, _ = run(ln_source.params, params, fresh.replace(rate=jnp.zeros(EPISODES)), key)
     for name, value in none.items():
-        np.testing.assert_array_equal(np.asarray(still[name]), value, err_msg=name)
+        if name in ("fell", "steps_alive"):
+            np.testing.assert_array_equal(np.asarray(still[name]), value, err_msg=name)
+        else:
+            np.testing.assert_allclose(still[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
     np.testing.assert_array_equal(np.asarray(still["count/inner_steps"]), 2)
     assert np.all(np.asarray(still["diag/inner_grad_norm"]) > 0)
 
@@ -81,4 +85,4 @@ def test_maml_adapts_on_its_own_episodes_and_at_rate_zero_is_none(env, ln_source
     shift = jax.tree.map(lambda a, p: jnp.max(jnp.abs(a - p)), end.policy, ln_source.params.policy)
     largest = max(float(x) for x in jax.tree.leaves(shift))
     assert 0 < largest <= 2 * maml.guards.max_step + 1e-6  # two inner steps, each bounded
-    assert not np.array_equal(np.asarray(moved["return"]), none["return"])
+    assert not np.allclose(np.asarray(moved["return"]), none["return"], rtol=1e-3)
