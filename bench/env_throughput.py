@@ -80,28 +80,33 @@ def ideal(features: tuple[str, ...]):
             setattr(owner, name, original)
 
 
+def make_scan(env, num_envs: int, num_steps: int):
+    """jit: state [num_envs] -> state after `num_steps` control steps of zero actions (a new
+    function each call, so a variant traced under `ideal` compiles apart)."""
+    import jax
+    import jax.numpy as jnp
+
+    @jax.jit
+    def run(state):
+        def body(state, _):
+            return jax.vmap(env.step)(state, jnp.zeros((num_envs, env.action_size))), ()
+
+        return jax.lax.scan(body, state, None, length=num_steps)[0]
+
+    return run
+
+
 def feature_costs(env, state, num_envs: int, num_steps: int, repeats: int) -> dict:
     """{variant: {control_steps_per_s, compile_s, full_cost_over_it}}: the full env and each
     feature replaced (and all of them), each compiled apart, timed alternately, best of repeats."""
     import jax
-    import jax.numpy as jnp
-
-    def make_run():
-        @jax.jit
-        def run(state):
-            def body(state, _):
-                return jax.vmap(env.step)(state, jnp.zeros((num_envs, env.action_size))), ()
-
-            return jax.lax.scan(body, state, None, length=num_steps)[0]
-
-        return run
 
     variants = {"full": (), **{f"no_{f}": (f,) for f in FEATURES}, "none": tuple(FEATURES)}
     compiled, compile_s = {}, {}
     for variant, features in variants.items():
         with ideal(features):
             start = time.perf_counter()
-            compiled[variant] = make_run().lower(state).compile()
+            compiled[variant] = make_scan(env, num_envs, num_steps).lower(state).compile()
             compile_s[variant] = time.perf_counter() - start
         print(f"compiled {variant} in {compile_s[variant]:.1f} s", flush=True)
     times = {variant: [] for variant in variants}
@@ -143,7 +148,6 @@ def main() -> None:
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 
     import jax
-    import jax.numpy as jnp
     import mujoco
     import numpy as np
     from mujoco import rollout
@@ -156,14 +160,7 @@ def main() -> None:
 
     reset = jax.jit(jax.vmap(env.reset))
 
-    @jax.jit
-    def run(state):
-        def body(state, _):
-            actions = jnp.zeros((args.num_envs, env.action_size))
-            return jax.vmap(env.step)(state, actions), ()
-
-        return jax.lax.scan(body, state, None, length=args.num_steps)[0]
-
+    run = make_scan(env, args.num_envs, args.num_steps)
     state = jax.block_until_ready(reset(jax.random.split(jax.random.PRNGKey(0), args.num_envs)))
     start = time.perf_counter()
     compiled = run.lower(state).compile()

@@ -54,8 +54,7 @@ class Batch:
     reward: jax.Array  # 0 once the episode has ended
     alive: jax.Array  # 1 while the episode had not ended before this step
     termination: jax.Array  # 1 at the step the episode ended
-    last_obs: jax.Array  # [N, ...] after the last step (no bootstrap there: see advantages)
-    last_alive: jax.Array  # [N]
+    # Nothing after the last step: there is no bootstrap at the horizon (see advantages).
 
 
 def make_collect(model: PolicyModel, family: TaskFamily, num_envs: int, episode_length: int):
@@ -80,11 +79,9 @@ def make_collect(model: PolicyModel, family: TaskFamily, num_envs: int, episode_
             return (nxt, policy_carry, alive * (1.0 - nxt.done)), out
 
         init = (state, model.initial_carry(num_envs), jnp.ones(num_envs))
-        (last, _, last_alive), out = jax.lax.scan(
-            body, init, jax.random.split(key_steps, episode_length)
-        )
+        _, out = jax.lax.scan(body, init, jax.random.split(key_steps, episode_length))
         obs, raw, logp, reward, alive, ended = out
-        return Batch(obs, raw, logp, reward, alive, ended, last.obs, last_alive)
+        return Batch(obs, raw, logp, reward, alive, ended)
 
     return collect
 

@@ -268,9 +268,8 @@ def summarize(runs: list[dict[str, np.ndarray]], episode_length: int) -> dict[st
         "fall_rate_per_seed": [float(r["fell"].mean()) for r in runs],
         "steps_to_fall": float(np.concatenate([r["steps_alive"] for r in runs]).mean()),
     }
-    for name in sorted(k for k in runs[0] if k.startswith(("estimate/", "truth/"))):
-        out[name] = float(np.concatenate([r[name] for r in runs]).mean())
-    for name in sorted(k for k in runs[0] if k.startswith("diag/")):  # e.g. maml's grad norm
+    # Means per cell: sysid's estimates and their truth, maml's diagnostics (its grad norm).
+    for name in sorted(k for k in runs[0] if k.startswith(("estimate/", "truth/", "diag/"))):
         out[name] = float(np.concatenate([r[name] for r in runs]).mean())
     for name in sorted(k for k in runs[0] if k.startswith("count/")):  # e.g. tent's resets
         counts = np.concatenate([r[name] for r in runs])

@@ -122,7 +122,9 @@ def make_rollout(
         state = jax.vmap(
             lambda f, g, keys: jax.vmap(lambda k: with_model(f, g, env.reset, k))(keys)
         )(fields, gravity, jax.random.split(key_reset, (num_episodes, m)))
-        state = jax.vmap(jax.vmap(override, in_axes=(0, None)))(state, shift_params)
+        override_all = jax.vmap(jax.vmap(override, in_axes=(0, None)))  # [E, M] worlds
+        corrupt_all = jax.vmap(jax.vmap(corrupt, in_axes=(0, None, 0)))
+        state = override_all(state, shift_params)
 
         def slot_logits(p, obs):  # one slot's parameters on its M observations
             return networks.policy_network.apply(params.normalizer, p, obs)
@@ -130,13 +132,13 @@ def make_rollout(
         def body(carry, key):
             state, alive = carry
             key_noise, key_act = jax.random.split(key)
-            obs = jax.vmap(jax.vmap(corrupt, in_axes=(0, None, 0)))(
+            obs = corrupt_all(
                 state.obs, shift_params, jax.random.split(key_noise, (num_episodes, m))
             )
             logits = jax.vmap(slot_logits)(policy, obs)
             raw = dist.sample_no_postprocessing(logits, key_act)
             logp = dist.log_prob(logits, raw)
-            state = jax.vmap(jax.vmap(override, in_axes=(0, None)))(state, shift_params)
+            state = override_all(state, shift_params)
             nxt = jax.vmap(
                 lambda f, g, ss, aa: jax.vmap(lambda s, a: with_model(f, g, env.step, s, a))(ss, aa)
             )(fields, gravity, state, dist.postprocess(raw))
@@ -144,17 +146,14 @@ def make_rollout(
             out = (obs, raw, logp, reward, alive, alive * nxt.done)
             return (nxt, alive * (1.0 - nxt.done)), out
 
-        (last, last_alive), out = jax.lax.scan(
+        _, out = jax.lax.scan(
             body,
             (state, jnp.ones((num_episodes, m))),
             jax.random.split(key_steps, episode_length),
         )
-        last_obs = jax.vmap(jax.vmap(corrupt, in_axes=(0, None, 0)))(
-            last.obs, shift_params, jax.random.split(key_steps, (num_episodes, m))
-        )
         slot_major = lambda x: jnp.moveaxis(x, 0, 1)  # [T, E, M, ...] -> [E, T, M, ...]  # noqa: E731
         obs, raw, logp, reward, alive, ended = (slot_major(x) for x in out)
-        return Batch(obs, raw, logp, reward, alive, ended, last_obs, last_alive)
+        return Batch(obs, raw, logp, reward, alive, ended)
 
     def lookahead_start(state: State, obs: jax.Array) -> State:
         """Where the lookahead starts: the state estimated from the measurement (or, privileged,
