@@ -11,14 +11,14 @@ and backlash, for `--eval-steps` control steps.
 
 Writes <out>/<task>_curve.png (episode reward and length, each reward term per step, velocity
 tracking error over env steps) and <out>/<task>_learning.json (the curve and the figures).
-The last stdout line is one JSON object: task, env_steps, wall_s, fall_rate,
-zero_action_fall_rate, random_fall_rate, vx_tracking_error, zero_action_vx_tracking_error,
-forward_speed_at_0_3 (m/s, mean over alive steps at a 0.3 m/s command), and the scale used
-(num_envs, threads, devices): at least JSON_KEYS; with the `best` checkpoint (periodic
-evaluation) its step and fall rate on the same test, and the periodic evaluations' fall rates.
-`--set num_timesteps=N` ends the run at N steps (the horizon of a learning_rate_schedule) if the
-budget lasts. `--smoke` (CI: that it runs): 8 envs, a budget of one iteration, 2 x 10-step
-evaluations, everything written to a temporary directory.
+The last stdout line is one JSON object: task, env_steps, wall_s, fall_rate, zero_action_fall_rate,
+random_fall_rate, vx_tracking_error, zero_action_vx_tracking_error, forward_speed_at_0_3 (m/s, mean
+over alive steps at a 0.3 m/s command), and the scale used (num_envs, threads, devices): at least
+JSON_KEYS; with the `best` checkpoint (periodic evaluation) its step and fall rate on the same test,
+and the periodic evaluations' fall rates. `--set num_timesteps=N` ends the run at N steps (the
+horizon of a learning_rate_schedule) if the budget lasts; a preset with a decaying schedule
+(`stand-cpu`) ends at its own num_timesteps. `--smoke` (CI: that it runs): 8 envs, a budget of one
+iteration, 2 x 10-step evaluations, everything written to a temporary directory.
 """
 
 from __future__ import annotations
@@ -194,7 +194,9 @@ def main() -> None:
     one_iteration = spec.env_steps_per_iteration  # the smoke's budget: one iteration
     if args.smoke:
         spec = spec.model_copy(update={"num_timesteps": one_iteration})
-    elif "num_timesteps" not in fields:  # else it ends the run (and a schedule's decay) first
+    elif "num_timesteps" not in fields and spec.learning_rate_schedule == "constant":
+        # Only the budget ends the run; a decaying schedule keeps the preset's num_timesteps,
+        # its horizon (the run ends there or at the budget, whichever comes first).
         spec = spec.model_copy(update={"num_timesteps": 10**10})
     run_dir = args.run_dir
     if run_dir is None:  # the default folder holds only the last run's checkpoints
