@@ -22,6 +22,7 @@ from wildrobot.specs import (
     MamlSpec,
     PpoSpec,
     TtaEvalSpec,
+    tta_source_problem,
 )
 from wildrobot.v1 import jobs_pb2
 
@@ -202,7 +203,8 @@ class JobService:
         return Submitted(await self.get(tenant, found_id), created=status == "created")
 
     async def _check_tta_source(self, tenant: str, spec: TtaEvalSpec) -> None:
-        """The checkpoint a tta_eval job evaluates: one of this tenant's PPO or AMP jobs, registered."""
+        """The checkpoint a tta_eval job evaluates: one of this tenant's ppo, amp or maml jobs on
+        a WildRobot task (wildrobot.specs.tta_source_problem), with a registered checkpoint."""
         field = "spec.tta_eval.checkpoint_job_id"
         try:
             source = await self.get(tenant, spec.checkpoint_job_id)
@@ -210,11 +212,9 @@ class JobService:
             raise errors.InvalidArgument(
                 f"{field}: no job {spec.checkpoint_job_id} of yours", (field,)
             ) from None
-        if source.kind not in (JobKind.PPO, JobKind.AMP):  # AMP checkpoints are PPO policies
-            raise errors.InvalidArgument(
-                f"{field}: job {source.job_id} is a {source.kind.value} job, not ppo or amp",
-                (field,),
-            )
+        problem = tta_source_problem(source.job_id, source.kind, source.spec_json)
+        if problem is not None:
+            raise errors.InvalidArgument(f"{field}: {problem}", (field,))
         entries = await self.redis.hvals(keys.checkpoints(source.job_id))
         steps = sorted(CheckpointRecord.from_json(e).step for e in entries)
         if not steps:

@@ -8,6 +8,7 @@ worker consumes it. On the queue it travels as JSON (`spec.model_dump_json()`), 
 from __future__ import annotations
 
 import enum
+import json
 import math
 import re
 from typing import Annotated, Any, Literal
@@ -355,11 +356,14 @@ class TtaEvalSpec(_Spec):
 
     Every cell (shift x severity, plus the clean env) runs `episodes` episodes of at most
     `episode_length` control steps per seed and method. The checkpoint is one of the tenant's own
-    PPO jobs: `checkpoint_job_id` at `checkpoint_step` (its latest when unset).
+    ppo, amp or maml jobs on a WildRobot task (`tta_source_problem`): `checkpoint_job_id` at
+    `checkpoint_step` (its latest when unset).
     """
 
     kind: Literal[JobKind.TTA_EVAL] = JobKind.TTA_EVAL
-    checkpoint_job_id: str = Field(pattern=_JOB_ID.pattern, description="a PPO or AMP job of yours")
+    checkpoint_job_id: str = Field(
+        pattern=_JOB_ID.pattern, description="a ppo, amp or maml job of yours (WildRobot task)"
+    )
     checkpoint_step: int | None = Field(None, ge=0, description="default: the latest")
     shifts: tuple[TtaShift, ...] = Field(TTA_SHIFTS, min_length=1, max_length=len(TTA_SHIFTS))
     severities: tuple[Annotated[int, Field(ge=1, le=5)], ...] = Field(
@@ -515,3 +519,23 @@ SPEC_BY_KIND: dict[JobKind, type[_Spec]] = {
 def spec_from_json(kind: JobKind | str, payload: str) -> _Spec:
     """Parses a spec of `kind` from its queue JSON; raises pydantic.ValidationError."""
     return SPEC_BY_KIND[JobKind(kind)].model_validate_json(payload)
+
+
+TTA_SOURCE_KINDS = (JobKind.PPO, JobKind.AMP, JobKind.MAML)  # their policy/ trees are PPO's
+TTA_SOURCE_TASKS = ("WildRobotStand", "WildRobotWalk")  # the shift suite changes WildRobot
+
+
+def tta_source_problem(job_id: str, kind: JobKind | str, spec_json: str) -> str | None:
+    """Why job `job_id` cannot be a tta_eval source (None when it can): the server checks at
+    submit, the worker again before it evaluates. PPO and AMP jobs train a policy on a WildRobot
+    task; a maml job's checkpoint is its meta-initialization (the same policy/ layout), which
+    tta_eval evaluates as it stands (`none`) or adapts (`maml`)."""
+    *first, last = (k.value for k in TTA_SOURCE_KINDS)
+    names = f"{', '.join(first)} or {last}"
+    if kind not in {k.value for k in TTA_SOURCE_KINDS}:
+        return f"job {job_id} is a {JobKind(kind).value} job, not {names}"
+    task = json.loads(spec_json).get("task")
+    if task not in TTA_SOURCE_TASKS:
+        tasks = ", ".join(TTA_SOURCE_TASKS)
+        return f"job {job_id} trained on {task}; the shift suite is WildRobot's ({tasks})"
+    return None

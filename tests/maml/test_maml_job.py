@@ -1,6 +1,7 @@
 """The `maml` job kind through the service: `submit maml` parsing, the server's validation (dry
 run, bounds and the cost limit named), the handler registry, and an end-to-end run on PointNav
-whose stream carries the pre/post-adaptation returns, the gain and the inner gradient norms."""
+whose stream carries the pre/post-adaptation returns, the gain and the inner gradient norms, and
+whose checkpoint tta_eval refuses (PointNav has no robot dynamics to shift)."""
 
 from __future__ import annotations
 
@@ -87,3 +88,10 @@ def test_maml_job_trains_and_watch_shows_adaptation(service: Service, worker_fac
     (job,) = json.loads(out)
     code, out, err = run_cli(service.address, "checkpoints", job["job_id"])
     assert code == 0 and str(2 * 2 * 3 * 4 * 8) in out, out + err
+    # A maml job can be a tta_eval source only on a WildRobot task: the shift suite changes the
+    # robot's dynamics, which PointNav does not have (tests/tta/test_source.py loads a
+    # WildRobotStand meta-initialization).
+    with Client(service.address, "alice-token") as alice, pytest.raises(errors.InvalidSpec) as no:
+        alice.submit_tta(checkpoint_job_id=job["job_id"], validate_only=True)
+    message = str(no.value)
+    assert "checkpoint_job_id" in message and "trained on PointNav" in message, message

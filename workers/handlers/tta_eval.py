@@ -1,18 +1,18 @@
-"""The `tta_eval` job: a trained PPO checkpoint under the shift suite, per method (docs/tta.md).
+"""The `tta_eval` job: a trained checkpoint under the shift suite, per method (docs/tta.md).
 
-The checkpoint is one of the job's tenant's own PPO jobs (the server checked at submit; the
-worker checks again, as the record may have changed since). Progress: one metrics event per cell
-(step = simulated control steps planned so far, the job's progress total being
-spec.planned_env_steps). Output: `<artifact_dir>/<job>/attempt-<n>/tta_report/` with report.json,
-heatmap_<method>.png and degradation.png, written under temporary names and registered with a
-fenced write (publish.checkpoint) when complete.
+The checkpoint is one of the job's tenant's own ppo, amp or maml jobs on a WildRobot task (the
+server checked at submit; the worker checks again, as the record may have changed since). Progress:
+one metrics event per cell (step = simulated control steps planned so far, the job's progress total
+being spec.planned_env_steps). Output: `<artifact_dir>/<job>/attempt-<n>/tta_report/` with
+report.json, heatmap_<method>.png and degradation.png, written under temporary names and registered
+with a fenced write (publish.checkpoint) when complete.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from wildrobot.specs import TtaEvalSpec
+from wildrobot.specs import TtaEvalSpec, tta_source_problem
 
 from . import HandlerResult, JobContext, JobError
 
@@ -30,14 +30,15 @@ def resolve_checkpoint(context: JobContext, spec: TtaEvalSpec) -> Path:
 
     client = redis.Redis.from_url(context.redis_url, decode_responses=True)
     try:
-        source = client.hmget(keys.job(spec.checkpoint_job_id), "tenant", "kind")
+        source = client.hmget(keys.job(spec.checkpoint_job_id), "tenant", "kind", "spec")
         entries = client.hvals(keys.checkpoints(spec.checkpoint_job_id))
     finally:
         client.close()
     if source[0] != context.tenant:
         raise JobError(f"checkpoint_job_id: no job {spec.checkpoint_job_id} of yours")
-    if source[1] not in ("ppo", "amp"):
-        raise JobError(f"checkpoint_job_id: job {spec.checkpoint_job_id} is not a ppo or amp job")
+    problem = tta_source_problem(spec.checkpoint_job_id, source[1], source[2])
+    if problem is not None:
+        raise JobError(f"checkpoint_job_id: {problem}")
     records = sorted((CheckpointRecord.from_json(e) for e in entries), key=lambda r: r.step)
     if spec.checkpoint_step is not None:
         records = [r for r in records if r.step == spec.checkpoint_step]

@@ -60,7 +60,8 @@ class TtaSettings:
 
 
 def load_source(checkpoint_dir: Path) -> tuple[Source, Any]:
-    """The checkpoint's networks and parameters, and its PpoSpec."""
+    """The checkpoint's networks and parameters, and its spec: a PpoSpec (AmpSpec), or a
+    MamlSpec for a meta-initialization, whose policy/ tree has PPO's layout."""
     checkpoint_dir = Path(checkpoint_dir)
     config = ckpt.read_network_config(checkpoint_dir)
     if config.recurrent:  # the adapters and rollout call a feed-forward policy (docs/ssm.md)
@@ -74,6 +75,12 @@ def load_source(checkpoint_dir: Path) -> tuple[Source, Any]:
     params = SourceParams(tree["normalizer"], tree["policy"], tree["value"])
     source = Source(networks, params)
     return source, ckpt.read_spec(checkpoint_dir)
+
+
+def source_env(spec: Any):
+    """The unshifted env the source was trained on: its task with its env overrides (a MamlSpec
+    has none: maml draws dynamics within the task's training ranges, on default settings)."""
+    return make_base_env(spec.task, getattr(spec, "env_overrides", {}))
 
 
 def cells(settings: TtaSettings) -> list[tuple[str, int]]:
@@ -112,7 +119,7 @@ def evaluate_checkpoint(
     checkpoint_dir: Path, settings: TtaSettings, progress: Progress | None = None
 ) -> dict[str, Any]:
     source, spec = load_source(checkpoint_dir)
-    env = make_base_env(spec.task, spec.env_overrides)
+    env = source_env(spec)
     substeps = int(round(env.config.ctrl_dt / env.config.sim_dt))
     order = cells(settings)
     results: dict[str, dict[str, Any]] = {}
