@@ -187,7 +187,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                 "--checkpoint",
                 required=True,
                 metavar="JOB[:STEP]",
-                help="a PPO job of yours, at STEP (default: its latest checkpoint)",
+                help="a ppo, amp or maml job of yours, at STEP (default: its latest checkpoint)",
             )
         if kind.trials:
             sub.add_argument(

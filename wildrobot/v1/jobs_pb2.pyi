@@ -601,7 +601,7 @@ Global___AmpSpec: _TypeAlias = AmpSpec  # noqa: Y015
 
 @_typing.final
 class TtaEvalSpec(_message.Message):
-    """A trained PPO checkpoint of the tenant's under the shift suite, per method
+    """A trained checkpoint (a ppo, amp or maml job of the tenant's) under the shift suite, per method
     (wildrobot.specs.TtaEvalSpec; docs/tta.md). Unset fields take the spec's defaults.
     """
 
