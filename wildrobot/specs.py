@@ -530,10 +530,9 @@ def tta_source_problem(job_id: str, kind: JobKind | str, spec_json: str) -> str 
     submit, the worker again before it evaluates. PPO and AMP jobs train a policy on a WildRobot
     task; a maml job's checkpoint is its meta-initialization (the same policy/ layout), which
     tta_eval evaluates as it stands (`none`) or adapts (`maml`)."""
-    *first, last = (k.value for k in TTA_SOURCE_KINDS)
-    names = f"{', '.join(first)} or {last}"
-    if kind not in {k.value for k in TTA_SOURCE_KINDS}:
-        return f"job {job_id} is a {JobKind(kind).value} job, not {names}"
+    if kind not in TTA_SOURCE_KINDS:  # a StrEnum: the kind's string compares equal
+        *first, last = TTA_SOURCE_KINDS
+        return f"job {job_id} is a {JobKind(kind).value} job, not {', '.join(first)} or {last}"
     task = json.loads(spec_json).get("task")
     if task not in TTA_SOURCE_TASKS:
         tasks = ", ".join(TTA_SOURCE_TASKS)

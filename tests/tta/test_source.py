@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tests.maml.test_maml_training import _leaves, tiny
 from tests.training.tiny_runs import RecordingHooks
 from wildrobot.specs import MamlSpec, PpoSpec, TtaEvalSpec, tta_source_problem
 
@@ -44,15 +45,7 @@ def test_a_maml_meta_initialization_loads_as_a_tta_source(tmp_path: Path) -> Non
     from wildrobot.workers.maml import train as maml_train
     from wildrobot.workers.tta.evaluate import load_source, source_env
 
-    spec = MamlSpec(
-        task="WildRobotStand",
-        tasks_per_batch=2,
-        episodes_per_task=2,
-        episode_length=8,
-        policy_hidden_sizes=(16,),
-        value_hidden_sizes=(16,),
-        seed=3,
-    )
+    spec = tiny(1, task="WildRobotStand", seed=3)  # test_maml_training's spec, on WildRobot
     trainer = maml_train.make_maml_trainer(spec)  # builds, does not compile, the iteration
     state = alg.init_state(spec, trainer.model, trainer.optimizer)
     # A normalizer as after some iterations (not the identity), so loading it is checked too.
@@ -74,11 +67,9 @@ def test_a_maml_meta_initialization_loads_as_a_tta_source(tmp_path: Path) -> Non
         (source.params.value, params.value, state.params.value),
         (source.params.normalizer, meta_normalizer, state.normalizer),
     ):
-        for a, b, c in zip(
-            jax.tree.leaves(loaded), jax.tree.leaves(meta), jax.tree.leaves(written), strict=True
-        ):
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(c))
+        for a, b, c in zip(_leaves(loaded), _leaves(meta), _leaves(written), strict=True):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, c)
 
     # tta_eval's networks act as maml's policy model does on the same observations.
     obs = jax.random.normal(jax.random.PRNGKey(1), (4, model.config.observation_size))
