@@ -11,8 +11,10 @@ model under the same pushes.
 
 The bar: the job's `best` checkpoint (fewest falls in the periodic evaluation) falls in at most
 10% of these episodes where zero action falls in at least 50%; the last checkpoint is reported.
-Measured here (last = best): trained 0%, zero action 58%, random 100%; the periodic evaluation's
-fall rate went 64%, 36%, 31%, 14%, 5%, 3%, 5%, 0% (docs/learning/README.md).
+Measured in the clean-clone CI run of 2026-12-07 (71c2c12): best = last, 3.1% falls, zero action
+58%, random 100%; the periodic evaluation's fall rate went 47%, 19%, 17%, 5%, 8%, 3%, 8%, 3%. An
+earlier run of the same code on another day ended at 0% (64%, 36%, 31%, 14%, 5%, 3%, 5%, 0%):
+the run depends on the host's float details (docs/learning/README.md).
 """
 
 from __future__ import annotations
