@@ -23,6 +23,15 @@ ARTIFACTS = REPO_ROOT / ".test-artifacts"
 # Compiled XLA programs are reused across test processes and runs (worker subprocesses too).
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
+# XLA:CPU splits each program's LLVM code generation into parts compiled on a thread pool. With
+# two test workers on two cores the parts only queue, and the split costs: one part compiled a
+# 20-step WildRobot rollout in 33-38 s against 41-45 s (alternated, 3 runs each, 2026-12-08),
+# with bit-identical results (the split changes how code is generated, not the arithmetic).
+# Set before JAX starts; subprocesses (workers, benches) inherit it.
+if "xla_cpu_parallel_codegen_split_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_cpu_parallel_codegen_split_count=1"
+    ).strip()
 # (Tried and withdrawn: LLVM optimization level 1 for tests, which compiled a 32-world walk
 # rollout in 28 s instead of 37. Under it the session's stand policy ended its 200 iterations
 # falling in 44% of the evaluation episodes (the statue 58%) and the stand learning test failed:
