@@ -48,8 +48,9 @@ STAND_MODULES = (
     "tests/tta/test_best_of_n.py",
     "tests/tta/test_sysid.py",
 )
-LONGEST_FIRST = (  # the units over ~5 worker-minutes in a clean-clone CI run, longest first
+LONGEST_FIRST = (  # the units over ~3 worker-minutes in a clean-clone CI run, longest first
     STAND_GROUP,
+    "tests/test_bench_smoke.py",  # eight bench smokes, each a subprocess: ~9 minutes
     "tests/tta/test_privilege.py",
     "tests/tta/test_rollout.py",
     "tests/dynamics/test_inverse.py",

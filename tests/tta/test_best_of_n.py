@@ -2,19 +2,20 @@
 
 The session's trained stand policy (tests/trained_stand.py, its last checkpoint) under the push
 shift at severity 1 (every push at the top of the training range, 8 N) for 400 control steps on
-64 episodes: deterministic (`none`, which is best_of_n with N = 1) against N = 4 candidates scored
+32 episodes: deterministic (`none`, which is best_of_n with N = 1) against N = 4 candidates scored
 by a 6-step lookahead on the nominal model started from the true simulator state
 (`best_of_n_oracle`), analysed paired, episode for episode. The figures go to the CI log (the
 `figures` section) on every run.
 
 Whether the planner helps is not asserted, because it depends on the policy. On two earlier
 sessions' policies it removed most falls (22% -> 3%; 26.6% -> 0%, docs/tta.md). On the policy of
-the clean-clone CI run of 2026-12-08 it did not: last checkpoint 31.2% -> 46.9% (10 episodes
-only none fell, 20 only the planner; McNemar p 0.099), its `best` checkpoint 23.4% -> 29.7%
-(10/14, p 0.54). Asserted: the shift hurts the unadapted policy (at least 10% falls where the
-clean env costs at most 5%), and the paired analysis accounts for every episode (its difference
+the clean-clone CI run of 2026-12-08 it did not (64 episodes then): last checkpoint 31.2% ->
+46.9% (10 episodes only none fell, 20 only the planner; McNemar p 0.099), its `best` checkpoint
+23.4% -> 29.7% (10/14, p 0.54). Asserted: the shift hurts the unadapted policy (at least 10% falls,
+more than on the clean env), and the paired analysis accounts for every episode (its difference
 is the discordant pairs' and lies inside its own interval); the planner's cost per control step.
-~4 minutes on a 2-core CPU (the lookahead compiles slowly).
+Measurements with the power to compare methods: bench/tta_paired.py (docs/tta.md).
+~2 minutes on a 2-core CPU (the lookahead compiles slowly).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from wildrobot.workers.tta.evaluate import TtaSettings, evaluate_checkpoint
 
 pytestmark = pytest.mark.slow
 
-EPISODES = 64
+EPISODES = 32
 
 
 @pytest.mark.timeout(1800)
@@ -56,8 +57,8 @@ def test_best_of_n_oracle_under_pushes_is_measured_paired(
         f"best_of_n_oracle {best['clean']['fall_rate']:.3f}; paired {paired}",
     )
     # The shift is a real test: the policy that stands on the clean env falls under it.
-    assert none["clean"]["fall_rate"] <= 0.05, none["clean"]
     assert none["push/1"]["fall_rate"] >= 0.10, none["push/1"]
+    assert none["push/1"]["fall_rate"] > none["clean"]["fall_rate"], none
     # Paired, episode for episode: the fall-rate difference is the discordant pairs'
     # (only the method fell minus only none fell), inside its own bootstrap interval.
     assert paired["pairs"] == EPISODES, paired
