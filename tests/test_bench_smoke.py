@@ -23,17 +23,10 @@ BENCHES = sorted(path.name for path in (REPO_ROOT / "bench").glob("*.py"))
 # tests/conftest.py), amp 172. Three compile several bigger WildRobot programs or run a service
 # under faults (chaos 57 s, gpu_check 259, tta_paired 346), more than .ci/run's time budget holds
 # beside the rest: they run when WILDROBOT_BENCH_SMOKES=all
-# (`WILDROBOT_BENCH_SMOKES=all scripts/test tests/test_bench_smoke.py`).
-EVERY_RUN = {
-    "service_load.py",
-    "dashboard_load.py",
-    "inverse_dynamics.py",
-    "env_throughput.py",
-    "maml_toy.py",
-    "learning.py",
-    "train_throughput.py",
-    "amp.py",
-}
+# (`WILDROBOT_BENCH_SMOKES=all scripts/test tests/test_bench_smoke.py`). The fast set
+# (`-m "not slow"`) runs the QUICK ones.
+QUICK = {"service_load.py", "dashboard_load.py", "inverse_dynamics.py", "env_throughput.py"}
+EVERY_RUN = QUICK | {"maml_toy.py", "learning.py", "train_throughput.py", "amp.py"}  # slow, in CI
 ALL_SMOKES = os.environ.get("WILDROBOT_BENCH_SMOKES") == "all"
 
 
@@ -53,23 +46,17 @@ def test_every_bench_is_covered() -> None:
         assert "--smoke" in (REPO_ROOT / "bench" / name).read_text(), f"bench/{name}: no --smoke"
 
 
-@pytest.mark.parametrize(
-    "bench",
-    [
-        pytest.param(
-            name,
-            marks=()
-            if name in EVERY_RUN
-            else (
-                pytest.mark.slow,
-                pytest.mark.skipif(
-                    not ALL_SMOKES, reason="compiles WildRobot programs: WILDROBOT_BENCH_SMOKES=all"
-                ),
-            ),
-        )
-        for name in BENCHES
-    ],
-)
+def _marks(name: str) -> tuple[pytest.MarkDecorator, ...]:
+    """Quick smokes are in the fast set; the others are slow, and those outside EVERY_RUN opt-in."""
+    if name in QUICK:
+        return ()
+    if name in EVERY_RUN:
+        return (pytest.mark.slow,)
+    reason = "compiles WildRobot programs: WILDROBOT_BENCH_SMOKES=all"
+    return (pytest.mark.slow, pytest.mark.skipif(not ALL_SMOKES, reason=reason))
+
+
+@pytest.mark.parametrize("bench", [pytest.param(name, marks=_marks(name)) for name in BENCHES])
 def test_smoke_prints_its_json(bench: str) -> None:
     path = REPO_ROOT / "bench" / bench
     keys = declared_keys(path)
